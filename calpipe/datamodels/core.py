@@ -1,0 +1,306 @@
+"""ASDF-backed data models.
+
+A model is a thin wrapper around an ASDF tree: ``model.meta`` gives attribute access to the
+``meta`` mapping and every other top-level entry (``data``, ``dq``, ...) is an attribute too.
+Each class names its schema; files are validated when opened and when saved.
+"""
+
+import os
+from pathlib import Path
+
+import asdf
+import numpy as np
+from asdf.exceptions import ValidationError
+
+from calpipe.errors import CalpipeError
+
+SCHEMA_BASE = "asdf://calpipe.org/schemas/"
+
+
+class DataModelError(CalpipeError, ValueError):
+    """A file or tree that is not a valid calpipe model; the message is one line for the user."""
+
+
+class Node:
+    """Attribute access to a nested mapping; assigning to a missing branch creates it."""
+
+    __slots__ = ("_mapping",)
+
+    def __init__(self, mapping):
+        object.__setattr__(self, "_mapping", mapping)
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        try:
+            value = self._mapping[name]
+        except KeyError:
+            # Missing branches read as empty nodes that attach themselves on first write,
+            # so `model.meta.cal_step.saturation = "COMPLETE"` works on a fresh model.
+            return _Pending(self._mapping, name)
+        return Node(value) if isinstance(value, dict) else value
+
+    def __setattr__(self, name, value):
+        self._mapping[name] = value.to_dict() if isinstance(value, Node) else value
+
+    def __delattr__(self, name):
+        self._mapping.pop(name, None)
+
+    def __contains__(self, name):
+        return name in self._mapping
+
+    def __iter__(self):
+        return iter(self._mapping)
+
+    def __bool__(self):
+        return bool(self._mapping)
+
+    def __eq__(self, other):
+        other = other.to_dict() if isinstance(other, Node) else other
+        return self._mapping == other
+
+    def __repr__(self):
+        return f"Node({self._mapping!r})"
+
+    def get(self, name, default=None):
+        value = self._mapping.get(name, default)
+        return Node(value) if isinstance(value, dict) else value
+
+    def items(self):
+        return self._mapping.items()
+
+    def to_dict(self):
+        return self._mapping
+
+
+class _Pending(Node):
+    """An absent branch: empty when read, created in its parent when written to."""
+
+    __slots__ = ("_parent", "_name")
+
+    def __init__(self, parent, name):
+        super().__init__({})
+        object.__setattr__(self, "_parent", parent)
+        object.__setattr__(self, "_name", name)
+
+    def __setattr__(self, name, value):
+        self._parent.setdefault(self._name, self._mapping)
+        super().__setattr__(name, value)
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Pending(self._mapping, name) if name not in self._mapping else super().__getattr__(name)
+
+    def __bool__(self):
+        return False
+
+
+class DataModel:
+    """Base of every calpipe model. Subclasses set ``schema`` (the schema name without version)."""
+
+    schema = None
+    schema_version = "1.0.0"
+    crds_observatory = "roman"  # stpipe recognises models by this attribute; CRDS is never asked
+
+    def __init__(self, init=None, **entries):
+        object.__setattr__(self, "_asdf", None)
+        object.__setattr__(self, "_path", None)
+        if init is None:
+            tree = {}
+        elif isinstance(init, DataModel):
+            tree = dict(init._tree)
+        elif isinstance(init, dict):
+            tree = init
+        elif isinstance(init, (str, Path)):
+            af = _open_asdf(init, self.schema_uri())
+            object.__setattr__(self, "_asdf", af)
+            object.__setattr__(self, "_path", str(init))
+            tree = af.tree
+        else:
+            raise TypeError(f"cannot make a {type(self).__name__} from {type(init).__name__}")
+        object.__setattr__(self, "_tree", tree)
+        for name, value in entries.items():
+            tree[name] = value
+        meta = tree.setdefault("meta", {})
+        meta.setdefault("model_type", type(self).__name__)
+        if self._path is not None:
+            meta["filename"] = os.path.basename(self._path)
+            self._check(self._path)
+
+    # -- tree access ---------------------------------------------------------------------
+    @classmethod
+    def schema_uri(cls):
+        return f"{SCHEMA_BASE}{cls.schema}-{cls.schema_version}" if cls.schema else None
+
+    @property
+    def meta(self):
+        return Node(self._tree["meta"])
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            value = self._tree[name]
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__} has no {name!r}") from None
+        if hasattr(value, "_make_array"):
+            # A lazily loaded ASDF array: map it once and keep the plain ndarray view.
+            value = self._tree[name] = np.asarray(value)
+        return Node(value) if isinstance(value, dict) else value
+
+    def __setattr__(self, name, value):
+        if name.startswith("_") or isinstance(getattr(type(self), name, None), property):
+            object.__setattr__(self, name, value)
+        else:
+            self._tree[name] = value.to_dict() if isinstance(value, Node) else value
+
+    def __contains__(self, name):
+        return name in self._tree
+
+    @property
+    def tree(self):
+        return self._tree
+
+    # -- validation ----------------------------------------------------------------------
+    def validate(self, source=None):
+        """Check the tree against the schema and the model's own rules; raise DataModelError."""
+        uri = self.schema_uri()
+        if uri:
+            try:
+                asdf.AsdfFile(self._tree, custom_schema=uri).validate()
+            except ValidationError as err:
+                raise DataModelError(_describe(err, source or self._name())) from None
+        self._check(source)
+
+    def _check(self, source=None):
+        """Cross-array rules a schema cannot state (matching shapes and the like)."""
+        problems = list(self.problems())
+        if problems:
+            raise DataModelError(f"{source or self._name()}: {problems[0]}")
+
+    def problems(self):
+        """Yield one sentence per violated cross-array rule."""
+        return iter(())
+
+    def _name(self):
+        return self._path or self._tree.get("meta", {}).get("filename") or type(self).__name__
+
+    # -- stpipe's duck-typed model interface -------------------------------------------------
+    def get_crds_parameters(self):
+        """Flat {'meta.a.b': value} of the scalar metadata (used for logs and selection)."""
+        flat = {}
+
+        def walk(prefix, node):
+            for key, value in node.items():
+                if isinstance(value, dict):
+                    walk(f"{prefix}{key}.", value)
+                elif isinstance(value, (str, int, float, bool)):
+                    flat[f"{prefix}{key}"] = value
+
+        walk("meta.", self._tree.get("meta", {}))
+        return flat
+
+    def save(self, path, dir_path=None, *args, **kwargs):
+        """Validate, write to a temporary name beside the target and rename into place."""
+        if callable(path):
+            path = path(self.meta.get("filename") or type(self).__name__.lower())
+        path = os.fspath(path)
+        if dir_path:
+            path = os.path.join(dir_path, os.path.basename(path))
+        self._tree["meta"]["filename"] = os.path.basename(path)
+        self.validate(path)
+        write_tree(path, self._tree)
+        return path
+
+    def copy(self):
+        import copy
+
+        return type(self)(copy.deepcopy(_materialize(self._tree)))
+
+    def close(self):
+        if self._asdf is not None:
+            self._asdf.close()
+            object.__setattr__(self, "_asdf", None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self._name()}>"
+
+    @property
+    def shape(self):
+        data = self._tree.get("data")
+        return None if data is None else data.shape
+
+
+def write_tree(path, tree):
+    """Write an ASDF tree atomically: a crash never leaves a half-written file at ``path``."""
+    path = os.fspath(path)
+    tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.part")
+    try:
+        asdf.AsdfFile(tree).write_to(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _materialize(tree):
+    """Copy lazily loaded arrays into memory so the tree outlives its file."""
+    if isinstance(tree, dict):
+        return {k: _materialize(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_materialize(v) for v in tree]
+    if hasattr(tree, "__array__") and not isinstance(tree, np.ndarray | np.generic):
+        return np.array(tree)
+    return tree
+
+
+def _open_asdf(path, schema_uri):
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise DataModelError(f"{path}: no such file")
+    try:
+        af = asdf.open(path, lazy_load=True, memmap=True, custom_schema=schema_uri)
+    except ValidationError as err:
+        raise DataModelError(_describe(err, path)) from None
+    except Exception as err:  # asdf raises many kinds for a damaged file
+        raise DataModelError(f"{path}: not a readable ASDF file ({_one_line(err)})") from None
+    try:
+        _touch_arrays(af.tree)
+    except Exception as err:
+        af.close()
+        raise DataModelError(f"{path}: damaged or truncated array data ({_one_line(err)})") from None
+    return af
+
+
+def _touch_arrays(tree):
+    # Mapping each array finds a truncated file now rather than halfway through a step;
+    # with memory mapping this reads nothing.
+    if isinstance(tree, dict):
+        for value in tree.values():
+            _touch_arrays(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            _touch_arrays(value)
+    elif hasattr(tree, "_make_array"):
+        np.asarray(tree)
+
+
+def _describe(err, source):
+    where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+    message = _one_line(err.message)
+    if len(message) > 200:
+        message = message[:200] + "..."
+    return f"{source}: invalid at {where}: {message}"
+
+
+def _one_line(err):
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__

@@ -1,0 +1,119 @@
+"""The calpipe model classes, one per kind of file."""
+
+from .core import DataModel
+
+
+def _nresultants_problems(model):
+    meta = model.tree["meta"]
+    exposure = meta.get("exposure", {})
+    data = model.tree.get("data")
+    pattern = exposure.get("read_pattern")
+    if data is not None and pattern is not None and len(pattern) != data.shape[0]:
+        yield (
+            f"meta.exposure.read_pattern lists {len(pattern)} resultants "
+            f"but data holds {data.shape[0]}"
+        )
+    if pattern is not None and exposure.get("nresultants") not in (None, len(pattern)):
+        yield f"meta.exposure.nresultants is {exposure['nresultants']}, read_pattern has {len(pattern)}"
+
+
+def _same_shape(model, names, shape, what):
+    for name in names:
+        array = model.tree.get(name)
+        if array is not None and tuple(array.shape) != tuple(shape):
+            yield f"{name} has shape {tuple(array.shape)}, expected {tuple(shape)} ({what})"
+
+
+class RawModel(DataModel):
+    """Raw exposure: uint16 resultants (nresultants, ny, nx), reference border included."""
+
+    schema = "raw"
+
+    def problems(self):
+        yield from _nresultants_problems(self)
+
+
+class RampModel(DataModel):
+    """Resultants as float32 DN with group DQ (per resultant) and pixel DQ."""
+
+    schema = "ramp"
+
+    def problems(self):
+        yield from _nresultants_problems(self)
+        shape = self.data.shape
+        yield from _same_shape(self, ["groupdq"], shape, "as data")
+        yield from _same_shape(self, ["pixeldq"], shape[1:], "one value per pixel")
+
+
+class ImageModel(DataModel):
+    """Count-rate image in DN/s (rate or calibrated), science pixels only."""
+
+    schema = "image"
+
+    def problems(self):
+        names = ["dq", "err", "var_poisson", "var_rnoise", "var_flat"]
+        yield from _same_shape(self, names, self.data.shape, "as data")
+
+
+class _ReferenceModel(DataModel):
+    reftype = None
+
+    def problems(self):
+        main = self.tree.get("data", self.tree.get("dq"))
+        if main is not None:
+            yield from _same_shape(self, ["data", "err", "dq"], main.shape, "as the main array")
+
+
+class MaskRefModel(_ReferenceModel):
+    schema, reftype = "mask_ref", "mask"
+
+
+class SaturationRefModel(_ReferenceModel):
+    schema, reftype = "saturation_ref", "saturation"
+
+
+class LinearityRefModel(_ReferenceModel):
+    schema, reftype = "linearity_ref", "linearity"
+
+    def problems(self):
+        yield from _same_shape(self, ["dq"], self.coeffs.shape[1:], "one value per pixel")
+
+
+class DarkRefModel(_ReferenceModel):
+    schema, reftype = "dark_ref", "dark"
+
+
+class GainRefModel(_ReferenceModel):
+    schema, reftype = "gain_ref", "gain"
+
+
+class ReadnoiseRefModel(_ReferenceModel):
+    schema, reftype = "readnoise_ref", "readnoise"
+
+
+class FlatRefModel(_ReferenceModel):
+    schema, reftype = "flat_ref", "flat"
+
+
+class PhotomRefModel(_ReferenceModel):
+    schema, reftype = "photom_ref", "photom"
+
+
+MODELS = {
+    cls.__name__: cls
+    for cls in [
+        RawModel,
+        RampModel,
+        ImageModel,
+        MaskRefModel,
+        SaturationRefModel,
+        LinearityRefModel,
+        DarkRefModel,
+        GainRefModel,
+        ReadnoiseRefModel,
+        FlatRefModel,
+        PhotomRefModel,
+    ]
+}
+
+REFERENCE_MODELS = {cls.reftype: cls for cls in MODELS.values() if getattr(cls, "reftype", None)}

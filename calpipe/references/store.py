@@ -1,0 +1,133 @@
+"""A folder of reference files and an ``index.json`` describing them.
+
+A step asks for the best file of a type for an exposure: same instrument and detector, same
+optical element where the reference names one, and among those the one chosen by the
+exposure's start time and the selection rule (``before``: the newest whose USEAFTER is not
+after the exposure; ``after``: the oldest whose USEAFTER is not before it; ``nearest``).
+"""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from astropy.time import Time
+
+from calpipe.errors import CalpipeError
+
+INDEX_NAME = "index.json"
+SELECT_RULES = ("before", "after", "nearest")
+WILDCARDS = {"", "ANY", "N/A", "ALL"}
+
+
+class MissingReferenceError(CalpipeError, LookupError):
+    """No reference file fits; the message names the type, the exposure and the store."""
+
+
+class RefStore:
+    def __init__(self, path):
+        self.path = Path(path)
+
+    # -- index ---------------------------------------------------------------------------
+    @property
+    def index_path(self):
+        return self.path / INDEX_NAME
+
+    def entries(self):
+        if not self.index_path.exists():
+            return []
+        try:
+            return json.loads(self.index_path.read_text())["files"]
+        except (ValueError, KeyError) as err:
+            raise MissingReferenceError(f"{self.index_path}: unreadable store index ({err})") from None
+
+    def _write_index(self, entries):
+        entries = sorted(entries, key=lambda e: (e["reftype"], e["useafter"], e["path"]))
+        tmp = self.index_path.with_suffix(".part")
+        tmp.write_text(json.dumps({"version": 1, "files": entries}, indent=1) + "\n")
+        os.replace(tmp, self.index_path)
+
+    def add(self, paths):
+        """Register reference files, copying in those that live outside the store."""
+        from calpipe import datamodels
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        entries = {e["path"]: e for e in self.entries()}
+        added = []
+        for source in map(Path, paths):
+            model = datamodels.open(source)
+            with model:
+                if not hasattr(type(model), "reftype") or model.reftype is None:
+                    raise MissingReferenceError(f"{source}: not a reference file ({type(model).__name__})")
+                meta = model.meta
+                target = self.path / source.name
+                if source.resolve() != target.resolve():
+                    shutil.copyfile(source, target)
+                entry = {
+                    "path": target.name,
+                    "reftype": meta.reftype,
+                    "model_type": meta.model_type,
+                    "instrument": meta.instrument.name.upper(),
+                    "detector": meta.instrument.detector.upper(),
+                    "optical_element": (meta.instrument.get("optical_element") or "").upper(),
+                    "useafter": Time(meta.useafter).isot,
+                    "description": meta.get("description", ""),
+                }
+            entries[entry["path"]] = entry
+            added.append(entry)
+        self._write_index(entries.values())
+        return added
+
+    # -- selection -----------------------------------------------------------------------
+    def best(self, reftype, exposure_meta, select="before"):
+        """Path of the best reference of ``reftype`` for an exposure's ``meta``."""
+        if select not in SELECT_RULES:
+            raise ValueError(f"select must be one of {', '.join(SELECT_RULES)}, not {select!r}")
+        instrument = exposure_meta["instrument"]
+        keys = {
+            "instrument": instrument["name"].upper(),
+            "detector": instrument["detector"].upper(),
+            "optical_element": (instrument.get("optical_element") or "").upper(),
+        }
+        start = Time(exposure_meta["exposure"]["start_time"])
+        candidates = [
+            e
+            for e in self.entries()
+            if e["reftype"] == reftype
+            and e["instrument"] == keys["instrument"]
+            and e["detector"] in (keys["detector"], *WILDCARDS)
+            and e["optical_element"] in (keys["optical_element"], *WILDCARDS)
+        ]
+        chosen = _choose(candidates, start, select)
+        if chosen is None:
+            where = ", ".join(f"{k}={v}" for k, v in keys.items() if v)
+            found = f"{len(candidates)} of that type match the keys but none is {select} it" if candidates else "none matches"
+            raise MissingReferenceError(
+                f"no {reftype} reference for {where}, start {start.isot} (select={select}) "
+                f"in store {self.path}: {found}"
+            )
+        return str(self.path / chosen["path"])
+
+
+def _choose(candidates, start, select):
+    dated = [(Time(e["useafter"]), e) for e in candidates]
+    if select == "before":
+        dated = [d for d in dated if d[0] <= start]
+        return max(dated, key=lambda d: d[0].jd, default=(None, None))[1]
+    if select == "after":
+        dated = [d for d in dated if d[0] >= start]
+        return min(dated, key=lambda d: d[0].jd, default=(None, None))[1]
+    return min(dated, key=lambda d: abs((d[0] - start).jd), default=(None, None))[1]
+
+
+def find_store(path=None):
+    """The store named by ``path``, else by the ``CALPIPE_REFS`` environment variable."""
+    path = path or os.environ.get("CALPIPE_REFS")
+    if not path:
+        raise MissingReferenceError(
+            "no reference store: set CALPIPE_REFS to a store folder or pass --ref-store/ref_store"
+        )
+    store = RefStore(os.path.expanduser(path))
+    if not store.index_path.exists():
+        raise MissingReferenceError(f"reference store {store.path} has no {INDEX_NAME} (run `calpipe refs add`)")
+    return store

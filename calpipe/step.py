@@ -1,0 +1,171 @@
+"""calpipe's Step and Pipeline bases on stpipe.
+
+They bind stpipe to calpipe's data models and local reference store (CRDS is never
+contacted), and record for every step its status (``meta.cal_step``), the reference files it
+used (``meta.ref_file``) and what it cost (``meta.resources`` and a ``meta.cal_logs`` line).
+"""
+
+import functools
+import logging
+
+from stpipe import Pipeline, Step
+
+from calpipe import datamodels
+from calpipe.datamodels import DataModel, DataModelError
+from calpipe.references import RefStore, find_store
+from calpipe.resources import ResourceMonitor
+
+log = logging.getLogger("calpipe")
+
+# Suffixes calpipe writes; stripped from an input name before a new one is added.
+KNOWN_SUFFIXES = {
+    "uncal", "ramp", "rate", "cal", "cat", "segm", "wcs",
+    "dq_init", "saturation", "refpix", "linearity", "ramp_fit", "dark_current",
+    "flat_field", "photom", "assign_wcs", "source_catalog", "tweakreg",
+    "exposure_pipeline", "exposurepipeline",
+}
+SUFFIXES_LONGEST_FIRST = sorted(KNOWN_SUFFIXES, key=len, reverse=True)
+
+
+class CalStep(Step):
+    """Base of every calpipe step."""
+
+    spec = """
+    output_ext = string(default='.asdf')    # Extension of output files
+    ref_store = string(default=None)        # Reference store folder (default: $CALPIPE_REFS)
+    ref_select = option('before', 'after', 'nearest', default='before')  # Reference chosen by date
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "process" in cls.__dict__:
+            cls.process = _recorded(cls.process)
+
+    # -- models ------------------------------------------------------------------------
+    @classmethod
+    def _datamodels_open(cls, init, **kwargs):
+        return datamodels.open(init, **kwargs)
+
+    @staticmethod
+    def get_stpipe_loggers():
+        return ("stpipe", "calpipe", "py.warnings")
+
+    @staticmethod
+    def remove_suffix(name):
+        """Strip every known calpipe suffix from the end of a file's base name."""
+        stripped = True
+        while stripped:
+            stripped = False
+            for suffix in SUFFIXES_LONGEST_FIRST:
+                if name.lower().endswith("_" + suffix):
+                    name, stripped = name[: -len(suffix) - 1], True
+                    break
+        return name, "_"
+
+    # -- references (never CRDS) --------------------------------------------------------
+    @classmethod
+    def get_config_from_reference(cls, dataset, disable=None, crds_observatory=None):
+        return cls._empty_config()
+
+    @classmethod
+    def _get_config_from_parameters(cls, crds_parameters, crds_observatory):
+        return cls._empty_config()
+
+    def reference_store(self):
+        return find_store(self.search_attr("ref_store"))
+
+    def get_reference_file(self, input_model, reference_file_type):
+        """Path of the reference file: an ``override_<reftype>`` wins, else the store's best."""
+        override = self.get_ref_override(reference_file_type)
+        if override not in (None, ""):
+            if isinstance(override, DataModel):
+                self._reference_files_used.append((reference_file_type, repr(override)))
+                return override
+            if override.strip() == "N/A":
+                self._reference_files_used.append((reference_file_type, "N/A"))
+                return "N/A"
+            self._reference_files_used.append((reference_file_type, override))
+            return override
+        select = self.search_attr("ref_select") or "before"
+        path = self.reference_store().best(reference_file_type, input_model.meta.to_dict(), select)
+        self._reference_files_used.append((reference_file_type, path))
+        return path
+
+    def open_reference(self, input_model, reftype):
+        """The reference model of ``reftype`` for ``input_model``, checked to be of that type."""
+        found = self.get_reference_file(input_model, reftype)
+        if isinstance(found, DataModel):
+            return found
+        expected = datamodels.REFERENCE_MODELS[reftype]
+        model = datamodels.open(found)
+        if not isinstance(model, expected):
+            raise DataModelError(
+                f"{found}: expected a {reftype} reference ({expected.__name__}), got {type(model).__name__}"
+            )
+        return model
+
+    def finalize_result(self, result, reference_files_used):
+        if isinstance(result, DataModel):
+            for reftype, path in reference_files_used:
+                setattr(result.meta.ref_file, reftype, str(path))
+
+    def record(self, model, status):
+        """Set ``meta.cal_step.<alias>`` (COMPLETE, SKIPPED, FAILED)."""
+        setattr(model.meta.cal_step, self.class_alias, status)
+
+
+class CalPipeline(Pipeline, CalStep):
+    """Base of every calpipe pipeline."""
+
+    spec = """
+    output_ext = string(default='.asdf')    # Extension of output files
+    ref_store = string(default=None)        # Reference store folder (default: $CALPIPE_REFS)
+    ref_select = option('before', 'after', 'nearest', default='before')  # Reference chosen by date
+    """
+
+    @classmethod
+    def _get_config_from_parameters(cls, crds_parameters, crds_observatory):
+        return cls._empty_config()
+
+    def _precache_references(self, input_file):
+        """References are local: nothing to fetch ahead."""
+
+
+def _recorded(process):
+    """Wrap a step's ``process`` to record its status and its cost on the result."""
+
+    @functools.wraps(process)
+    def wrapper(self, *args, **kwargs):
+        with ResourceMonitor() as monitor:
+            result = process(self, *args, **kwargs)
+        for model in _models_in(result):
+            if self.class_alias not in model.meta.cal_step:
+                self.record(model, "COMPLETE")
+            usage = monitor.record()
+            setattr(model.meta.resources, self.class_alias, usage)
+            logs = model.meta.get("cal_logs") or []
+            logs.append(
+                f"{self.class_alias}: {usage['wall_seconds']:.2f} s, "
+                f"peak RSS {usage['peak_rss_mb']:.0f} MB"
+            )
+            model.meta.cal_logs = logs
+        log.info(
+            "%s took %.2f s, peak RSS %.0f MB",
+            self.class_alias, monitor.wall_seconds, monitor.peak_rss / 2**20,
+        )
+        return result
+
+    return wrapper
+
+
+def _models_in(result):
+    if isinstance(result, DataModel):
+        return [result]
+    if isinstance(result, (list, tuple)):
+        return [m for m in result if isinstance(m, DataModel)]
+    if hasattr(result, "models_in_memory"):
+        return result.models_in_memory()
+    return []
+
+
+__all__ = ["CalPipeline", "CalStep", "RefStore"]
