@@ -2,8 +2,17 @@
 
 from pathlib import Path
 
+# (class path, alias, is_pipeline)
 STEPS = [
-    # (class path, alias, is_pipeline)
+    ("calpipe.steps.DQInitStep", "dq_init", False),
+    ("calpipe.steps.SaturationStep", "saturation", False),
+    ("calpipe.steps.RefPixStep", "refpix", False),
+    ("calpipe.steps.LinearityStep", "linearity", False),
+    ("calpipe.steps.RampFitStep", "ramp_fit", False),
+    ("calpipe.steps.DarkCurrentStep", "dark_current", False),
+    ("calpipe.steps.FlatFieldStep", "flat_field", False),
+    ("calpipe.steps.PhotomStep", "photom", False),
+    ("calpipe.pipelines.ExposurePipeline", "exposure_pipeline", True),
 ]
 
 

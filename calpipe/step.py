@@ -10,12 +10,13 @@ import logging
 
 from stpipe import Pipeline, Step
 
-from calpipe import datamodels
+from calpipe import _dashed_options, datamodels
 from calpipe.datamodels import DataModel, DataModelError
 from calpipe.references import RefStore, find_store
 from calpipe.resources import ResourceMonitor
 
 log = logging.getLogger("calpipe")
+_dashed_options.install()
 
 # Suffixes calpipe writes; stripped from an input name before a new one is added.
 KNOWN_SUFFIXES = {

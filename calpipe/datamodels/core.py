@@ -46,6 +46,12 @@ class Node:
     def __delattr__(self, name):
         self._mapping.pop(name, None)
 
+    def __getitem__(self, name):
+        return self.__getattr__(name)
+
+    def __setitem__(self, name, value):
+        self.__setattr__(name, value)
+
     def __contains__(self, name):
         return name in self._mapping
 

@@ -1,0 +1,5 @@
+"""calpipe's pipelines."""
+
+from .exposure import ExposurePipeline
+
+__all__ = ["ExposurePipeline"]

@@ -1,0 +1,93 @@
+"""ExposurePipeline: raw up-the-ramp exposures in, calibrated count-rate images out."""
+
+import numpy as np
+
+from calpipe import datamodels
+from calpipe.datamodels import ImageModel, dqflags
+from calpipe.step import CalPipeline
+from calpipe.steps import (
+    DarkCurrentStep,
+    DQInitStep,
+    FlatFieldStep,
+    LinearityStep,
+    PhotomStep,
+    RampFitStep,
+    RefPixStep,
+    SaturationStep,
+)
+from calpipe.steps._common import science
+
+AFTER_SATURATION = ["refpix", "linearity", "ramp_fit", "dark_current", "flat_field", "photom"]
+
+
+class ExposurePipeline(CalPipeline):
+    """dq_init, saturation, refpix, linearity, ramp_fit, dark_current, flat_field, photom."""
+
+    class_alias = "exposure_pipeline"
+    spec = """
+    suffix = string(default='cal')   # Suffix of the calibrated product
+    """
+    step_defs = {
+        "dq_init": DQInitStep,
+        "saturation": SaturationStep,
+        "refpix": RefPixStep,
+        "linearity": LinearityStep,
+        "ramp_fit": RampFitStep,
+        "dark_current": DarkCurrentStep,
+        "flat_field": FlatFieldStep,
+        "photom": PhotomStep,
+    }
+
+    def process(self, input):
+        data = datamodels.open(input)
+        if hasattr(data, "borrow"):  # an association: calibrate each member in turn
+            return self._process_library(data)
+        return self.calibrate(data)
+
+    def _process_library(self, library):
+        self.output_use_model = True
+        for step in self.step_defs:
+            getattr(self, step).output_use_model = True
+        results = []
+        with library:
+            for index, model in enumerate(library):
+                image = self.calibrate(model)
+                results.append(image)
+                library.shelve(model, index, modify=False)
+        return results
+
+    def calibrate(self, raw):
+        """Run one exposure through every step."""
+        self.log.info("Calibrating %s", raw.meta.get("filename"))
+        ramp = self.dq_init.run(raw)
+        ramp = self.saturation.run(ramp)
+        if fully_saturated(ramp.groupdq):
+            self.log.warning("Every resultant of every pixel is saturated: zero image, later steps skipped")
+            image = saturated_image(ramp)
+            for name in AFTER_SATURATION:
+                setattr(image.meta.cal_step, getattr(self, name).class_alias, "SKIPPED")
+            return image
+        ramp = self.refpix.run(ramp)
+        ramp = self.linearity.run(ramp)
+        image = self.ramp_fit.run(ramp)
+        del ramp
+        image = self.dark_current.run(image)
+        image = self.flat_field.run(image)
+        image = self.photom.run(image)
+        return image
+
+
+def fully_saturated(groupdq):
+    """True when every resultant of every pixel carries SATURATED."""
+    return all(np.all(plane & dqflags.SATURATED) for plane in groupdq)
+
+
+def saturated_image(ramp):
+    """The product of a fully saturated exposure: zero data and variances, flags kept."""
+    shape = science(ramp.pixeldq).shape
+    zeros = lambda: np.zeros(shape, dtype=np.float32)  # noqa: E731
+    dq = science(ramp.pixeldq) | science(ramp.groupdq[0]) | dqflags.SATURATED | dqflags.DO_NOT_USE
+    return ImageModel(
+        meta=dict(ramp.meta.to_dict(), model_type="ImageModel"),
+        data=zeros(), dq=dq.astype(np.uint32), err=zeros(), var_poisson=zeros(), var_rnoise=zeros(),
+    )

@@ -1,0 +1,35 @@
+"""flat_field: divide by the flat, propagating its error into var_flat."""
+
+from calpipe import datamodels
+from calpipe.kernels.image import apply_flat
+from calpipe.step import CalStep
+
+from ._common import check_shape, is_imaging, science
+
+
+class FlatFieldStep(CalStep):
+    """Flat-field imaging exposures; NaN or non-positive flat values get NO_FLAT_FIELD."""
+
+    class_alias = "flat_field"
+    reference_file_types = ["flat"]
+
+    def process(self, input):
+        model = datamodels.open(input)
+        if not is_imaging(model):
+            self.log.info("Exposure type %s is not imaging: flat field skipped", model.meta.exposure.type)
+            self.record(model, "SKIPPED")
+            return model
+        ref = self.open_reference(model, "flat")
+        check_shape(science(ref.data), "data", model.data.shape, ref.meta.filename)
+        model.var_flat = apply_flat(
+            model.data,
+            model.var_poisson,
+            model.var_rnoise,
+            model.err,
+            model.dq,
+            science(ref.data),
+            flat_err=science(ref.err),
+            flat_dq=science(ref.dq),
+        )
+        ref.close()
+        return model

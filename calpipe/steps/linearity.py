@@ -1,0 +1,22 @@
+"""linearity: map measured counts to linear counts with a per-pixel polynomial."""
+
+from calpipe import datamodels
+from calpipe.kernels.linearity import correct_linearity
+from calpipe.step import CalStep
+
+from ._common import check_shape
+
+
+class LinearityStep(CalStep):
+    """Correct non-linearity; pixels with NaN or zero coefficients get NO_LIN_CORR."""
+
+    class_alias = "linearity"
+    reference_file_types = ["linearity"]
+
+    def process(self, input):
+        model = datamodels.open(input)
+        ref = self.open_reference(model, "linearity")
+        check_shape(ref.coeffs[0], "coeffs", model.data.shape[1:], ref.meta.filename)
+        correct_linearity(model.data, model.groupdq, ref.coeffs, model.pixeldq, coeffs_dq=ref.dq)
+        ref.close()
+        return model

@@ -1,0 +1,64 @@
+"""ramp_fit: fit a count rate to every pixel's resultants, finding and splitting at jumps."""
+
+import numpy as np
+
+from calpipe import datamodels
+from calpipe.datamodels import ImageModel
+from calpipe.errors import InputError
+from calpipe.kernels.ramp import fit_ramps
+from calpipe.step import CalStep
+
+from ._common import check_shape, science
+
+
+class RampFitStep(CalStep):
+    """Up-the-ramp fit with jump detection: RampModel in, rate ImageModel (science pixels) out."""
+
+    class_alias = "ramp_fit"
+    reference_file_types = ["readnoise", "gain"]
+    spec = """
+    algorithm = option('likely', 'optimal', default='likely')  # Likelihood fit (Brandt 2024) or optimal weighting (Casertano 2022)
+    detect_jumps = boolean(default=True)    # Find cosmic-ray jumps and split ramps there
+    jump_threshold = float(default=None)    # Jump significance threshold; None: the algorithm's default
+    block_rows = integer(default=256, min=1)  # Rows of pixels fitted together (memory vs overhead)
+    save_jumps = boolean(default=False)     # Keep the per-resultant jump flags in the output
+    suffix = string(default='rate')         # Suffix of the saved rate image
+    """
+
+    def process(self, input):
+        model = datamodels.open(input)
+        if not isinstance(model, datamodels.RampModel):
+            raise InputError(f"{model.meta.get('filename')}: ramp_fit needs a ramp, got {type(model).__name__}")
+        readnoise = self.open_reference(model, "readnoise")
+        gain = self.open_reference(model, "gain")
+        detector_shape = model.data.shape[1:]
+        for ref in (readnoise, gain):
+            check_shape(ref.data, "data", detector_shape, ref.meta.filename)
+
+        fit = fit_ramps(
+            science(model.data),
+            science(model.groupdq),
+            np.ascontiguousarray(science(readnoise.data)),
+            np.ascontiguousarray(science(gain.data)),
+            model.meta.exposure.read_pattern,
+            model.meta.exposure.frame_time,
+            algorithm=self.algorithm,
+            detect_jumps=self.detect_jumps,
+            jump_threshold=self.jump_threshold,
+            block_rows=self.block_rows,
+            return_jumps=self.save_jumps,
+        )
+        readnoise.close()
+        gain.close()
+        image = ImageModel(
+            meta=dict(model.meta.to_dict(), model_type="ImageModel"),
+            data=fit.slope,
+            dq=science(model.pixeldq) | fit.dq,
+            err=fit.err,
+            var_poisson=fit.var_poisson,
+            var_rnoise=fit.var_rnoise,
+        )
+        if fit.jumps is not None:
+            image.jumps = fit.jumps
+        image.meta.ramp_fit = {"algorithm": self.algorithm, "detect_jumps": self.detect_jumps}
+        return image

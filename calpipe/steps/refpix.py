@@ -1,0 +1,21 @@
+"""refpix: remove bias drifts tracked by the reference pixels on the detector border."""
+
+from calpipe import datamodels
+from calpipe.kernels.refpix import correct_refpix
+from calpipe.step import CalStep
+
+from ._common import BORDER
+
+
+class RefPixStep(CalStep):
+    """Subtract per-channel, per-resultant bias drifts measured on the border pixels."""
+
+    class_alias = "refpix"
+    spec = """
+    nchannels = integer(default=32, min=1)   # Amplifier channels across the detector
+    """
+
+    def process(self, input):
+        model = datamodels.open(input)
+        correct_refpix(model.data, border=BORDER, nchannels=self.nchannels)
+        return model

@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+from conftest import exposure_meta, ref_meta
+
+from calpipe import datamodels as dm
+from calpipe.references import MissingReferenceError, RefStore, find_store
+
+
+def _dark(path, useafter, detector="WFI01"):
+    meta = ref_meta("dark", useafter)
+    meta["instrument"]["detector"] = detector
+    model = dm.DarkRefModel(meta=meta, data=np.zeros((8, 8), np.float32), dq=np.zeros((8, 8), np.uint32))
+    return model.save(path)
+
+
+@pytest.fixture
+def store(tmp_path):
+    outside = tmp_path / "incoming"
+    outside.mkdir()
+    files = [
+        _dark(outside / "dark_2020.asdf", "2020-01-01T00:00:00"),
+        _dark(outside / "dark_2027a.asdf", "2027-05-01T00:00:00"),
+        _dark(outside / "dark_2028.asdf", "2028-01-01T00:00:00"),
+        _dark(outside / "dark_other_det.asdf", "2027-05-31T00:00:00", detector="WFI02"),
+    ]
+    store = RefStore(tmp_path / "refs")
+    store.add(files)
+    return store
+
+
+@pytest.mark.parametrize(
+    "select, expected",
+    [("before", "dark_2027a.asdf"), ("after", "dark_2028.asdf"), ("nearest", "dark_2027a.asdf")],
+)
+def test_selection_by_date(store, select, expected):
+    meta = exposure_meta(start_time="2027-06-01T00:00:00")
+    assert store.best("dark", meta, select).endswith("/" + expected)
+
+
+def test_nearest_picks_the_closest_side(store):
+    meta = exposure_meta(start_time="2027-12-20T00:00:00")
+    assert store.best("dark", meta, "nearest").endswith("dark_2028.asdf")
+    assert store.best("dark", meta, "before").endswith("dark_2027a.asdf")
+
+
+def test_add_copies_into_the_store_and_indexes(store):
+    names = sorted(p.name for p in store.path.iterdir())
+    assert names == ["dark_2020.asdf", "dark_2027a.asdf", "dark_2028.asdf", "dark_other_det.asdf", "index.json"]
+    assert {e["detector"] for e in store.entries()} == {"WFI01", "WFI02"}
+
+
+def test_missing_reference_names_type_keys_and_store(store):
+    meta = exposure_meta(start_time="2019-01-01T00:00:00")
+    with pytest.raises(MissingReferenceError) as info:
+        store.best("dark", meta, "before")
+    message = str(info.value)
+    assert "dark" in message and "detector=WFI01" in message and str(store.path) in message
+    with pytest.raises(MissingReferenceError, match="no flat reference"):
+        store.best("flat", exposure_meta(), "before")
+
+
+def test_optical_element_must_match_when_the_reference_names_one(tmp_path):
+    def flat(name, element):
+        m = dm.FlatRefModel(
+            meta=ref_meta("flat", optical_element=element), data=np.ones((8, 8), np.float32),
+            err=np.zeros((8, 8), np.float32), dq=np.zeros((8, 8), np.uint32),
+        )
+        return m.save(tmp_path / name)
+
+    store = RefStore(tmp_path / "refs")
+    store.add([flat("flat_f062.asdf", "F062"), flat("flat_f158.asdf", "F158")])
+    assert store.best("flat", exposure_meta(), "before").endswith("flat_f158.asdf")
+
+
+def test_store_comes_from_the_environment(store, monkeypatch):
+    monkeypatch.setenv("CALPIPE_REFS", str(store.path))
+    assert find_store().path == store.path
+    monkeypatch.delenv("CALPIPE_REFS")
+    with pytest.raises(MissingReferenceError, match="CALPIPE_REFS"):
+        find_store()
