@@ -22,6 +22,14 @@ def _underscored(parser, argument):
     return twin + sep + value if twin in known else argument
 
 
+_state = {"command_line": False}
+
+
+def from_command_line():
+    """True once stpipe has built a command-line parser in this process (a `strun` run)."""
+    return _state["command_line"]
+
+
 def install():
     build = _cmdline._build_arg_parser_from_spec
     if getattr(build, "_calpipe", False):
@@ -29,6 +37,7 @@ def install():
 
     @functools.wraps(build)
     def build_accepting_dashes(*args, **kwargs):
+        _state["command_line"] = True
         parser = build(*args, **kwargs)
         parse = parser.parse_args
 

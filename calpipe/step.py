@@ -7,11 +7,13 @@ used (``meta.ref_file``) and what it cost (``meta.resources`` and a ``meta.cal_l
 
 import functools
 import logging
+import sys
 
 from stpipe import Pipeline, Step
 
 from calpipe import _dashed_options, datamodels
 from calpipe.datamodels import DataModel, DataModelError
+from calpipe.errors import CalpipeError
 from calpipe.references import RefStore, find_store
 from calpipe.resources import ResourceMonitor
 
@@ -41,6 +43,16 @@ class CalStep(Step):
         super().__init_subclass__(**kwargs)
         if "process" in cls.__dict__:
             cls.process = _recorded(cls.process)
+
+    def run(self, *args):
+        try:
+            return super().run(*args)
+        except CalpipeError as err:
+            # A user's mistake on the command line: one line and an exit status, no traceback.
+            if self.parent is None and _dashed_options.from_command_line():
+                print(f"{self.class_alias}: error: {err}", file=sys.stderr)
+                raise SystemExit(err.exit_status) from None
+            raise
 
     # -- models ------------------------------------------------------------------------
     @classmethod
