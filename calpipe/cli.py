@@ -150,7 +150,7 @@ def run_demo(args):
     print(f"1. Simulating a {args.size}x{args.size} exposure with {args.nresultants} resultants in {work}/")
     sim = simulate(work, size=args.size, nresultants=args.nresultants, seed=args.seed, progress=_progress)
     out = work / "out"
-    command = [str(sim.uncal), "--output-dir", str(out), "--ref-store", str(sim.refs)]
+    command = [str(sim.uncal), "--output-dir", str(out), "--ref-store", str(sim.refs), "--log-level", "WARNING"]
     print(f"2. Running: strun exposure_pipeline {' '.join(command)}")
     t0 = time.perf_counter()
     ExposurePipeline.from_cmdline(["exposure_pipeline", *command])
@@ -162,8 +162,9 @@ def run_demo(args):
         status = cal.meta.cal_step.to_dict()
         stats = compare(cal, truth.tree)
     print(f"3. Steps ({wall:.1f} s in all, including start-up):")
-    for name, usage in resources.items():
-        if name != "exposure_pipeline":
+    for name in ExposurePipeline.step_defs:
+        if name in resources:
+            usage = resources[name]
             print(
                 f"   {name:<13} {status.get(name, '?'):<9} {usage['wall_seconds']:7.2f} s"
                 f"   peak RSS {usage['peak_rss_mb']:7.0f} MB"

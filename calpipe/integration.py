@@ -12,7 +12,13 @@ STEPS = [
     ("calpipe.steps.DarkCurrentStep", "dark_current", False),
     ("calpipe.steps.FlatFieldStep", "flat_field", False),
     ("calpipe.steps.PhotomStep", "photom", False),
+    ("calpipe.steps.AssignWcsStep", "assign_wcs", False),
+    ("calpipe.steps.SourceCatalogStep", "source_catalog", False),
+    ("calpipe.steps.TweakRegStep", "tweakreg", False),
+    ("calpipe.steps.ScrubStep", "scrub", False),
+    ("calpipe.steps.IngestStep", "ingest", False),
     ("calpipe.pipelines.ExposurePipeline", "exposure_pipeline", True),
+    ("calpipe.pipelines.TrainingIngestPipeline", "training_ingest", True),
 ]
 
 

@@ -63,6 +63,10 @@ class CalStep(Step):
     def get_stpipe_loggers():
         return ("stpipe", "calpipe", "py.warnings")
 
+    def default_suffix(self):
+        """A product is named after the step's alias: ``x_saturation.asdf``, not ``x_saturationstep``."""
+        return self.class_alias or super().default_suffix()
+
     @staticmethod
     def remove_suffix(name):
         """Strip every known calpipe suffix from the end of a file's base name."""
@@ -74,6 +78,11 @@ class CalStep(Step):
                     name, stripped = name[: -len(suffix) - 1], True
                     break
         return name, "_"
+
+    def open_for_update(self, input):
+        """The input as a model whose arrays this step may change in place."""
+        model = datamodels.open(input)
+        return model if model is input else model.load_arrays()
 
     # -- references (never CRDS) --------------------------------------------------------
     @classmethod

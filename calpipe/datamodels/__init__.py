@@ -10,6 +10,7 @@ from .models import (
     MODELS,
     REFERENCE_MODELS,
     DarkRefModel,
+    DistortionRefModel,
     FlatRefModel,
     GainRefModel,
     ImageModel,
@@ -20,6 +21,8 @@ from .models import (
     RawModel,
     ReadnoiseRefModel,
     SaturationRefModel,
+    SegmentationModel,
+    WcsModel,
 )
 
 __all__ = [
@@ -28,6 +31,7 @@ __all__ = [
     "DataModel",
     "DataModelError",
     "DarkRefModel",
+    "DistortionRefModel",
     "FlatRefModel",
     "GainRefModel",
     "ImageModel",
@@ -39,6 +43,8 @@ __all__ = [
     "RawModel",
     "ReadnoiseRefModel",
     "SaturationRefModel",
+    "SegmentationModel",
+    "WcsModel",
     "dqflags",
     "model_type_of",
     "open",

@@ -219,6 +219,13 @@ class DataModel:
         write_tree(path, self._tree)
         return path
 
+    def load_arrays(self):
+        """Read every array into writable memory and let go of the file (for in-place steps)."""
+        materialized = _materialize(self._tree, writable=True)
+        self.close()
+        object.__setattr__(self, "_tree", materialized)
+        return self
+
     def copy(self):
         import copy
 
@@ -257,14 +264,15 @@ def write_tree(path, tree):
     return path
 
 
-def _materialize(tree):
-    """Copy lazily loaded arrays into memory so the tree outlives its file."""
+def _materialize(tree, writable=False):
+    """Copy lazily loaded (or read-only mapped) arrays into memory so the tree outlives its file."""
     if isinstance(tree, dict):
-        return {k: _materialize(v) for k, v in tree.items()}
+        return {k: _materialize(v, writable) for k, v in tree.items()}
     if isinstance(tree, list):
-        return [_materialize(v) for v in tree]
-    if hasattr(tree, "__array__") and not isinstance(tree, np.ndarray | np.generic):
-        return np.array(tree)
+        return [_materialize(v, writable) for v in tree]
+    if hasattr(tree, "__array__") and not isinstance(tree, np.generic):
+        if not isinstance(tree, np.ndarray) or (writable and not tree.flags.writeable):
+            return np.array(tree)
     return tree
 
 
@@ -274,6 +282,7 @@ def _open_asdf(path, schema_uri):
         raise DataModelError(f"{path}: no such file")
     try:
         af = asdf.open(path, lazy_load=True, memmap=True, custom_schema=schema_uri)
+        af.validate()  # opening alone does not check array dtypes and shapes
     except ValidationError as err:
         raise DataModelError(_describe(err, path)) from None
     except Exception as err:  # asdf raises many kinds for a damaged file

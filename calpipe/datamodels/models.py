@@ -1,6 +1,7 @@
 """The calpipe model classes, one per kind of file."""
 
 from .core import DataModel
+from .products import DistortionRefModel, SegmentationModel, WcsModel
 
 
 def _nresultants_problems(model):
@@ -113,6 +114,9 @@ MODELS = {
         ReadnoiseRefModel,
         FlatRefModel,
         PhotomRefModel,
+        DistortionRefModel,
+        SegmentationModel,
+        WcsModel,
     ]
 }
 

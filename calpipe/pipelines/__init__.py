@@ -1,5 +1,6 @@
 """calpipe's pipelines."""
 
 from .exposure import ExposurePipeline
+from .training_ingest import TrainingIngestPipeline
 
-__all__ = ["ExposurePipeline"]
+__all__ = ["ExposurePipeline", "TrainingIngestPipeline"]

@@ -1,6 +1,5 @@
 """dark_current: subtract the dark-current rate from the slope image."""
 
-from calpipe import datamodels
 from calpipe.errors import InputError
 from calpipe.kernels.image import dark_scale, subtract_dark
 from calpipe.step import CalStep
@@ -20,7 +19,7 @@ class DarkCurrentStep(CalStep):
     """
 
     def process(self, input):
-        model = datamodels.open(input)
+        model = self.open_for_update(input)
         ref = self.open_reference(model, "dark")
         check_shape(science(ref.data), "data", model.data.shape, ref.meta.filename)
         scale = 1.0

@@ -1,6 +1,5 @@
 """flat_field: divide by the flat, propagating its error into var_flat."""
 
-from calpipe import datamodels
 from calpipe.kernels.image import apply_flat
 from calpipe.step import CalStep
 
@@ -14,7 +13,7 @@ class FlatFieldStep(CalStep):
     reference_file_types = ["flat"]
 
     def process(self, input):
-        model = datamodels.open(input)
+        model = self.open_for_update(input)
         if not is_imaging(model):
             self.log.info("Exposure type %s is not imaging: flat field skipped", model.meta.exposure.type)
             self.record(model, "SKIPPED")

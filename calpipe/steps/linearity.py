@@ -1,6 +1,5 @@
 """linearity: map measured counts to linear counts with a per-pixel polynomial."""
 
-from calpipe import datamodels
 from calpipe.kernels.linearity import correct_linearity
 from calpipe.step import CalStep
 
@@ -14,7 +13,7 @@ class LinearityStep(CalStep):
     reference_file_types = ["linearity"]
 
     def process(self, input):
-        model = datamodels.open(input)
+        model = self.open_for_update(input)
         ref = self.open_reference(model, "linearity")
         check_shape(ref.coeffs[0], "coeffs", model.data.shape[1:], ref.meta.filename)
         correct_linearity(model.data, model.groupdq, ref.coeffs, model.pixeldq, coeffs_dq=ref.dq)

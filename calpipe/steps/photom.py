@@ -2,7 +2,6 @@
 
 import math
 
-from calpipe import datamodels
 from calpipe.step import CalStep
 
 STERADIAN_TO_ARCSEC2 = (180 / math.pi * 3600) ** 2
@@ -15,7 +14,7 @@ class PhotomStep(CalStep):
     reference_file_types = ["photom"]
 
     def process(self, input):
-        model = datamodels.open(input)
+        model = self.open_for_update(input)
         ref = self.open_reference(model, "photom")
         element = model.meta.instrument.optical_element.upper()
         row = {k.upper(): v for k, v in ref.phot_table.items()}.get(element)

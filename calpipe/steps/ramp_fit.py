@@ -26,7 +26,7 @@ class RampFitStep(CalStep):
     """
 
     def process(self, input):
-        model = datamodels.open(input)
+        model = datamodels.open(input)  # read only: the fit writes new arrays
         if not isinstance(model, datamodels.RampModel):
             raise InputError(f"{model.meta.get('filename')}: ramp_fit needs a ramp, got {type(model).__name__}")
         readnoise = self.open_reference(model, "readnoise")

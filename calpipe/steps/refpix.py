@@ -1,6 +1,5 @@
 """refpix: remove bias drifts tracked by the reference pixels on the detector border."""
 
-from calpipe import datamodels
 from calpipe.kernels.refpix import correct_refpix
 from calpipe.step import CalStep
 
@@ -16,6 +15,6 @@ class RefPixStep(CalStep):
     """
 
     def process(self, input):
-        model = datamodels.open(input)
+        model = self.open_for_update(input)
         correct_refpix(model.data, border=BORDER, nchannels=self.nchannels)
         return model

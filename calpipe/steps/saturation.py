@@ -1,6 +1,5 @@
 """saturation: flag resultants at or above the per-pixel saturation threshold."""
 
-from calpipe import datamodels
 from calpipe.kernels.saturation import flag_saturation
 from calpipe.step import CalStep
 
@@ -14,7 +13,7 @@ class SaturationStep(CalStep):
     reference_file_types = ["saturation"]
 
     def process(self, input):
-        model = datamodels.open(input)
+        model = self.open_for_update(input)
         ref = self.open_reference(model, "saturation")
         check_shape(ref.data, "data", model.data.shape[1:], ref.meta.filename)
         flag_saturation(

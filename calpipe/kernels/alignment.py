@@ -1,0 +1,330 @@
+"""Alignment of exposures' WCSs: relative (to one another), then absolute (to a reference catalog).
+
+Built on tweakwcs' V2/V3 tangent-plane corrector: sources are matched in the tangent plane
+of the reference point (arcsec), first offset from a 2-D histogram of separations, then
+tolerance matching; a linear transform is fitted with sigma clipping and applied to each
+gwcs as a correction inserted after the ``v2v3vacorr`` frame.
+
+Nothing here raises for a field that cannot be aligned: every exposure gets a result with
+``status`` ``"SUCCESS"``, ``"FAILED"`` (with a ``reason``; its WCS is returned untouched) or
+``"SKIPPED"``.
+
+Fit conventions (tweakwcs'): corrected tangent-plane position = matrix @ position + shift,
+the tangent plane centred on the exposure's (v2_ref, v3_ref) with its axes along the V2/V3
+directions; ``shift`` in arcsec, ``rotation`` in degrees, ``rms`` the root-mean-square
+residual (arcsec) of the matched sources after the fit.
+"""
+
+import warnings
+from copy import deepcopy
+
+import numpy as np
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+from astropy.table import Table
+from astropy.time import Time
+
+FITGEOMS = ("shift", "rshift", "rscale", "general")
+DEFAULT_REF_EPOCH = 2016.0  # Gaia DR3
+
+_RA_NAMES = ("ra", "ra_deg", "raj2000", "ra_icrs")
+_DEC_NAMES = ("dec", "dec_deg", "dej2000", "decj2000", "de_icrs", "dec_icrs")
+_PMRA_NAMES = ("pmra", "pm_ra", "pm_ra_cosdec", "pmra_cosdec")
+_PMDEC_NAMES = ("pmdec", "pm_dec", "pmde")
+_EPOCH_NAMES = ("ref_epoch", "epoch", "epoch_jyear")
+
+
+def propagate(ra, dec, pmra, pmdec, from_epoch, to_epoch):
+    """Positions (deg) moved by proper motions (mas/yr; ``pmra`` includes cos Dec) between
+    Julian-year epochs. ``from_epoch`` may be one value or one per star."""
+    ra = np.asarray(ra, float)
+    dec = np.asarray(dec, float)
+    if ra.size == 0:
+        return ra.copy(), dec.copy()
+    from_epoch = np.broadcast_to(np.asarray(from_epoch, float), ra.shape)
+    if np.allclose(from_epoch, to_epoch):
+        return ra.copy(), dec.copy()
+    coords = SkyCoord(
+        ra=ra * u.deg,
+        dec=dec * u.deg,
+        pm_ra_cosdec=np.nan_to_num(np.asarray(pmra, float)) * u.mas / u.yr,
+        pm_dec=np.nan_to_num(np.asarray(pmdec, float)) * u.mas / u.yr,
+        obstime=Time(from_epoch, format="jyear", scale="tcb"),
+        frame="icrs",
+    )
+    with warnings.catch_warnings():
+        # Without a distance ERFA takes the star as very distant and warns; that is intended.
+        warnings.simplefilter("ignore")
+        moved = coords.apply_space_motion(new_obstime=Time(to_epoch, format="jyear", scale="tcb"))
+    return np.mod(moved.ra.deg, 360.0), moved.dec.deg
+
+
+def _column(table, names):
+    lower = {name.lower(): name for name in table.colnames}
+    for name in names:
+        if name in lower:
+            return lower[name]
+    return None
+
+
+def reference_at_epoch(table, epoch, default_epoch=DEFAULT_REF_EPOCH):
+    """A reference catalog with ``RA``/``DEC`` (deg) at ``epoch`` (Julian year), for tweakwcs.
+
+    Columns are found case-insensitively (ra/dec, pmra/pmdec, ref_epoch or epoch); the epoch
+    may also be ``table.meta['ref_epoch']`` or ``['epoch']``, else ``default_epoch``. Rows
+    without a finite position are dropped. Returns ``(table, note)``, ``note`` saying whether
+    proper motions were applied.
+    """
+    ra_name, dec_name = _column(table, _RA_NAMES), _column(table, _DEC_NAMES)
+    if ra_name is None or dec_name is None:
+        raise KeyError(f"reference catalog needs ra and dec columns, has {table.colnames}")
+    ra = np.asarray(table[ra_name], float)
+    dec = np.asarray(table[dec_name], float)
+    pmra_name, pmdec_name = _column(table, _PMRA_NAMES), _column(table, _PMDEC_NAMES)
+    if pmra_name is None or pmdec_name is None:
+        note = "no proper motions in the reference catalog: positions used as they are"
+    else:
+        note = "no exposure epoch given: reference positions used as they are"
+    if pmra_name is not None and pmdec_name is not None and epoch is not None:
+        epoch_name = _column(table, _EPOCH_NAMES)
+        if epoch_name is not None:
+            ref_epoch = np.asarray(table[epoch_name], float)
+        else:
+            meta = {k.lower(): v for k, v in table.meta.items()}
+            ref_epoch = float(meta.get("ref_epoch", meta.get("epoch", default_epoch)))
+        pmra = np.asarray(table[pmra_name], float)
+        pmdec = np.asarray(table[pmdec_name], float)
+        ra, dec = propagate(ra, dec, pmra, pmdec, ref_epoch, epoch)
+        mean_epoch = float(np.nanmean(ref_epoch)) if np.size(ref_epoch) else float("nan")
+        note = f"proper motions applied from epoch {mean_epoch:.3f} to {epoch:.3f}"
+    good = np.isfinite(ra) & np.isfinite(dec)
+    out = Table({"RA": ra[good], "DEC": dec[good]})
+    return out, note
+
+
+def _fit_summary(info):
+    """The JSON-friendly part of a tweakwcs ``fit_info``."""
+    fitgeom = info.get("fitgeom")
+    rot = info.get("proper_rot") if fitgeom in ("rshift", "rscale") else info.get("<rot>")
+    return {
+        "fitgeom": fitgeom,
+        "shift": [float(v) for v in info["shift"]],
+        "rotation": float(rot) if rot is not None else 0.0,
+        "scale": float(info.get("<scale>", 1.0)),
+        "skew": float(info.get("skew", 0.0)),
+        "matrix": [[float(v) for v in row] for row in np.asarray(info["matrix"])],
+        "rms": float(info["rmse"]),
+        "mae": float(info["mae"]),
+        "nmatches": int(info.get("nmatches", 0)),
+        "nfit": int(np.count_nonzero(info.get("fitmask", []))),
+    }
+
+
+def _corrector(wcs, wcsinfo, catalog, name, group_id=None):
+    from tweakwcs.correctors import RomanWCSCorrector
+
+    meta = {"catalog": catalog, "name": name, "group_id": group_id}
+    return RomanWCSCorrector(wcs, dict(wcsinfo), meta=meta)
+
+
+def _run_tweakwcs(correctors, refcat, fitgeom, minobj, match, nclip, sigma):
+    from tweakwcs.imalign import align_wcs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        align_wcs(
+            correctors,
+            refcat=refcat,
+            enforce_user_order=refcat is not None,
+            expand_refcat=refcat is None,
+            minobj=minobj,
+            match=match,
+            fitgeom=fitgeom,
+            nclip=nclip,
+            sigma=sigma,
+        )
+
+
+def _with_extent(corrected, original):
+    """Give a corrected gwcs the bounding box and array shape of the one it came from."""
+    if getattr(corrected, "array_shape", None) is None and original.array_shape is not None:
+        corrected.array_shape = original.array_shape
+    try:
+        has_box = corrected.bounding_box is not None
+    except NotImplementedError:
+        has_box = False
+    if not has_box:
+        try:
+            corrected.bounding_box = original.bounding_box
+        except NotImplementedError:
+            pass
+    return corrected
+
+
+def _status(corrector):
+    info = corrector.meta.get("fit_info") or {}
+    status = str(info.get("status", "FAILED: no fit"))
+    return status, info
+
+
+def align(
+    exposures,
+    refcat=None,
+    *,
+    epoch=None,
+    fitgeom="rshift",
+    abs_fitgeom="rshift",
+    searchrad=2.0,
+    separation=0.5,
+    tolerance=0.5,
+    use2dhist=True,
+    abs_searchrad=2.0,
+    abs_tolerance=0.5,
+    nclip=3,
+    sigma=3.0,
+    min_matches=15,
+):
+    """Align ``exposures`` to one another, then (when ``refcat`` is given) to ``refcat``.
+
+    ``exposures``: list of mappings with ``wcs`` (a calpipe gwcs), ``wcsinfo`` (v2_ref,
+    v3_ref, roll_ref, ...), ``catalog`` (Table with ``x``, ``y`` science-pixel columns) and
+    ``name``. ``refcat``: Table as for :func:`reference_at_epoch`; it is propagated to
+    ``epoch`` (Julian year) when it has proper motions.
+
+    Returns one dict per exposure: ``wcs`` (corrected, or the input one when not aligned),
+    ``status`` (SUCCESS, FAILED or SKIPPED), ``reason``, ``relative`` and ``absolute`` (fit
+    summaries, or None), ``refcat_note``. Never raises for too few sources or matches.
+    """
+    from tweakwcs.matchutils import XYXYMatch
+
+    for geom in (fitgeom, abs_fitgeom):
+        if geom not in FITGEOMS:
+            raise ValueError(f"fitgeom must be one of {FITGEOMS}, not {geom!r}")
+    n = len(exposures)
+    results = [
+        {"wcs": e["wcs"], "status": "SKIPPED", "reason": "", "relative": None, "absolute": None}
+        for e in exposures
+    ]
+    if n == 0:
+        return results
+
+    # Exposures with too few sources cannot be matched: they keep their WCS.
+    usable = []
+    for i, e in enumerate(exposures):
+        nsrc = len(e["catalog"])
+        if nsrc < min_matches:
+            results[i].update(status="FAILED", reason=f"{nsrc} sources, at least {min_matches} needed")
+        else:
+            usable.append(i)
+
+    current = {i: exposures[i]["wcs"] for i in usable}
+    relative_ok = False
+    if len(usable) >= 2:
+        match = XYXYMatch(searchrad=searchrad, separation=separation, use2dhist=use2dhist,
+                          tolerance=tolerance)
+        correctors = [
+            _corrector(deepcopy(exposures[i]["wcs"]), exposures[i]["wcsinfo"], exposures[i]["catalog"],
+                       exposures[i].get("name", str(i)))
+            for i in usable
+        ]
+        try:
+            _run_tweakwcs(correctors, None, fitgeom, min_matches, match, nclip, sigma)
+            failures = []
+            for i, corr in zip(usable, correctors):
+                status, info = _status(corr)
+                if status == "SUCCESS":
+                    results[i]["relative"] = _fit_summary(info)
+                    current[i] = _with_extent(corr.wcs, exposures[i]["wcs"])
+                elif status == "REFERENCE":
+                    results[i]["relative"] = {"fitgeom": fitgeom, "reference": True}
+                else:
+                    failures.append((i, status))
+            relative_ok = not failures
+            for i, status in failures:
+                results[i]["reason"] = f"relative alignment: {status}"
+        except Exception as err:  # tweakwcs raises for degenerate inputs: report, do not crash
+            for i in usable:
+                results[i]["reason"] = f"relative alignment: {type(err).__name__}: {err}"
+        if not relative_ok:
+            current = {i: exposures[i]["wcs"] for i in usable}
+            for i in usable:
+                results[i]["relative"] = None
+        else:
+            for i in usable:
+                results[i].update(status="SUCCESS", wcs=current[i])
+
+    if refcat is None:
+        for i in usable:
+            if len(usable) < 2:
+                results[i].update(status="SKIPPED", reason="single exposure and no reference catalog")
+            elif not relative_ok:
+                results[i]["status"] = "FAILED"
+        return results
+
+    try:
+        reference, note = reference_at_epoch(refcat, epoch)
+    except KeyError as err:
+        for i in usable:
+            results[i].update(status="FAILED", wcs=exposures[i]["wcs"], relative=None,
+                              reason=f"reference catalog: {err}")
+        return results
+    for r in results:
+        r["refcat_note"] = note
+    if len(reference) < min_matches:
+        for i in usable:
+            results[i].update(status="FAILED", wcs=exposures[i]["wcs"],
+                              reason=f"reference catalog has {len(reference)} sources in use, "
+                                     f"at least {min_matches} needed")
+        return results
+
+    # After a good relative alignment the exposures move together, as one group.
+    groups = [usable] if relative_ok else [[i] for i in usable]
+    match = XYXYMatch(searchrad=abs_searchrad, separation=separation, use2dhist=use2dhist,
+                      tolerance=abs_tolerance)
+    for group in groups:
+        correctors = [
+            _corrector(deepcopy(current[i]), exposures[i]["wcsinfo"], exposures[i]["catalog"],
+                       exposures[i].get("name", str(i)), group_id=0 if len(group) > 1 else None)
+            for i in group
+        ]
+        try:
+            _run_tweakwcs(correctors, reference, abs_fitgeom, min_matches, match, nclip, sigma)
+            outcome = [_status(c) for c in correctors]
+        except Exception as err:
+            outcome = [(f"FAILED: {type(err).__name__}: {err}", {})] * len(group)
+        for i, corr, (status, info) in zip(group, correctors, outcome):
+            if status == "SUCCESS" and int(info.get("nmatches", 0)) >= min_matches:
+                results[i].update(status="SUCCESS", wcs=_with_extent(corr.wcs, exposures[i]["wcs"]), absolute=_fit_summary(info), reason="")
+            else:
+                reason = status.removeprefix("FAILED: ") if status.startswith("FAILED") else status
+                if status == "SUCCESS":
+                    reason = f"{info.get('nmatches', 0)} matches, at least {min_matches} needed"
+                # Too few matches: the WCS is left as it came in.
+                results[i].update(status="FAILED", wcs=exposures[i]["wcs"], relative=None,
+                                  reason=f"absolute alignment: {reason}")
+    return results
+
+
+def wcs_offset(original, corrected, x, y, dy=50.0):
+    """How ``corrected`` moved the sky at science pixel (x, y) relative to ``original``.
+
+    Returns ``(dra_arcsec, ddec_arcsec, rotation_arcsec)``: the sky offset (dra includes
+    cos Dec) and the change of position angle of the image's +y direction (east of north).
+    """
+    ra0, dec0 = original(x, y, with_bounding_box=False)
+    ra1, dec1 = corrected(x, y, with_bounding_box=False)
+    up0 = original(x, y + dy, with_bounding_box=False)
+    up1 = corrected(x, y + dy, with_bounding_box=False)
+    p0 = SkyCoord(ra0 * u.deg, dec0 * u.deg)
+    p1 = SkyCoord(ra1 * u.deg, dec1 * u.deg)
+    dra, ddec = p0.spherical_offsets_to(p1)
+    pa0 = p0.position_angle(SkyCoord(up0[0] * u.deg, up0[1] * u.deg))
+    pa1 = p1.position_angle(SkyCoord(up1[0] * u.deg, up1[1] * u.deg))
+    rot = ((pa1 - pa0).wrap_at(180 * u.deg)).to(u.arcsec).value
+    return float(dra.to(u.arcsec).value), float(ddec.to(u.arcsec).value), float(rot)
+
+
+def sky_positions(wcs, x, y):
+    """RA in [0, 360) and Dec (deg) of science pixels through ``wcs`` (no bounding box)."""
+    ra, dec = wcs(np.asarray(x, float), np.asarray(y, float), with_bounding_box=False)
+    return np.mod(np.asarray(ra, float), 360.0), np.asarray(dec, float)

@@ -1,0 +1,381 @@
+"""Optimal-weighting ramp fit for unevenly sampled resultants, with jump detection.
+
+Slope estimator of Casertano et al. (2022): per segment of consecutive usable
+resultants, weights ``w_i = ((1 + P) N_i / (1 + P N_i)) |(tbar_i - t_mid) / t_half|^P``
+with the exponent ``P`` chosen from the segment's signal-to-noise (Fixsen et al. 2000),
+slope ``sum K_i R_i`` with ``K_i = (F0 tbar_i - F1) w_i / D``. Segments are combined with
+inverse read-noise-variance weights; the Poisson variance is the per-unit-flux
+coefficient times the combined slope clipped at zero.
+
+Jumps (Sharma & Casertano): each single (i, i+1) and double (i, i+2) resultant
+difference of a segment gives a local slope; its excess over the fitted slope is
+normalised by ``sqrt([s^2 (1/N_i + 1/N_j) + f (tau_i + tau_j - 2 tbar_i)] / dt^2 - f / T)``.
+The largest positive excess (cosmic rays add charge) is compared with
+``intercept - log10(clip(f, 1, 1e4)) / 3`` (f in e/s, intercept 5.5 by default); above
+it, resultants i and i+1 are flagged, the segment is split around them and the pieces
+are refit and searched again.
+
+Everything here works in electrons: the caller multiplies by the gain. The functions
+are pure Numba kernels over one block of rows; :func:`calpipe.kernels.ramp.fit_ramps`
+is the public entry point.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from calpipe.datamodels import dqflags
+
+DEFAULT_INTERCEPT = 5.5
+"""Jump threshold at 1 e/s, in sigma (Sharma & Casertano)."""
+THRESHOLD_SLOPE = 1.0 / 3.0
+"""Decrease of the jump threshold per decade of count rate (e/s)."""
+
+_DO_NOT_USE = dqflags.DO_NOT_USE
+_SATURATED = dqflags.SATURATED
+_JUMP_DET = dqflags.JUMP_DET
+_NO_GAIN_VALUE = dqflags.NO_GAIN_VALUE
+_UNUSABLE = dqflags.DO_NOT_USE | dqflags.SATURATED
+
+# Casertano et al. (2022) table 2: exponent P by segment signal-to-noise.
+_SNR_EDGES = (5.0, 10.0, 20.0, 50.0, 100.0)
+POWERS = np.array([0.0, 0.4, 1.0, 3.0, 6.0, 10.0])
+
+# Above this many resultants the per-segment coefficient table (6 n^3 values) is
+# not built and coefficients are computed per segment instead.
+MAX_TABLE_RESULTANTS = 32
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _power_index(signal, read_var):
+    """Index into POWERS from S = signal / sqrt(read_var + signal)."""
+    if signal <= 0.0:
+        return 0
+    snr = signal / math.sqrt(read_var + signal)
+    for k in range(5):
+        if snr < _SNR_EDGES[k]:
+            return k
+    return 5
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _abs_pow(x, power):
+    # The table's exponents are mostly integers: multiply instead of calling pow.
+    if power == 0.0:
+        return 1.0
+    if power == 1.0:
+        return x
+    if power == 3.0:
+        return x * x * x
+    if power == 6.0:
+        x3 = x * x * x
+        return x3 * x3
+    if power == 10.0:
+        x2 = x * x
+        x4 = x2 * x2
+        return x4 * x4 * x2
+    return x**power
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def segment_coefficients(s, e, power, tbar, tau, nreads, k_out):
+    """Slope coefficients of segment [s, e] (inclusive) with exponent ``power``.
+
+    Fills ``k_out[s:e + 1]`` with K_i (slope = sum K_i R_i) and returns
+    ``(read_coeff, poisson_coeff)``: the slope's read-noise variance per unit read
+    variance, ``sum K_i^2 / N_i``, and its Poisson variance per unit flux,
+    ``sum K_i^2 tau_i + 2 sum_{i<j} K_i K_j tbar_i``. Needs e > s.
+    """
+    t_mid = 0.5 * (tbar[s] + tbar[e])
+    t_half = 0.5 * (tbar[e] - tbar[s])
+    f0 = 0.0
+    f1 = 0.0
+    f2 = 0.0
+    for i in range(s, e + 1):
+        # Times relative to the middle keep F2 F0 - F1^2 free of cancellation.
+        t = tbar[i] - t_mid
+        n = nreads[i]
+        w = (1.0 + power) * n / (1.0 + power * n) * _abs_pow(abs(t / t_half), power)
+        k_out[i] = w
+        f0 += w
+        f1 += w * t
+        f2 += w * t * t
+    det = f2 * f0 - f1 * f1
+    read_coeff = 0.0
+    poisson_coeff = 0.0
+    running = 0.0
+    for i in range(s, e + 1):
+        k = (f0 * (tbar[i] - t_mid) - f1) * k_out[i] / det
+        k_out[i] = k
+        read_coeff += k * k / nreads[i]
+        poisson_coeff += k * k * tau[i] + 2.0 * k * running
+        running += k * tbar[i]
+    return read_coeff, poisson_coeff
+
+
+@njit(cache=True)
+def build_tables(tbar, tau, nreads):
+    """Coefficients of every segment and exponent: K[p, s, e, i], read and Poisson terms."""
+    n = tbar.shape[0]
+    ktab = np.zeros((6, n, n, n))
+    rtab = np.zeros((6, n, n))
+    ptab = np.zeros((6, n, n))
+    for p in range(6):
+        for s in range(n):
+            for e in range(s + 1, n):
+                rc, pc = segment_coefficients(s, e, POWERS[p], tbar, tau, nreads, ktab[p, s, e])
+                rtab[p, s, e] = rc
+                ptab[p, s, e] = pc
+    return ktab, rtab, ptab
+
+
+def prepare(tbar, tau, nreads):
+    """Read-pattern constants for :func:`fit_block` (pure function of the read pattern)."""
+    tbar = np.asarray(tbar, dtype=np.float64)
+    tau = np.asarray(tau, dtype=np.float64)
+    nreads = np.asarray(nreads, dtype=np.float64)
+    n = tbar.shape[0]
+    if n <= MAX_TABLE_RESULTANTS:
+        ktab, rtab, ptab = build_tables(tbar, tau, nreads)
+        use_table = True
+    else:
+        ktab, rtab, ptab = np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1)), np.zeros((1, 1, 1))
+        use_table = False
+    # Jump statistic constants for single (i, i+1) and double (i, i+2) differences:
+    # 1/dt, read variance per unit read variance / dt^2, Poisson variance per flux / dt^2.
+    jc = np.zeros((6, max(n, 1)))
+    for i in range(n - 1):
+        for col, j in ((0, i + 1), (3, i + 2)):
+            if j >= n:
+                continue
+            dt = tbar[j] - tbar[i]
+            jc[col, i] = 1.0 / dt
+            jc[col + 1, i] = (1.0 / nreads[i] + 1.0 / nreads[j]) / dt**2
+            jc[col + 2, i] = (tau[i] + tau[j] - 2.0 * min(tbar[i], tbar[j])) / dt**2
+    return tbar, tau, nreads, ktab, rtab, ptab, use_table, jc
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def single_resultant(value, i, read_var, tbar, tau, nreads):
+    """Slope and variances from one resultant, counts starting at zero at reset."""
+    slope = value / tbar[i]
+    var_r = read_var / (nreads[i] * tbar[i] * tbar[i])
+    var_p = max(slope, 0.0) * tau[i] / (tbar[i] * tbar[i])
+    return slope, var_r, var_p
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _segment_slope(r, s, e, p, tbar, tau, nreads, ktab, use_table, kbuf):
+    """Slope of segment [s, e] with exponent index p."""
+    slope = 0.0
+    if use_table:
+        for k in range(s, e + 1):
+            slope += ktab[p, s, e, k] * r[k]
+    else:
+        segment_coefficients(s, e, POWERS[p], tbar, tau, nreads, kbuf)
+        for k in range(s, e + 1):
+            slope += kbuf[k] * r[k]
+    return slope
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _jump_search(r, s, e, slope, read_var, tbar, jc):
+    """Largest normalised positive excess of segment [s, e]: (index, statistic^2).
+
+    Index -1 when no difference exceeds the fitted slope.
+    """
+    f = max(slope, 0.0)
+    corr = f / (tbar[e] - tbar[s])
+    best = 0.0
+    arg = -1
+    for i in range(s, e):
+        # Single difference (i, i+1), then double difference (i, i+2).
+        for col in (0, 3):
+            j = i + 1 if col == 0 else i + 2
+            if j > e:
+                break
+            excess = (r[j] - r[i]) * jc[col, i] - slope
+            if excess <= 0.0:
+                continue
+            raw = read_var * jc[col + 1, i] + f * jc[col + 2, i]
+            var = raw - corr
+            # The correction is approximate: never let it make the variance vanish.
+            if var <= 0.05 * raw:
+                var = 0.05 * raw
+            stat2 = excess * excess / var
+            if stat2 > best:
+                best = stat2
+                arg = i
+    return arg, best
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def fit_pixel(r, usable, read_var, tbar, tau, nreads, ktab, rtab, ptab, use_table, jc,
+              detect, intercept, kbuf, stack, jflag):
+    """Fit one pixel's ramp (electrons). Returns (slope, var_rnoise, var_poisson, njumps).
+
+    ``r``: resultants in electrons; ``usable``: bool per resultant; ``jflag`` (uint8,
+    zeroed by the caller) receives 1 on the resultants flagged as jumps; ``kbuf`` and
+    ``stack`` are scratch. Returns NaN slope when no resultant is usable.
+    """
+    n = r.shape[0]
+    # Initial segments: maximal runs of usable resultants.
+    top = 0
+    first = -1
+    i = 0
+    while i < n:
+        if usable[i]:
+            if first < 0:
+                first = i
+            j = i
+            while j + 1 < n and usable[j + 1]:
+                j += 1
+            stack[top, 0] = i
+            stack[top, 1] = j
+            top += 1
+            i = j + 1
+        else:
+            i += 1
+    if first < 0:
+        return np.nan, 0.0, 0.0, 0
+
+    sum_w = 0.0
+    sum_ws = 0.0
+    sum_wwp = 0.0
+    njumps = 0
+    while top > 0:
+        top -= 1
+        s = stack[top, 0]
+        e = stack[top, 1]
+        if e <= s:
+            continue
+        # Exponent from the segment's signal. The signal is measured with a fit, not
+        # the endpoint difference: choosing the weights from a near-minimum-variance
+        # estimate keeps the choice uncorrelated with the residual noise that the
+        # weights act on, which keeps the slope unbiased and its variance right where
+        # the exponent changes. Two passes: P = 0 (read-noise limit), then its exponent.
+        p = 0
+        for _ in range(2):
+            slope = _segment_slope(r, s, e, p, tbar, tau, nreads, ktab, use_table, kbuf)
+            p = _power_index(slope * (tbar[e] - tbar[s]), read_var)
+        slope = _segment_slope(r, s, e, p, tbar, tau, nreads, ktab, use_table, kbuf)
+        if use_table:
+            rc = rtab[p, s, e]
+            pc = ptab[p, s, e]
+        else:
+            rc, pc = segment_coefficients(s, e, POWERS[p], tbar, tau, nreads, kbuf)
+        if detect and e - s >= 2:
+            arg, stat2 = _jump_search(r, s, e, slope, read_var, tbar, jc)
+            if arg >= 0:
+                th = intercept - THRESHOLD_SLOPE * math.log10(min(max(slope, 1.0), 1e4))
+                if th <= 0.0 or stat2 > th * th:
+                    jflag[arg] = 1
+                    jflag[arg + 1] = 1
+                    njumps += 1
+                    if arg - 1 >= s:
+                        stack[top, 0] = s
+                        stack[top, 1] = arg - 1
+                        top += 1
+                    if arg + 2 <= e:
+                        stack[top, 0] = arg + 2
+                        stack[top, 1] = e
+                        top += 1
+                    continue
+        w = 1.0 / (rc * read_var)
+        sum_w += w
+        sum_ws += w * slope
+        sum_wwp += w * w * pc
+
+    if sum_w > 0.0:
+        slope = sum_ws / sum_w
+        return slope, 1.0 / sum_w, max(slope, 0.0) * sum_wwp / (sum_w * sum_w), njumps
+    # No segment of two or more resultants: the first usable one, from reset.
+    slope, var_r, var_p = single_resultant(r[first], first, read_var, tbar, tau, nreads)
+    return slope, var_r, var_p, njumps
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def load_pixel(resultants, groupdq, read_noise, gain, row, col, r, usable):
+    """Read one pixel into scratch: resultants in electrons and the usable mask.
+
+    Returns (pixel dq so far, number of usable resultants, gain, read noise in e).
+    A pixel with unusable gain or read noise gets NO_GAIN_VALUE | DO_NOT_USE and
+    zero usable resultants.
+    """
+    n = r.shape[0]
+    dq = 0
+    nusable = 0
+    g = np.float64(gain[row, col])
+    for k in range(n):
+        flags = groupdq[k, row, col]
+        if flags & _SATURATED:
+            dq |= _SATURATED
+        v = np.float64(resultants[k, row, col])
+        ok = (flags & _UNUSABLE) == 0 and math.isfinite(v)
+        usable[k] = ok
+        r[k] = v * g
+        if ok:
+            nusable += 1
+    rn = np.float64(read_noise[row, col])
+    if not (g > 0.0 and math.isfinite(g) and rn > 0.0 and math.isfinite(rn)):
+        dq |= _NO_GAIN_VALUE | _DO_NOT_USE
+        nusable = 0
+    elif nusable == 0:
+        dq |= _DO_NOT_USE
+    return dq, nusable, g, rn * g
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def store_pixel(row, col, slope, var_r, var_p, dq, nj, g, jflag, want_jumps,
+                out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
+    """Write one pixel's results, converting electrons back to DN."""
+    if nj > 0:
+        dq |= _JUMP_DET
+        if want_jumps:
+            for k in range(jflag.shape[0]):
+                if jflag[k]:
+                    out_jumps[k, row, col] = _JUMP_DET
+    if g > 0.0:
+        slope /= g
+        var_r /= g * g
+        var_p /= g * g
+    out_slope[row, col] = slope
+    out_vr[row, col] = var_r
+    out_vp[row, col] = var_p
+    out_err[row, col] = math.sqrt(var_r + var_p)
+    out_dq[row, col] = dq
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def fit_block(resultants, groupdq, read_noise, gain, tbar, tau, nreads, ktab, rtab, ptab,
+              use_table, jc, detect, intercept, want_jumps,
+              out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
+    """Fit every pixel of a block of rows; outputs in DN/s and (DN/s)^2.
+
+    ``resultants`` (n, rows, nx) in DN, ``groupdq`` uint8 (n, rows, nx), ``read_noise``
+    and ``gain`` (rows, nx). Outputs (rows, nx) are written in place, ``out_jumps``
+    (n, rows, nx) only when ``want_jumps``.
+    """
+    n, rows, nx = resultants.shape
+    for row in prange(rows):
+        # Per-row scratch: allocated once per row, not per pixel.
+        r = np.empty(n)
+        usable = np.empty(n, dtype=np.bool_)
+        kbuf = np.empty(n)
+        stack = np.empty((n + 1, 2), dtype=np.int64)
+        jflag = np.zeros(n, dtype=np.uint8)
+        for col in range(nx):
+            dq, nusable, g, rn = load_pixel(resultants, groupdq, read_noise, gain,
+                                            row, col, r, usable)
+            slope = 0.0
+            var_r = 0.0
+            var_p = 0.0
+            nj = 0
+            if nusable > 0:
+                jflag[:] = 0
+                slope, var_r, var_p, nj = fit_pixel(
+                    r, usable, rn * rn, tbar, tau, nreads, ktab, rtab, ptab,
+                    use_table, jc, detect, intercept, kbuf, stack, jflag)
+            store_pixel(row, col, slope, var_r, var_p, dq, nj, g, jflag, want_jumps,
+                        out_slope, out_vp, out_vr, out_err, out_dq, out_jumps)

@@ -1,0 +1,45 @@
+"""ScrubStep: an association's Level-1 members -> named products with their features."""
+
+from pathlib import Path
+
+from calpipe.associations.asn import load_asn
+from calpipe.associations.pool import group_products, read_exposure
+from calpipe.step import CalStep
+from calpipe.training.scrub import product_features
+
+
+class Scrubbed(dict):
+    """The scrub result: a dict that logs as a one-line summary."""
+
+    def __repr__(self):
+        return (f"<scrubbed {self.get('asn_path')}: {len(self.get('exposures', []))} exposure(s), "
+                f"{len(self.get('products', []))} product(s)>")
+
+
+class ScrubStep(CalStep):
+    """Read each member's metadata, group members into products, name them, compute features.
+
+    Input: an association file (or a result of this step). Output: a dict with ``asn_path``,
+    ``base_dir`` (the folder member paths are relative to), ``exposures`` (normalised
+    records) and ``products`` (``name``, ``category``, ``members``, ``features``).
+    """
+
+    class_alias = "scrub"
+    spec = """
+    """
+
+    def process(self, input):
+        if isinstance(input, dict) and "exposures" in input:
+            return input
+        asn_path = Path(input)
+        asn = load_asn(asn_path)
+        base = asn_path.resolve().parent
+        exposures = [read_exposure(base / m["expname"]) for p in asn["products"] for m in p["members"]]
+        products = []
+        for prod in group_products(exposures):
+            products.append({
+                "name": prod.name, "category": prod.category, "members": prod.members,
+                "features": product_features(prod.exposures),
+            })
+            self.log.info("%s: %d member(s), %s", prod.name, len(prod.members), prod.category)
+        return Scrubbed(asn_path=str(asn_path), base_dir=str(base), exposures=exposures, products=products)

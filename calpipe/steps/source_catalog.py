@@ -1,0 +1,126 @@
+"""source_catalog: detect and measure the sources of a calibrated image (photutils)."""
+
+import os
+
+import numpy as np
+
+from calpipe import datamodels
+from calpipe.datamodels import SegmentationModel, dqflags
+from calpipe.kernels.catalog import source_catalog
+from calpipe.step import CalStep
+
+from ._common import is_imaging
+
+MASKED = dqflags.DO_NOT_USE
+
+
+class SourceCatalogStep(CalStep):
+    """Background mesh, Gaussian-convolved detection, segmentation and per-source measurements.
+
+    The catalog (an astropy Table) is kept in the image's ``source_catalog`` entry and, when
+    results are saved, written as ``<root>_cat.ecsv`` with the segmentation map as
+    ``<root>_segm.asdf``.
+    """
+
+    class_alias = "source_catalog"
+    spec = """
+    bkg_box_size = integer(default=64, min=4)   # Background mesh box (pixels)
+    bkg_filter_size = integer(default=3, min=1) # Median filter over mesh boxes
+    kernel_fwhm = float(default=2.0)            # FWHM (pixels) of the Gaussian detection kernel
+    snr_threshold = float(default=3.0)          # Detection threshold in background rms
+    npixels = integer(default=5, min=1)         # Minimum connected pixels of a source
+    deblend = boolean(default=False)            # Split blended sources
+    deblend_nlevels = integer(default=32)       # Deblending thresholds
+    deblend_contrast = float(default=0.001)     # Minimum flux fraction of a deblended source
+    aperture_radii = float_list(default=list(3.0, 6.0))  # Circular aperture radii (pixels)
+    kron_scale = float(default=2.5)             # Kron aperture in Kron radii
+    kron_min_radius = float(default=1.4)        # Smallest Kron radius (pixels)
+    """
+
+    def process(self, input):
+        model = datamodels.open(input)
+        if not is_imaging(model):
+            self.log.info("Exposure type %s is not imaging: source catalog skipped", model.meta.exposure.type)
+            self.record(model, "SKIPPED")
+            return model
+        dq = np.asarray(model.dq)
+        if np.all(dq & dqflags.SATURATED):
+            self.log.warning("Every pixel is saturated: source catalog skipped")
+            self.record(model, "SKIPPED")
+            return model
+        wcs = model.meta.get("wcs")
+        if wcs is None:
+            self.log.warning("No WCS (assign_wcs not run): catalog sky positions are NaN")
+        photometry = model.meta.get("photometry") or {}
+        conversion = photometry.get("conversion_megajanskys")
+        area = photometry.get("pixelarea_steradians")
+        if conversion is None or area is None:
+            self.log.info("No photometric conversion: fluxes in DN/s only")
+        table, segm = source_catalog(
+            model.data,
+            model.err,
+            mask=(dq & MASKED) > 0,
+            saturated=(dq & dqflags.SATURATED) > 0,
+            wcs=wcs,
+            bkg_box_size=self.bkg_box_size,
+            bkg_filter_size=self.bkg_filter_size,
+            kernel_fwhm=self.kernel_fwhm,
+            snr_threshold=self.snr_threshold,
+            npixels=self.npixels,
+            deblend=self.deblend,
+            deblend_nlevels=self.deblend_nlevels,
+            deblend_contrast=self.deblend_contrast,
+            aperture_radii=tuple(self.aperture_radii or ()),
+            kron_params=(self.kron_scale, self.kron_min_radius, 0.0),
+            conversion_megajanskys=conversion,
+            pixelarea_steradians=area,
+        )
+        table.meta["filename"] = model.meta.get("filename")
+        table.meta["flux_unit"] = "DN/s"
+        table.meta["pixel_convention"] = "0-based science pixels, centres at integers"
+        model.source_catalog = table
+        info = {"n_sources": len(table), "snr_threshold": self.snr_threshold, "npixels": self.npixels,
+                "deblend": self.deblend}
+        self.log.info("%d sources detected", len(table))
+        if side_products_wanted(self):
+            info["catalog_file"] = write_table(table, side_product_path(self, model, "cat", "ecsv"))
+            segm_model = SegmentationModel(meta=_product_meta(model, "SegmentationModel"), data=segm)
+            info["segmentation_file"] = segm_model.save(side_product_path(self, model, "segm", "asdf"))
+            self.log.info("Wrote %s and %s", info["catalog_file"], info["segmentation_file"])
+        model.meta.source_catalog = info
+        return model
+
+
+def _product_meta(model, model_type):
+    """The exposure's identifying metadata for a side product (no WCS object, no logs)."""
+    meta = model.meta.to_dict()
+    keep = ("telescope", "instrument", "exposure", "observation", "wcsinfo", "photometry", "filename")
+    out = {k: meta[k] for k in keep if k in meta}
+    out["model_type"] = model_type
+    return out
+
+
+# -- side products (also used by tweakreg) ---------------------------------------------------
+def side_products_wanted(step):
+    """Side products are written whenever the step's own result, or its pipeline's, is saved."""
+    if step.save_results:
+        return True
+    parent = getattr(step, "parent", None)
+    return bool(parent is not None and parent.save_results)
+
+
+def side_product_path(step, model, suffix, ext):
+    base = model.meta.get("filename") or type(model).__name__.lower()
+    return step.make_output_path(basepath=base, suffix=suffix, ext=ext)
+
+
+def write_table(table, path):
+    """Write a table as ECSV through a temporary name, renamed into place."""
+    tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.part")
+    try:
+        table.write(tmp, format="ascii.ecsv", overwrite=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path

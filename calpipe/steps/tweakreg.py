@@ -1,0 +1,232 @@
+"""tweakreg: align exposures' WCSs to one another and to a local reference catalog (tweakwcs)."""
+
+import os
+
+import numpy as np
+from astropy.table import Table
+from astropy.time import Time
+
+from calpipe import datamodels
+from calpipe.datamodels import WcsModel, dqflags
+from calpipe.kernels import alignment
+from calpipe.kernels.wcs import s_region
+from calpipe.step import CalStep
+
+from ._common import is_imaging
+from .source_catalog import _product_meta, side_product_path, side_products_wanted, write_table
+
+REFCAT_FORMATS = {".ecsv": "ascii.ecsv", ".parquet": "parquet", ".fits": "fits", ".fit": "fits",
+                  ".csv": "ascii.csv"}
+
+
+def read_reference_catalog(path):
+    """A reference catalog file as a Table (ECSV, parquet, FITS or CSV, by extension)."""
+    ext = os.path.splitext(path)[1].lower()
+    fmt = REFCAT_FORMATS.get(ext)
+    if fmt is None:
+        raise ValueError(f"{path}: unknown reference catalog format {ext!r} (use .ecsv, .parquet or .fits)")
+    if not os.path.exists(path):
+        raise ValueError(f"{path}: no such reference catalog")
+    return Table.read(path, format=fmt)
+
+
+class TweakRegStep(CalStep):
+    """Relative alignment of an association's exposures, then absolute alignment to ``abs_refcat``.
+
+    Never contacts a catalog service: the reference catalog is a local file. Each exposure gets
+    ``meta.cal_step.tweakreg`` COMPLETE (aligned), FAILED (too few sources or matches: WCS left
+    untouched) or SKIPPED (nothing to align against, not imaging, no WCS or catalog), the fit
+    in ``meta.wcs_fit_results``, and catalog sky positions from the aligned WCS.
+    """
+
+    class_alias = "tweakreg"
+    spec = """
+    abs_refcat = string(default='')       # Reference catalog file (ECSV, parquet, FITS); empty: relative only
+    abs_ref_epoch = float(default=2016.0) # Epoch of the reference positions when the file does not say
+    fitgeom = option('shift', 'rshift', 'rscale', 'general', default='rshift')  # Relative fit
+    abs_fitgeom = option('shift', 'rshift', 'rscale', 'general', default='rshift')  # Absolute fit
+    searchrad = float(default=2.0)        # Relative matching search radius (arcsec)
+    abs_searchrad = float(default=2.0)    # Absolute matching search radius (arcsec)
+    tolerance = float(default=0.5)        # Relative matching tolerance after the first offset (arcsec)
+    abs_tolerance = float(default=0.5)    # Absolute matching tolerance (arcsec)
+    separation = float(default=0.5)       # Sources closer than this (arcsec) are not used
+    use2dhist = boolean(default=True)     # First offset from a 2-D histogram of separations
+    nclip = integer(default=3, min=0)     # Sigma-clipping iterations of the fit
+    sigma = float(default=3.0)            # Clipping limit in fit rms
+    min_matches = integer(default=15, min=3)  # Fewer sources or matches: FAILED
+    min_snr = float(default=10.0)         # Sources fainter than this S/N are not used
+    max_sources = integer(default=2000)   # Use at most the brightest this many sources
+    exclude_flags = integer(default=31)   # Catalog flag bits that exclude a source
+    """
+
+    def process(self, input):
+        if isinstance(input, (list, tuple)):
+            models = [datamodels.open(m) for m in input]
+            self._align_models(models)
+            return models
+        data = datamodels.open(input)
+        if hasattr(data, "borrow"):
+            return self._align_library(data)
+        self._align_models([data])
+        return data
+
+    # -- inputs ---------------------------------------------------------------------------------
+    def _align_library(self, library):
+        entries = []
+        with library:
+            for index, model in enumerate(library):
+                entries.append(self._entry(model))
+                library.shelve(model, index, modify=False)
+        results = self._align(entries)
+        with library:
+            for index, model in enumerate(library):
+                self._apply(model, entries[index], results[index])
+                library.shelve(model, index, modify=True)
+        return library
+
+    def _align_models(self, models):
+        entries = [self._entry(m) for m in models]
+        results = self._align(entries)
+        for model, entry, result in zip(models, entries, results):
+            self._apply(model, entry, result)
+
+    def _entry(self, model):
+        """What alignment needs of one exposure, or why it cannot take part."""
+        name = model.meta.get("filename") or "exposure"
+        entry = {"name": name, "skip": None, "saturated": False}
+        if not is_imaging(model):
+            entry["skip"] = f"exposure type {model.meta.exposure.type} is not imaging"
+        elif np.all(np.asarray(model.dq) & dqflags.SATURATED):
+            entry["skip"], entry["saturated"] = "fully saturated exposure", True
+        elif model.meta.get("wcs") is None:
+            entry["skip"] = "no WCS (assign_wcs not run)"
+        elif "source_catalog" not in model:
+            entry["skip"] = "no source catalog (source_catalog not run)"
+        if entry["skip"]:
+            return entry
+        table = model.source_catalog
+        entry.update(
+            wcs=model.meta.wcs,
+            wcsinfo=model.meta.wcsinfo.to_dict(),
+            catalog=self._usable_sources(table),
+            nsources=len(table),
+            epoch=float(Time(model.meta.exposure.start_time, scale="utc").jyear),
+        )
+        return entry
+
+    def _usable_sources(self, table):
+        if len(table) == 0:
+            return Table({"x": np.zeros(0), "y": np.zeros(0)})
+        x = np.asarray(table["x_centroid_win"], float)
+        y = np.asarray(table["y_centroid_win"], float)
+        flux = np.asarray(table["kron_flux"], float)
+        err = np.asarray(table["kron_flux_err"], float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            snr = np.where(err > 0, flux / err, 0.0)
+        keep = (
+            ((np.asarray(table["flags"]) & self.exclude_flags) == 0)
+            & np.isfinite(x) & np.isfinite(y) & (snr >= self.min_snr)
+        )
+        order = np.argsort(-flux[keep], kind="stable")[: self.max_sources]
+        return Table({"x": x[keep][order], "y": y[keep][order]})
+
+    # -- alignment ------------------------------------------------------------------------------
+    def _align(self, entries):
+        if any(e["saturated"] for e in entries):
+            self.log.warning("A member of the association is fully saturated: tweakreg skipped for all")
+            return [{"status": "SKIPPED", "reason": "association holds a fully saturated exposure"}
+                    for _ in entries]
+        results = [None] * len(entries)
+        active = []
+        for i, e in enumerate(entries):
+            if e["skip"]:
+                results[i] = {"status": "SKIPPED", "reason": e["skip"]}
+                self.log.info("%s: tweakreg skipped (%s)", e["name"], e["skip"])
+            else:
+                active.append(i)
+        if not active:
+            return results
+
+        refcat, refcat_reason = None, None
+        if self.abs_refcat and self.abs_refcat.strip().upper() not in ("", "NONE", "N/A"):
+            try:
+                refcat = read_reference_catalog(self.abs_refcat)
+                if not any(k in {c.lower() for c in refcat.colnames} for k in ("ref_epoch", "epoch")):
+                    refcat.meta.setdefault("ref_epoch", self.abs_ref_epoch)
+            except (ValueError, OSError) as err:
+                refcat_reason = str(err)
+                self.log.error("Reference catalog unusable: %s", err)
+        else:
+            self.log.info("No reference catalog configured (abs_refcat): relative alignment only")
+        if refcat_reason:
+            for i in active:
+                results[i] = {"status": "FAILED", "reason": f"reference catalog: {refcat_reason}"}
+            return results
+
+        epoch = float(np.mean([entries[i]["epoch"] for i in active]))
+        fits = alignment.align(
+            [{"wcs": entries[i]["wcs"], "wcsinfo": entries[i]["wcsinfo"], "catalog": entries[i]["catalog"],
+              "name": entries[i]["name"]} for i in active],
+            refcat,
+            epoch=epoch,
+            fitgeom=self.fitgeom,
+            abs_fitgeom=self.abs_fitgeom,
+            searchrad=self.searchrad,
+            separation=self.separation,
+            tolerance=self.tolerance,
+            use2dhist=self.use2dhist,
+            abs_searchrad=self.abs_searchrad,
+            abs_tolerance=self.abs_tolerance,
+            nclip=self.nclip,
+            sigma=self.sigma,
+            min_matches=self.min_matches,
+        )
+        for i, fit in zip(active, fits):
+            fit["epoch"] = epoch
+            fit["refcat"] = os.path.basename(self.abs_refcat) if refcat is not None else None
+            results[i] = fit
+        return results
+
+    def _apply(self, model, entry, result):
+        status = {"SUCCESS": "COMPLETE", "FAILED": "FAILED", "SKIPPED": "SKIPPED"}[result["status"]]
+        record = {"status": status, "reason": result.get("reason", "")}
+        for key in ("relative", "absolute"):
+            if result.get(key) is not None:
+                record[key] = result[key]
+        if result.get("refcat"):
+            record["refcat"] = result["refcat"]
+            record["refcat_epoch"] = result["epoch"]
+            record["refcat_note"] = result.get("refcat_note", "")
+        if status == "COMPLETE":
+            original, corrected = entry["wcs"], result["wcs"]
+            ny, nx = model.data.shape
+            dra, ddec, rot = alignment.wcs_offset(original, corrected, (nx - 1) / 2, (ny - 1) / 2)
+            record["correction"] = {"dra_arcsec": dra, "ddec_arcsec": ddec, "rotation_arcsec": rot}
+            model.meta.wcs = corrected
+            model.meta.wcsinfo.s_region = s_region(corrected, model.data.shape)
+            table = model.source_catalog
+            if len(table):
+                ra, dec = alignment.sky_positions(corrected, table["x_centroid_win"], table["y_centroid_win"])
+                table["ra"][:] = ra
+                table["dec"][:] = dec
+            self.log.info(
+                "%s aligned: moved %.1f, %.1f mas, rotated %.2f arcsec%s",
+                entry["name"], dra * 1e3, ddec * 1e3, rot,
+                "" if record.get("absolute") else " (relative alignment only)",
+            )
+        elif status == "FAILED":
+            self.log.warning("%s: tweakreg FAILED, WCS left as it was: %s", entry["name"], record["reason"])
+        model.meta.wcs_fit_results = record
+        self.record(model, status)
+        if status == "COMPLETE" and side_products_wanted(self):
+            self._save_products(model)
+
+    def _save_products(self, model):
+        product = WcsModel(meta=_product_meta(model, "WcsModel"), wcs=model.meta.wcs)
+        product.meta.wcs_fit_results = model.meta.wcs_fit_results.to_dict()
+        path = product.save(side_product_path(self, model, "wcs", "asdf"))
+        cat_path = write_table(model.source_catalog, side_product_path(self, model, "cat", "ecsv"))
+        self.log.info("Wrote %s and %s", path, cat_path)
+
+
+__all__ = ["TweakRegStep", "read_reference_catalog"]

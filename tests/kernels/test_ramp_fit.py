@@ -1,0 +1,347 @@
+"""Ramp fitting: exact properties, DQ rules, edge cases and the array conventions."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from calpipe.datamodels import dqflags
+from calpipe.kernels.ramp import RampFit, fit_ramps, resultant_times
+
+ALGORITHMS = ["optimal", "likely"]
+FRAME_TIME = 3.04
+DNU, SAT, JUMP = dqflags.DO_NOT_USE, dqflags.SATURATED, dqflags.JUMP_DET
+
+
+@st.composite
+def read_patterns(draw, min_resultants=2, max_resultants=10):
+    """Mixed single/multi-read resultants with uneven gaps."""
+    n = draw(st.integers(min_resultants, max_resultants))
+    pattern, read = [], 1
+    for _ in range(n):
+        read += draw(st.integers(0, 4))
+        nr = draw(st.integers(1, 6))
+        pattern.append(list(range(read, read + nr)))
+        read += nr
+    return pattern
+
+
+def ramp(pattern, flux, offset=0.0, shape=(1, 1)):
+    tbar, _, _ = resultant_times(pattern, FRAME_TIME)
+    flux = np.broadcast_to(flux, shape)
+    return offset + tbar[:, None, None] * flux[None]
+
+
+def fit(res, gdq=None, read_noise=5.0, gain=2.0, pattern=None, **kw):
+    n, ny, nx = res.shape
+    if gdq is None:
+        gdq = np.zeros(res.shape, np.uint8)
+    return fit_ramps(res, gdq, np.broadcast_to(np.asarray(read_noise, float), (ny, nx)),
+                     np.broadcast_to(np.asarray(gain, float), (ny, nx)), pattern, FRAME_TIME, **kw)
+
+
+# ----------------------------------------------------------------- read pattern
+def test_resultant_times():
+    tbar, tau, nreads = resultant_times([[1], [2, 3], [5, 6, 7]], 2.0)
+    np.testing.assert_allclose(tbar, [2.0, 5.0, 12.0])
+    # tau = (t_f / N^2) sum (2N - 2j + 1) k_j
+    np.testing.assert_allclose(tau, [2.0, 2.0 / 4 * (3 * 2 + 1 * 3), 2.0 / 9 * (5 * 5 + 3 * 6 + 1 * 7)])
+    assert nreads.dtype == np.int32 and list(nreads) == [1, 2, 3]
+    assert tbar.dtype == np.float64 and tau.dtype == np.float64
+
+
+def test_tau_is_the_variance_of_a_mean_of_poisson_reads():
+    """tau * f is Var(mean of reads) for a Poisson process: (1/N^2) sum_ab min(t_a, t_b)."""
+    reads = [4, 5, 9, 10]
+    t = np.array(reads) * FRAME_TIME
+    expected = np.minimum.outer(t, t).sum() / len(t) ** 2
+    _, tau, _ = resultant_times([[1], reads], FRAME_TIME)
+    np.testing.assert_allclose(tau[1], expected)
+
+
+@pytest.mark.parametrize("pattern", [[], [[]], [[0]], [[2], [1]], [[1, 1]], [[1.5]], [[1], [1, 2]]])
+def test_bad_read_patterns(pattern):
+    with pytest.raises(ValueError):
+        resultant_times(pattern, FRAME_TIME)
+
+
+def test_bad_frame_time():
+    with pytest.raises(ValueError):
+        resultant_times([[1]], 0.0)
+
+
+def test_bad_arguments():
+    res = np.zeros((4, 2, 3))
+    good = dict(read_noise=np.ones((2, 3)), gain=np.ones((2, 3)))
+    pattern = [[1], [2], [3], [4]]
+    with pytest.raises(ValueError, match="algorithm"):
+        fit_ramps(res, np.zeros((4, 2, 3), np.uint8), **good, read_pattern=pattern,
+                  frame_time=1.0, algorithm="ols")
+    with pytest.raises(ValueError, match="groupdq"):
+        fit_ramps(res, np.zeros((3, 2, 3), np.uint8), **good, read_pattern=pattern, frame_time=1.0)
+    with pytest.raises(ValueError, match="gain"):
+        fit_ramps(res, np.zeros((4, 2, 3), np.uint8), np.ones((2, 3)), np.ones((3, 2)), pattern, 1.0)
+    with pytest.raises(ValueError, match="read_pattern"):
+        fit_ramps(res, np.zeros((4, 2, 3), np.uint8), **good, read_pattern=pattern[:3], frame_time=1.0)
+    with pytest.raises(ValueError, match="3-D"):
+        fit_ramps(res[0], np.zeros((2, 3), np.uint8), **good, read_pattern=pattern, frame_time=1.0)
+
+
+# ------------------------------------------------------------ exact properties
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@settings(max_examples=60, deadline=None)
+@given(pattern=read_patterns(), flux=st.floats(0.01, 1e4), offset=st.floats(-200, 200),
+       read_noise=st.floats(0.5, 30), gain=st.floats(0.5, 5))
+def test_noiseless_ramp_exact(algorithm, pattern, flux, offset, read_noise, gain):
+    res = ramp(pattern, flux, offset)
+    out = fit(res, read_noise=read_noise, gain=gain, pattern=pattern, algorithm=algorithm,
+              return_jumps=True)
+    np.testing.assert_allclose(out.slope, flux, rtol=1e-6)
+    assert out.dq[0, 0] == 0
+    assert not out.jumps.any()
+    np.testing.assert_allclose(out.err**2, out.var_poisson + out.var_rnoise, rtol=1e-6)
+    assert out.var_poisson[0, 0] > 0 and out.var_rnoise[0, 0] > 0
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@settings(max_examples=60, deadline=None)
+@given(pattern=read_patterns(), flux=st.floats(0.1, 1e3), data=st.data())
+def test_dq_propagation(algorithm, pattern, flux, data):
+    """Saturated tail, DO_NOT_USE and NaN resultants: excluded, flags as documented."""
+    n = len(pattern)
+    res = ramp(pattern, flux)  # counts start at 0 at reset: every rule gives the exact slope
+    gdq = np.zeros(res.shape, np.uint8)
+    first_sat = data.draw(st.integers(0, n))
+    gdq[first_sat:] |= SAT
+    dnu = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    gdq[np.array(dnu), 0, 0] |= DNU
+    nan = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    res[np.array(nan), 0, 0] = np.nan
+    usable = (gdq[:, 0, 0] & (DNU | SAT) == 0) & ~np.array(nan)
+    out = fit(res, gdq, pattern=pattern, algorithm=algorithm)
+    expected_dq = SAT if first_sat < n else 0
+    if usable.any():
+        np.testing.assert_allclose(out.slope, flux, rtol=1e-6)
+        assert out.err[0, 0] > 0
+    else:
+        expected_dq |= DNU
+        assert out.slope[0, 0] == 0 and out.err[0, 0] == 0
+        assert out.var_poisson[0, 0] == 0 and out.var_rnoise[0, 0] == 0
+    assert out.dq[0, 0] == expected_dq
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@settings(max_examples=40, deadline=None)
+@given(pattern=read_patterns(min_resultants=3), seed=st.integers(0, 2**31),
+       jump=st.floats(-1e6, 1e6), k=st.integers(1, 9), where=st.tuples(st.integers(0, 2), st.integers(0, 3)))
+def test_jump_in_one_pixel_leaves_others_alone(algorithm, pattern, seed, jump, k, where):
+    rng = np.random.default_rng(seed)
+    res = ramp(pattern, rng.uniform(0, 500, (3, 4)), shape=(3, 4)) + rng.normal(0, 5, (len(pattern), 3, 4))
+    before = fit(res, pattern=pattern, algorithm=algorithm, block_rows=2)
+    hit = res.copy()
+    hit[min(k, len(pattern) - 1):, where[0], where[1]] += jump
+    after = fit(hit, pattern=pattern, algorithm=algorithm, block_rows=2)
+    others = np.ones((3, 4), bool)
+    others[where] = False
+    for name in ("slope", "var_poisson", "var_rnoise", "err", "dq"):
+        np.testing.assert_array_equal(getattr(after, name)[others], getattr(before, name)[others])
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@settings(max_examples=60, deadline=None)
+@given(pattern=read_patterns(min_resultants=4), flux=st.floats(0.0, 1e3),
+       read_noise=st.floats(1, 20), size=st.floats(100, 1e4), sign=st.sampled_from([1, -1]),
+       data=st.data())
+def test_large_jump_removed(algorithm, pattern, flux, read_noise, size, sign, data):
+    """A large jump in one resultant: the pieces either side give the true slope."""
+    n = len(pattern)
+    if algorithm == "optimal" and sign < 0:
+        sign = 1  # the optimal search looks for charge added (cosmic rays) only
+    k = data.draw(st.integers(1, n - 1))
+    res = ramp(pattern, flux)
+    # Large against the noise of any difference: read noise plus the Poisson noise of
+    # the whole ramp (DN, gain 2).
+    noise = read_noise + np.sqrt(flux * FRAME_TIME * pattern[-1][-1] / 2.0)
+    res[k:] += sign * size * noise
+    out = fit(res, read_noise=read_noise, pattern=pattern, algorithm=algorithm, return_jumps=True)
+    np.testing.assert_allclose(out.slope, flux, rtol=1e-6, atol=1e-9 * size * noise)
+    assert out.dq[0, 0] == JUMP
+    if algorithm == "likely":
+        assert out.jumps[k, 0, 0] == JUMP
+    else:
+        assert out.jumps[k - 1, 0, 0] == JUMP or out.jumps[k, 0, 0] == JUMP
+
+
+# ------------------------------------------------------------------ edge cases
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_no_usable_resultant(algorithm):
+    pattern = [[1], [2], [3, 4], [5]]
+    res = ramp(pattern, 10.0)
+    gdq = np.full(res.shape, DNU, np.uint8)
+    gdq[2] = SAT
+    out = fit(res, gdq, pattern=pattern, algorithm=algorithm)
+    assert out.dq[0, 0] == DNU | SAT
+    assert out.slope[0, 0] == 0 and out.err[0, 0] == 0 and out.var_rnoise[0, 0] == 0
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_one_usable_resultant(algorithm):
+    pattern = [[1, 2, 3], [4], [5, 6], [7]]
+    tbar, tau, nreads = resultant_times(pattern, FRAME_TIME)
+    res = ramp(pattern, 40.0) + 3.0
+    gdq = np.zeros(res.shape, np.uint8)
+    gdq[1:] = SAT
+    rn, gain = 4.0, 2.5
+    out = fit(res, gdq, read_noise=rn, gain=gain, pattern=pattern, algorithm=algorithm)
+    slope = res[0, 0, 0] / tbar[0]
+    np.testing.assert_allclose(out.slope[0, 0], slope, rtol=1e-6)
+    # In electrons: Var R = s^2 / N + f tau, slope = R / tbar.
+    np.testing.assert_allclose(out.var_rnoise[0, 0], (rn * gain) ** 2 / 3 / tbar[0] ** 2 / gain**2, rtol=1e-6)
+    np.testing.assert_allclose(out.var_poisson[0, 0], slope * gain * tau[0] / tbar[0] ** 2 / gain**2, rtol=1e-6)
+    assert out.dq[0, 0] == SAT
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_two_usable_resultants(algorithm):
+    pattern = [[1], [2, 3, 4], [5, 6], [7], [8]]
+    tbar, tau, nreads = resultant_times(pattern, FRAME_TIME)
+    rng = np.random.default_rng(0)
+    res = ramp(pattern, 25.0) + rng.normal(0, 3, (5, 1, 1))
+    gdq = np.zeros(res.shape, np.uint8)
+    gdq[0] = DNU
+    gdq[3:] = SAT
+    rn, gain = 5.0, 2.0
+    out = fit(res, gdq, read_noise=rn, gain=gain, pattern=pattern, algorithm=algorithm)
+    dt = tbar[2] - tbar[1]
+    slope = (res[2, 0, 0] - res[1, 0, 0]) / dt
+    np.testing.assert_allclose(out.slope[0, 0], slope, rtol=1e-6)
+    np.testing.assert_allclose(out.var_rnoise[0, 0], rn**2 * (1 / 3 + 1 / 2) / dt**2, rtol=1e-6)
+    np.testing.assert_allclose(out.var_poisson[0, 0],
+                               slope / gain * (tau[1] + tau[2] - 2 * tbar[1]) / dt**2, rtol=1e-6)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("flux", [0.0, -3.0])
+def test_zero_and_negative_flux(algorithm, flux):
+    pattern = [[1], [2, 3], [4, 5, 6], [7], [8, 9]]
+    out = fit(ramp(pattern, flux, offset=2.0), pattern=pattern, algorithm=algorithm)
+    np.testing.assert_allclose(out.slope[0, 0], flux, atol=1e-9)
+    assert out.var_poisson[0, 0] == 0
+    assert out.var_rnoise[0, 0] > 0
+    np.testing.assert_allclose(out.err[0, 0], np.sqrt(out.var_rnoise[0, 0]))
+    assert out.dq[0, 0] == 0
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_bad_gain_or_read_noise(algorithm):
+    pattern = [[1], [2], [3], [4], [5]]
+    res = ramp(pattern, 10.0, shape=(1, 7))
+    gdq = np.zeros(res.shape, np.uint8)
+    gdq[4:, 0, 6] = SAT
+    gain = np.array([[2.0, np.nan, 0.0, -1.0, 2.0, 2.0, np.nan]])
+    rn = np.array([[5.0, 5.0, 5.0, 5.0, np.nan, 0.0, 5.0]])
+    out = fit_ramps(res, gdq, rn, gain, pattern, FRAME_TIME, algorithm=algorithm)
+    np.testing.assert_allclose(out.slope[0, 0], 10.0, rtol=1e-6)
+    assert out.dq[0, 0] == 0
+    bad = dqflags.NO_GAIN_VALUE | DNU
+    np.testing.assert_array_equal(out.dq[0, 1:], [bad] * 5 + [bad | SAT])
+    for name in ("slope", "var_poisson", "var_rnoise", "err"):
+        assert not getattr(out, name)[0, 1:].any()
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_nan_resultants_are_skipped(algorithm):
+    pattern = [[1], [2], [3, 4], [5], [6, 7], [8]]
+    res = ramp(pattern, 7.0, shape=(1, 2))
+    res[2, 0, 0] = np.nan
+    res[:, 0, 1] = np.nan
+    out = fit(res, pattern=pattern, algorithm=algorithm)
+    np.testing.assert_allclose(out.slope[0, 0], 7.0, rtol=1e-6)
+    assert out.dq[0, 0] == 0
+    assert out.dq[0, 1] == DNU and out.slope[0, 1] == 0
+    assert np.isfinite(out.err).all()
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_even_jwst_groups(algorithm):
+    """Evenly spaced groups of 4 frames: exact slope, and the same as an uneven spelling."""
+    pattern = [[4 * g + 1 + k for k in range(4)] for g in range(6)]
+    rng = np.random.default_rng(4)
+    res = ramp(pattern, 30.0, shape=(2, 3)) + rng.normal(0, 4, (6, 2, 3))
+    out = fit(res, pattern=pattern, algorithm=algorithm)
+    exact = fit(ramp(pattern, 30.0), pattern=pattern, algorithm=algorithm)
+    np.testing.assert_allclose(exact.slope, 30.0, rtol=1e-6)
+    assert np.all(np.abs(out.slope - 30.0) < 5 * out.err)
+
+
+def test_likely_falls_back_to_optimal_below_four_resultants():
+    pattern = [[1], [2, 3], [4, 5, 6]]
+    rng = np.random.default_rng(1)
+    res = ramp(pattern, 50.0, shape=(2, 5)) + rng.normal(0, 5, (3, 2, 5))
+    a = fit(res, pattern=pattern, algorithm="likely", return_jumps=True)
+    b = fit(res, pattern=pattern, algorithm="optimal", return_jumps=True)
+    for name in ("slope", "var_poisson", "var_rnoise", "err", "dq", "jumps"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_jump_threshold_and_switch(algorithm):
+    pattern = [[1], [2], [3], [4], [5], [6], [7], [8]]
+    res = ramp(pattern, 5.0)
+    res[4:] += 60.0  # 12 x the read noise
+    found = fit(res, pattern=pattern, algorithm=algorithm)
+    off = fit(res, pattern=pattern, algorithm=algorithm, detect_jumps=False)
+    high = fit(res, pattern=pattern, algorithm=algorithm, jump_threshold=50.0)
+    assert found.dq[0, 0] == JUMP
+    np.testing.assert_allclose(found.slope, 5.0, rtol=1e-6)
+    assert off.dq[0, 0] == 0 and off.slope[0, 0] > 6.0
+    assert high.dq[0, 0] == 0
+    assert found.jumps is None
+
+
+# --------------------------------------------------------- array conventions
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_views_memmaps_dtypes_and_blocks(algorithm, tmp_path):
+    """A strided view, a memory map, float32 input and any block size give one answer."""
+    pattern = [[1], [2, 3], [4, 5, 6, 7], [8], [9, 10], [11]]
+    rng = np.random.default_rng(2)
+    n, ny, nx = 6, 13, 17
+    cube = (ramp(pattern, rng.uniform(0, 300, (ny, nx)), shape=(ny, nx))
+            + rng.normal(0, 5, (n, ny, nx))).astype(np.float32)
+    cube[3:, 5, 5] += 500.0
+    gdq = np.zeros(cube.shape, np.uint8)
+    gdq[4:, 2, 3] = SAT
+    rn = rng.uniform(3, 8, (ny, nx)).astype(np.float32)
+    gain = rng.uniform(1, 3, (ny, nx)).astype(np.float32)
+    ref = fit_ramps(cube, gdq, rn, gain, pattern, FRAME_TIME, algorithm=algorithm, return_jumps=True)
+    assert isinstance(ref, RampFit)
+    assert ref.dq[5, 5] & JUMP and ref.dq[2, 3] == SAT
+    for name, dtype in (("slope", np.float32), ("var_poisson", np.float32), ("var_rnoise", np.float32),
+                        ("err", np.float32), ("dq", np.uint32), ("jumps", np.uint8)):
+        assert getattr(ref, name).dtype == dtype
+
+    big = np.zeros((n, ny + 8, nx + 8), np.float32)
+    big[:, 4:-4, 4:-4] = cube
+    bigdq = np.zeros(big.shape, np.uint8)
+    bigdq[:, 4:-4, 4:-4] = gdq
+    path = tmp_path / "cube.dat"
+    mm = np.memmap(path, dtype=np.float32, mode="w+", shape=big.shape)
+    mm[:] = big
+    mm.flush()
+    mm = np.memmap(path, dtype=np.float32, mode="r", shape=big.shape)
+    cases = ((big[:, 4:-4, 4:-4], bigdq[:, 4:-4, 4:-4], 4, 0.0),
+             (mm[:, 4:-4, 4:-4], bigdq[:, 4:-4, 4:-4], 1, 0.0),
+             (cube.astype(np.float64), gdq, 256, 1e-5))
+    for data, dq, rows, rtol in cases:
+        out = fit_ramps(data, dq, rn, gain, pattern, FRAME_TIME, algorithm=algorithm,
+                        return_jumps=True, block_rows=rows)
+        for name in ("slope", "var_poisson", "var_rnoise", "err", "dq", "jumps"):
+            np.testing.assert_allclose(getattr(out, name), getattr(ref, name), rtol=rtol)
+
+    # Integer data and group DQ of another integer type are converted block by block.
+    whole = np.round(cube)
+    out = fit_ramps(whole.astype(np.int32), gdq.astype(np.int16), rn, gain, pattern, FRAME_TIME,
+                    algorithm=algorithm, block_rows=3)
+    expected = fit_ramps(whole, gdq, rn, gain, pattern, FRAME_TIME, algorithm=algorithm)
+    np.testing.assert_array_equal(out.slope, expected.slope)
+    np.testing.assert_array_equal(out.dq, expected.dq)

@@ -1,0 +1,288 @@
+"""The Numba ramp kernels against slow, obvious numpy implementations.
+
+The references build the resultants' covariance matrix straight from the formulas
+(Var R_i = s^2/N_i + f tau_i, Cov(R_i, R_j) = f tbar_i for i < j), solve the
+generalised least squares with a dense solver and search jumps by brute force.
+"""
+
+import numpy as np
+import pytest
+
+from calpipe.datamodels import dqflags
+from calpipe.kernels.ramp import fit_ramps, resultant_times
+from calpipe.kernels.ramp_likely import chisq_thresholds
+
+FRAME_TIME = 3.04
+
+
+def resultant_covariance(tbar, tau, nreads, read_var, flux):
+    """Covariance of the resultants (electrons) for read variance and flux (e/s)."""
+    n = tbar.size
+    cov = np.empty((n, n))
+    for i in range(n):
+        for j in range(n):
+            if i == j:
+                cov[i, j] = read_var / nreads[i] + flux * tau[i]
+            else:
+                cov[i, j] = flux * tbar[min(i, j)]
+    return cov
+
+
+def segments_of(usable):
+    out, start = [], None
+    for i, ok in enumerate(list(usable) + [False]):
+        if ok and start is None:
+            start = i
+        if not ok and start is not None:
+            out.append((start, i - 1))
+            start = None
+    return out
+
+
+# --------------------------------------------------------------------- optimal
+POWER_TABLE = [(5, 0.0), (10, 0.4), (20, 1.0), (50, 3.0), (100, 6.0), (np.inf, 10.0)]
+
+
+def power_for(signal, read_var):
+    if signal <= 0:
+        return 0.0
+    snr = signal / np.sqrt(read_var + signal)
+    for edge, p in POWER_TABLE:
+        if snr < edge:
+            return p
+    return 10.0
+
+
+def optimal_coefficients(t, nr, power):
+    tm, th = (t[0] + t[-1]) / 2, (t[-1] - t[0]) / 2
+    w = (1 + power) * nr / (1 + power * nr) * np.abs((t - tm) / th) ** power
+    f0, f1, f2 = w.sum(), (w * t).sum(), (w * t * t).sum()
+    return (f0 * t - f1) * w / (f2 * f0 - f1**2)
+
+
+def ref_optimal_pixel(r, usable, read_var, tbar, tau, nreads, detect, intercept=5.5):
+    """Casertano weights per segment; Sharma & Casertano jump search, written plainly."""
+    n = r.size
+    jumps = np.zeros(n, bool)
+    stack = segments_of(usable)
+    fits = []
+    while stack:
+        s, e = stack.pop()
+        if e <= s:
+            continue
+        sl = slice(s, e + 1)
+        # Exponent: two passes from the P = 0 fit's signal (as documented).
+        p = 0.0
+        for _ in range(2):
+            slope = optimal_coefficients(tbar[sl], nreads[sl], p) @ r[sl]
+            p = power_for(slope * (tbar[e] - tbar[s]), read_var)
+        k = optimal_coefficients(tbar[sl], nreads[sl], p)
+        slope = k @ r[sl]
+        cov_read = resultant_covariance(tbar[sl], tau[sl], nreads[sl], read_var, 0.0)
+        cov_flux = resultant_covariance(tbar[sl], tau[sl], nreads[sl], 0.0, 1.0)
+        rvar, pvar1 = k @ cov_read @ k, k @ cov_flux @ k
+        if detect and e - s >= 2:
+            f = max(slope, 0.0)
+            full = resultant_covariance(tbar, tau, nreads, read_var, f)
+            best, arg = 0.0, -1
+            for i in range(s, e):
+                for j in (i + 1, i + 2):
+                    if j > e:
+                        continue
+                    dt = tbar[j] - tbar[i]
+                    excess = (r[j] - r[i]) / dt - slope
+                    raw = (full[i, i] + full[j, j] - 2 * full[i, j]) / dt**2
+                    var = max(raw - f / (tbar[e] - tbar[s]), 0.05 * raw)
+                    if excess > 0 and excess**2 / var > best:
+                        best, arg = excess**2 / var, i
+            th = intercept - np.log10(min(max(slope, 1.0), 1e4)) / 3
+            if arg >= 0 and best > th**2:
+                jumps[arg] = jumps[arg + 1] = True
+                stack += [(s, arg - 1), (arg + 2, e)]
+                continue
+        fits.append((slope, rvar, pvar1))
+    if fits:
+        w = np.array([1 / f[1] for f in fits])
+        slope = sum(wi * f[0] for wi, f in zip(w, fits)) / w.sum()
+        pvar = max(slope, 0) * sum(wi**2 * f[2] for wi, f in zip(w, fits)) / w.sum() ** 2
+        return slope, 1 / w.sum(), pvar, jumps
+    i = int(np.argmax(usable))
+    slope = r[i] / tbar[i]
+    return slope, read_var / (nreads[i] * tbar[i] ** 2), max(slope, 0) * tau[i] / tbar[i] ** 2, jumps
+
+
+# ---------------------------------------------------------------------- likely
+def gls(d, cov):
+    ci = np.linalg.inv(cov)
+    one = np.ones(d.size)
+    cc = one @ ci @ one
+    slope = one @ ci @ d / cc
+    resid = d - slope
+    return slope, resid @ ci @ resid, ci @ one / cc
+
+
+def ref_likely_pixel(r, usable, read_var, tbar, tau, nreads, detect, sigma=4.5):
+    """GLS on differences with dense covariance; jumps by refitting every removal."""
+    n = r.size
+    m = n - 1
+    dt = np.diff(tbar)
+    amat = np.zeros((m, n))
+    for i in range(m):
+        amat[i, i], amat[i, i + 1] = -1 / dt[i], 1 / dt[i]
+    d = amat @ r
+    used = usable[:-1] & usable[1:]
+    jumps = np.zeros(n, bool)
+    if not used.any():
+        i = int(np.argmax(usable))
+        slope = r[i] / tbar[i]
+        return slope, read_var / (nreads[i] * tbar[i] ** 2), max(slope, 0) * tau[i] / tbar[i] ** 2, jumps
+
+    def cov_d(flux):
+        return amat @ resultant_covariance(tbar, tau, nreads, read_var, flux) @ amat.T
+
+    th1, th2 = chisq_thresholds(sigma)
+    flux = max(np.median(d[used]), 0.0)
+    cov = cov_d(flux)
+    while True:
+        idx = np.flatnonzero(used)
+        slope, chi2, _ = gls(d[idx], cov[np.ix_(idx, idx)])
+        if not detect or idx.size < 3:
+            break
+        drops1, drops2 = {}, {}
+        for i in idx:
+            keep = idx[idx != i]
+            drops1[i] = chi2 - gls(d[keep], cov[np.ix_(keep, keep)])[1]
+            if i + 1 < m and used[i + 1] and nreads[i + 1] > 1:
+                keep2 = keep[keep != i + 1]
+                drops2[i] = chi2 - gls(d[keep2], cov[np.ix_(keep2, keep2)])[1]
+        i1 = max(drops1, key=drops1.get)
+        b1 = drops1[i1]
+        i2 = max(drops2, key=drops2.get) if drops2 else -1
+        b2 = drops2[i2] if drops2 else 0.0
+        if b1 - th1 > b2 - th2 and b1 > th1:
+            used[i1] = False
+            jumps[i1 + 1] = True
+        elif not b1 - th1 > b2 - th2 and b2 > th2:
+            used[i2] = used[i2 + 1] = False
+            jumps[i2 + 1] = jumps[i2 + 2] = True
+        else:
+            break
+    idx = np.flatnonzero(used)
+    cov = cov_d(max(slope, 0.0))
+    slope, _, w = gls(d[idx], cov[np.ix_(idx, idx)])
+    cread = (amat @ resultant_covariance(tbar, tau, nreads, read_var, 0.0) @ amat.T)[np.ix_(idx, idx)]
+    cflux = (amat @ resultant_covariance(tbar, tau, nreads, 0.0, 1.0) @ amat.T)[np.ix_(idx, idx)]
+    return slope, w @ cread @ w, max(slope, 0) * (w @ cflux @ w), jumps
+
+
+# ----------------------------------------------------------------------- tests
+def random_pattern(rng, n):
+    pattern, read = [], 1
+    for _ in range(n):
+        read += int(rng.integers(0, 3))
+        nr = int(rng.integers(1, 6))
+        pattern.append(list(range(read, read + nr)))
+        read += nr
+    return pattern
+
+
+def random_ramps(rng, pattern, npix, read_noise, gain):
+    """Noisy ramps (DN) with fluxes over five decades, some jumps and flagged resultants."""
+    n = len(pattern)
+    nread = pattern[-1][-1]
+    flux = 10 ** rng.uniform(-1, 3.5, npix)
+    e = np.cumsum(rng.poisson(flux * gain * FRAME_TIME, size=(nread, npix)), axis=0).astype(float)
+    hit = rng.random(npix) < 0.3
+    when = rng.integers(1, nread + 1, npix)
+    size = 10 ** rng.uniform(1, 4, npix)
+    for k in range(nread):
+        e[k] += np.where(hit & (k + 1 >= when), size, 0.0)
+    e += rng.normal(0, read_noise * gain, e.shape)
+    res = np.array([e[np.array(p) - 1].mean(axis=0) for p in pattern]) / gain
+    gdq = np.zeros((n, npix), np.uint8)
+    gdq[rng.random((n, npix)) < 0.05] = dqflags.DO_NOT_USE
+    sat = rng.random(npix) < 0.1
+    first_sat = rng.integers(1, n + 1, npix)
+    for i in range(n):
+        gdq[i, sat & (i >= first_sat)] |= dqflags.SATURATED
+    return res, gdq
+
+
+@pytest.mark.parametrize("algorithm", ["optimal", "likely"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kernels_match_reference(algorithm, seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(4, 10))
+    pattern = random_pattern(rng, n)
+    npix = 300
+    read_noise, gain = 6.0, 1.8
+    res, gdq = random_ramps(rng, pattern, npix, read_noise, gain)
+    out = fit_ramps(res[:, None, :], gdq[:, None, :], np.full((1, npix), read_noise),
+                    np.full((1, npix), gain), pattern, FRAME_TIME, algorithm=algorithm,
+                    return_jumps=True)
+    tbar, tau, nreads = resultant_times(pattern, FRAME_TIME)
+    ref = ref_optimal_pixel if algorithm == "optimal" else ref_likely_pixel
+    read_var = (read_noise * gain) ** 2
+    njump = 0
+    for p in range(npix):
+        usable = (gdq[:, p] & 3) == 0
+        slope, vr, vp, jumps = ref(res[:, p] * gain, usable, read_var, tbar, tau,
+                                   nreads.astype(float), True)
+        np.testing.assert_array_equal(out.jumps[:, 0, p] != 0, jumps, err_msg=f"pixel {p}")
+        np.testing.assert_allclose(out.slope[0, p], slope / gain, rtol=2e-6, atol=1e-6)
+        np.testing.assert_allclose(out.var_rnoise[0, p], vr / gain**2, rtol=2e-6)
+        np.testing.assert_allclose(out.var_poisson[0, p], vp / gain**2, rtol=2e-6, atol=1e-12)
+        njump += jumps.any()
+        assert bool(out.dq[0, p] & dqflags.JUMP_DET) == jumps.any()
+    # The data hold jumps, and the search must have found some of them.
+    assert njump > 30
+
+
+@pytest.mark.parametrize("algorithm", ["optimal", "likely"])
+def test_no_jump_search_matches_reference(algorithm):
+    rng = np.random.default_rng(7)
+    pattern = [[1], [2, 3], [4, 5, 6, 7], [8], [9, 10, 11], [12, 13], [15, 16, 17, 18]]
+    npix = 200
+    res, gdq = random_ramps(rng, pattern, npix, 5.0, 2.2)
+    out = fit_ramps(res[:, None, :], gdq[:, None, :], np.full((1, npix), 5.0),
+                    np.full((1, npix), 2.2), pattern, FRAME_TIME, algorithm=algorithm,
+                    detect_jumps=False)
+    tbar, tau, nreads = resultant_times(pattern, FRAME_TIME)
+    ref = ref_optimal_pixel if algorithm == "optimal" else ref_likely_pixel
+    for p in range(npix):
+        slope, vr, vp, _ = ref(res[:, p] * 2.2, (gdq[:, p] & 3) == 0, (5.0 * 2.2) ** 2, tbar, tau,
+                               nreads.astype(float), False)
+        np.testing.assert_allclose(out.slope[0, p], slope / 2.2, rtol=2e-6, atol=1e-6)
+        np.testing.assert_allclose(out.err[0, p], np.sqrt(vr + vp) / 2.2, rtol=2e-6)
+    assert out.dq.max() & dqflags.JUMP_DET == 0
+
+
+def test_optimal_long_ramp_without_table():
+    """More resultants than the coefficient table covers: same results as the reference."""
+    rng = np.random.default_rng(3)
+    pattern = random_pattern(rng, 36)
+    npix = 40
+    res, gdq = random_ramps(rng, pattern, npix, 6.0, 2.0)
+    out = fit_ramps(res[:, None, :], gdq[:, None, :], np.full((1, npix), 6.0), np.full((1, npix), 2.0),
+                    pattern, FRAME_TIME, algorithm="optimal", return_jumps=True)
+    tbar, tau, nreads = resultant_times(pattern, FRAME_TIME)
+    for p in range(npix):
+        slope, vr, vp, jumps = ref_optimal_pixel(res[:, p] * 2.0, (gdq[:, p] & 3) == 0, 144.0, tbar, tau,
+                                                 nreads.astype(float), True)
+        np.testing.assert_array_equal(out.jumps[:, 0, p] != 0, jumps)
+        np.testing.assert_allclose(out.slope[0, p], slope / 2.0, rtol=2e-6, atol=1e-6)
+        np.testing.assert_allclose(out.var_rnoise[0, p], vr / 4.0, rtol=2e-6)
+
+
+def test_optimal_even_groups_low_signal_is_least_squares():
+    """Even JWST groups at low signal (P = 0, equal weights): ordinary least squares."""
+    pattern = [[4 * g + 1 + k for k in range(4)] for g in range(8)]
+    rng = np.random.default_rng(11)
+    npix = 50
+    tbar, _, _ = resultant_times(pattern, FRAME_TIME)
+    res = 0.02 * tbar[:, None] + rng.normal(0, 8.0, (8, npix))
+    out = fit_ramps(res[:, None, :], np.zeros((8, 1, npix), np.uint8), np.full((1, npix), 8.0),
+                    np.full((1, npix), 1.0), pattern, FRAME_TIME, algorithm="optimal",
+                    detect_jumps=False)
+    expected = np.polyfit(tbar, res, 1)[0]
+    np.testing.assert_allclose(out.slope[0], expected, rtol=1e-5, atol=1e-7)
