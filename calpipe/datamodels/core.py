@@ -232,9 +232,11 @@ class DataModel:
         return type(self)(copy.deepcopy(_materialize(self._tree)))
 
     def close(self):
+        """Close the file; a file-backed model keeps its metadata but lets go of its mapped arrays."""
         if self._asdf is not None:
             self._asdf.close()
             object.__setattr__(self, "_asdf", None)
+            object.__setattr__(self, "_tree", {"meta": self._tree.get("meta", {})})
 
     def __enter__(self):
         return self

@@ -42,7 +42,7 @@ class ExposurePipeline(CalPipeline):
         data = datamodels.open(input)
         if hasattr(data, "borrow"):  # an association: calibrate each member in turn
             return self._process_library(data)
-        return self.calibrate(data)
+        return self.calibrate(data, close_raw=data is not input)
 
     def _process_library(self, library):
         self.output_use_model = True
@@ -51,15 +51,17 @@ class ExposurePipeline(CalPipeline):
         results = []
         with library:
             for index, model in enumerate(library):
-                image = self.calibrate(model)
+                image = self.calibrate(model, close_raw=True)
                 results.append(image)
                 library.shelve(model, index, modify=False)
         return results
 
-    def calibrate(self, raw):
-        """Run one exposure through every step."""
+    def calibrate(self, raw, close_raw=False):
+        """Run one exposure through every step; ``close_raw`` frees the raw file once converted."""
         self.log.info("Calibrating %s", raw.meta.get("filename"))
         ramp = self.dq_init.run(raw)
+        if close_raw:
+            raw.close()  # its mapped pages would otherwise stay resident through the ramp fit
         ramp = self.saturation.run(ramp)
         if fully_saturated(ramp.groupdq):
             self.log.warning("Every resultant of every pixel is saturated: zero image, later steps skipped")

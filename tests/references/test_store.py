@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import exposure_meta, ref_meta
+from tiny_data import exposure_meta, ref_meta
 
 from calpipe import datamodels as dm
 from calpipe.references import MissingReferenceError, RefStore, find_store

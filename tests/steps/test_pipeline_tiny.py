@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import BAD_LIN, DARK_RATE, DEAD, HALF_FLAT, NAN_FLAT, tiny_rate, write_tiny_exposure
+from tiny_data import BAD_LIN, DARK_RATE, DEAD, HALF_FLAT, NAN_FLAT, tiny_rate, write_tiny_exposure
 
 from calpipe import datamodels as dm
 from calpipe.datamodels import dqflags

@@ -12,7 +12,7 @@ from calpipe.simulate import sky
 from calpipe.steps.assign_wcs import AssignWcsStep
 from calpipe.steps.source_catalog import SourceCatalogStep
 from calpipe.steps.tweakreg import TweakRegStep
-from conftest import Field
+from sky_field import Field
 
 
 @pytest.fixture(scope="module")
