@@ -14,7 +14,7 @@ from stpipe import Pipeline, Step
 from calpipe import _dashed_options, datamodels
 from calpipe.datamodels import DataModel, DataModelError
 from calpipe.errors import CalpipeError
-from calpipe.references import RefStore, find_store
+from calpipe.references import find_store
 from calpipe.resources import ResourceMonitor
 
 log = logging.getLogger("calpipe")
@@ -190,4 +190,4 @@ def _models_in(result):
     return []
 
 
-__all__ = ["CalPipeline", "CalStep", "RefStore"]
+__all__ = ["CalPipeline", "CalStep"]

@@ -78,7 +78,7 @@ def model_type_of(path):
 def open(init, **kwargs):  # noqa: A001 - the conventional name for a datamodels opener
     """Open a file (or pass through a model) as the model class its metadata names.
 
-    An association file (``.json``) opens as a :class:`calpipe.library.ModelLibrary`.
+    An association file (``.json``) opens as a :class:`calpipe.datamodels.association.ModelLibrary`.
     """
     if isinstance(init, DataModel):
         return init
@@ -86,7 +86,7 @@ def open(init, **kwargs):  # noqa: A001 - the conventional name for a datamodels
         return init  # already a library
     path = os.fspath(init)
     if path.endswith(".json"):
-        from calpipe.library import ModelLibrary
+        from .association import ModelLibrary
 
         return ModelLibrary(path, **kwargs)
     return MODELS[model_type_of(path)](path)

@@ -227,6 +227,7 @@ class DataModel:
         return self
 
     def copy(self):
+        """An independent in-memory copy (arrays included)."""
         import copy
 
         return type(self)(copy.deepcopy(_materialize(self._tree)))

@@ -86,3 +86,14 @@ def flag_saturation(resultants, threshold, read_pattern, groupdq, pixeldq, thres
         pixeldq,
         threshold_dq.astype(np.uint32, copy=False),
     )
+
+
+def fully_saturated(groupdq):
+    """True when every resultant of every pixel carries SATURATED."""
+    return all(np.all(plane & dqflags.SATURATED) for plane in groupdq)
+
+
+def saturated_pixel_dq(pixeldq, first_groupdq):
+    """Pixel DQ of a fully saturated exposure: pixel flags, first-resultant flags, SATURATED, DO_NOT_USE."""
+    flags = np.uint32(dqflags.SATURATED | dqflags.DO_NOT_USE)
+    return (pixeldq | first_groupdq | flags).astype(np.uint32)

@@ -3,7 +3,8 @@
 import numpy as np
 
 from calpipe import datamodels
-from calpipe.datamodels import ImageModel, dqflags
+from calpipe.datamodels import ImageModel
+from calpipe.kernels.saturation import fully_saturated, saturated_pixel_dq
 from calpipe.step import CalPipeline
 from calpipe.steps import (
     DarkCurrentStep,
@@ -79,17 +80,12 @@ class ExposurePipeline(CalPipeline):
         return image
 
 
-def fully_saturated(groupdq):
-    """True when every resultant of every pixel carries SATURATED."""
-    return all(np.all(plane & dqflags.SATURATED) for plane in groupdq)
-
-
 def saturated_image(ramp):
     """The product of a fully saturated exposure: zero data and variances, flags kept."""
     shape = science(ramp.pixeldq).shape
     zeros = lambda: np.zeros(shape, dtype=np.float32)  # noqa: E731
-    dq = science(ramp.pixeldq) | science(ramp.groupdq[0]) | dqflags.SATURATED | dqflags.DO_NOT_USE
+    dq = saturated_pixel_dq(science(ramp.pixeldq), science(ramp.groupdq[0]))
     return ImageModel(
         meta=dict(ramp.meta.to_dict(), model_type="ImageModel"),
-        data=zeros(), dq=dq.astype(np.uint32), err=zeros(), var_poisson=zeros(), var_rnoise=zeros(),
+        data=zeros(), dq=dq, err=zeros(), var_poisson=zeros(), var_rnoise=zeros(),
     )

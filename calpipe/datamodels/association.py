@@ -1,7 +1,7 @@
-"""The models of an association, loaded one at a time (stpipe's model library)."""
+"""The models of an association, loaded one at a time (stpipe's model container)."""
 
 import asdf
-from stpipe.library import AbstractModelLibrary, NoGroupID
+from stpipe import library as stpipe_models
 
 from calpipe import datamodels
 from calpipe.associations.asn import AsnError, load_asn
@@ -12,13 +12,13 @@ def _group_id(observation):
     """Exposures of one visit share a group id (they share a pointing for relative alignment)."""
     keys = ("program", "observation", "visit", "exposure")
     if not observation or not all(k in observation for k in keys):
-        raise NoGroupID()
+        raise stpipe_models.NoGroupID()
     return "{program:05d}{observation:03d}{visit:03d}_{exposure:04d}".format(
         **{k: int(observation[k]) for k in keys}
     )
 
 
-class ModelLibrary(AbstractModelLibrary):
+class ModelLibrary(stpipe_models.AbstractModelLibrary):
     """An association's members as calpipe models."""
 
     @property
