@@ -24,9 +24,10 @@ import json, sys, time
 from calpipe.pipelines import ExposurePipeline
 from calpipe import datamodels
 from calpipe.resources import ResourceMonitor
-uncal, out, refs = sys.argv[1:4]
+uncal, out, refs, refcat = sys.argv[1:5]
 with ResourceMonitor() as whole:
-    ExposurePipeline.call(uncal, output_dir=out, ref_store=refs, save_results=True)
+    ExposurePipeline.call(uncal, output_dir=out, ref_store=refs, save_results=True,
+                          steps={"tweakreg": {"abs_refcat": refcat}})
 root = ExposurePipeline.remove_suffix(uncal.rsplit('/', 1)[-1].rsplit('.', 1)[0])[0]
 with datamodels.open(f"{out}/{root}_cal.asdf") as cal:
     resources = cal.meta.resources.to_dict()
@@ -66,10 +67,11 @@ def main():
 
     work = Path(args.workdir) / f"{args.size}x{args.nresultants}"
     uncal = next(work.glob("*_uncal.asdf"), None)
-    if uncal is None:
+    refcat = next(work.glob("*_refcat.ecsv"), None)
+    if uncal is None or refcat is None:
         t0 = time.perf_counter()
         sim = simulate(work, size=args.size, nresultants=args.nresultants, seed=1, progress=print)
-        uncal = sim.uncal
+        uncal, refcat = sim.uncal, sim.refcat
         print(f"simulated {uncal} in {time.perf_counter() - t0:.1f} s")
     refs = work / "refs"
 
@@ -79,7 +81,7 @@ def main():
 
     runs = []
     for i in range(args.repeat):
-        runs.append(json.loads(run_python(RUN_ONE, uncal, work / "out", refs)))
+        runs.append(json.loads(run_python(RUN_ONE, uncal, work / "out", refs, refcat)))
         print(f"run {i + 1}/{args.repeat}: {runs[-1]['process_wall']:.1f} s", flush=True)
 
     from calpipe.pipelines import ExposurePipeline

@@ -31,7 +31,7 @@ def build_parser():
 
     demo = commands.add_parser("demo", help="simulate an exposure, calibrate it, compare with the truth")
     demo.add_argument("--workdir", default="calpipe-demo", help="working folder (default: %(default)s)")
-    demo.add_argument("--size", type=int, default=512, help="detector size in pixels (default: %(default)s)")
+    demo.add_argument("--size", type=int, default=1024, help="detector size in pixels (default: %(default)s)")
     demo.add_argument("--nresultants", type=int, default=6, help="resultants (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=1)
     demo.set_defaults(func=run_demo)
@@ -41,6 +41,9 @@ def build_parser():
     sim.add_argument("--size", type=int, default=4096, help="detector size incl. border (default: %(default)s)")
     sim.add_argument("--nresultants", type=int, default=6, help="resultants (default: %(default)s)")
     sim.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    sim.add_argument("--nexposures", type=int, default=1,
+                     help="exposures of one field in a dither pattern, with their association file "
+                          "(default: %(default)s)")
     sim.add_argument("--fully-saturated", action="store_true", help="saturate every resultant of every pixel")
     sim.set_defaults(func=run_simulate)
 
@@ -78,19 +81,23 @@ def _progress(message):
 
 
 def run_simulate(args):
-    from calpipe.simulate import simulate
+    from calpipe.simulate import simulate, simulate_dithered
 
     t0 = time.perf_counter()
-    result = simulate(
-        Path(args.out),
-        size=args.size,
-        nresultants=args.nresultants,
-        seed=args.seed,
-        fully_saturated=args.fully_saturated,
-        progress=_progress,
-    )
-    print(f"raw exposure: {result.uncal}")
-    print(f"truth:        {result.truth}")
+    options = dict(size=args.size, nresultants=args.nresultants, seed=args.seed,
+                   fully_saturated=args.fully_saturated, progress=_progress)
+    if args.nexposures > 1:
+        result = simulate_dithered(Path(args.out), args.nexposures, **options)
+        exposures = result.exposures
+    else:
+        result = simulate(Path(args.out), **options)
+        exposures = [result]
+    for exposure in exposures:
+        print(f"raw exposure: {exposure.uncal}")
+        print(f"truth:        {exposure.truth}")
+    if args.nexposures > 1:
+        print(f"association:  {result.association}")
+    print(f"ref. catalog: {result.refcat}")
     print(f"references:   {result.refs}  (export CALPIPE_REFS={result.refs})")
     print(f"done in {time.perf_counter() - t0:.1f} s")
     return 0
@@ -144,13 +151,14 @@ def run_demo(args):
     from calpipe import datamodels
     from calpipe.pipelines import ExposurePipeline
     from calpipe.simulate import simulate
-    from calpipe.truth import compare
+    from calpipe.truth import compare, compare_catalog
 
     work = Path(args.workdir)
     print(f"1. Simulating a {args.size}x{args.size} exposure with {args.nresultants} resultants in {work}/")
     sim = simulate(work, size=args.size, nresultants=args.nresultants, seed=args.seed, progress=_progress)
     out = work / "out"
-    command = [str(sim.uncal), "--output-dir", str(out), "--ref-store", str(sim.refs), "--log-level", "WARNING"]
+    command = [str(sim.uncal), "--output-dir", str(out), "--ref-store", str(sim.refs),
+               f"--steps.tweakreg.abs_refcat={sim.refcat}", "--log-level", "WARNING"]
     print(f"2. Running: strun exposure_pipeline {' '.join(command)}")
     t0 = time.perf_counter()
     ExposurePipeline.from_cmdline(["exposure_pipeline", *command])
@@ -161,12 +169,14 @@ def run_demo(args):
         resources = cal.meta.resources.to_dict()
         status = cal.meta.cal_step.to_dict()
         stats = compare(cal, truth.tree)
+        sky = compare_catalog(cal, truth.tree)
+        tweakreg = cal.meta.cal_step.tweakreg
     print(f"3. Steps ({wall:.1f} s in all, including start-up):")
     for name in ExposurePipeline.step_defs:
         if name in resources:
             usage = resources[name]
             print(
-                f"   {name:<13} {status.get(name, '?'):<9} {usage['wall_seconds']:7.2f} s"
+                f"   {name:<15} {status.get(name, '?'):<9} {usage['wall_seconds']:7.2f} s"
                 f"   peak RSS {usage['peak_rss_mb']:7.0f} MB"
             )
     print(f"4. Output: {cal_path}")
@@ -180,6 +190,19 @@ def run_demo(args):
         f"cosmic-ray pixels flagged: {stats['jumps_flagged']:.1%} of {stats['jump_pixels']}, "
         f"{stats['jump_pixels_within_5_sigma']:.1%} within 5 sigma of the truth"
     )
+    print(
+        f"   catalog: {sky['detections']} sources, {sky['matched']} of {sky['stars']} stars matched; "
+        f"complete to {sky['completeness_snr20']:.0%} above S/N 20; aperture flux / truth "
+        f"{sky['median_flux_ratio']:.3f} (median of {sky['isolated_stars']} isolated stars)"
+    )
+    if "shift_residual_mas" in sky:
+        print(
+            f"   tweakreg {tweakreg}: catalog positions {sky['median_sep_mas']:.1f} mas from the truth "
+            f"(median); pointing error recovered to {sky['shift_residual_mas']:.1f} mas and "
+            f"{sky['roll_residual_arcsec']:.1f} arcsec of roll"
+        )
+    else:
+        print(f"   tweakreg {tweakreg}: {cal.meta.wcs_fit_results.reason}")
     return 0
 
 

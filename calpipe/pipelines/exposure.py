@@ -7,6 +7,7 @@ from calpipe.datamodels import ImageModel
 from calpipe.kernels.saturation import fully_saturated, saturated_pixel_dq
 from calpipe.step import CalPipeline
 from calpipe.steps import (
+    AssignWcsStep,
     DarkCurrentStep,
     DQInitStep,
     FlatFieldStep,
@@ -15,14 +16,18 @@ from calpipe.steps import (
     RampFitStep,
     RefPixStep,
     SaturationStep,
+    SourceCatalogStep,
+    TweakRegStep,
 )
 from calpipe.steps._common import science
 
-AFTER_SATURATION = ["refpix", "linearity", "ramp_fit", "dark_current", "flat_field", "photom"]
+AFTER_SATURATION = ["refpix", "linearity", "ramp_fit", "dark_current", "assign_wcs", "flat_field", "photom",
+                    "source_catalog"]
 
 
 class ExposurePipeline(CalPipeline):
-    """dq_init, saturation, refpix, linearity, ramp_fit, dark_current, flat_field, photom."""
+    """dq_init, saturation, refpix, linearity, ramp_fit, dark_current, assign_wcs, flat_field,
+    photom and source_catalog on each exposure, then tweakreg over all of them together."""
 
     class_alias = "exposure_pipeline"
     spec = """
@@ -35,27 +40,31 @@ class ExposurePipeline(CalPipeline):
         "linearity": LinearityStep,
         "ramp_fit": RampFitStep,
         "dark_current": DarkCurrentStep,
+        "assign_wcs": AssignWcsStep,
         "flat_field": FlatFieldStep,
         "photom": PhotomStep,
+        "source_catalog": SourceCatalogStep,
+        "tweakreg": TweakRegStep,
     }
 
     def process(self, input):
         data = datamodels.open(input)
         if hasattr(data, "borrow"):  # an association: calibrate each member in turn
             return self._process_library(data)
-        return self.calibrate(data, close_raw=data is not input)
+        image = self.calibrate(data, close_raw=data is not input)
+        return self.tweakreg.run([image])[0]
 
     def _process_library(self, library):
         self.output_use_model = True
         for step in self.step_defs:
             getattr(self, step).output_use_model = True
-        results = []
+        images = []
         with library:
             for index, model in enumerate(library):
-                image = self.calibrate(model, close_raw=True)
-                results.append(image)
+                images.append(self.calibrate(model, close_raw=True))
                 library.shelve(model, index, modify=False)
-        return results
+        # Relative alignment uses every member's sources at once.
+        return self.tweakreg.run(images)
 
     def calibrate(self, raw, close_raw=False):
         """Run one exposure through every step; ``close_raw`` frees the raw file once converted."""
@@ -75,9 +84,10 @@ class ExposurePipeline(CalPipeline):
         image = self.ramp_fit.run(ramp)
         del ramp
         image = self.dark_current.run(image)
+        image = self.assign_wcs.run(image)
         image = self.flat_field.run(image)
         image = self.photom.run(image)
-        return image
+        return self.source_catalog.run(image)
 
 
 def saturated_image(ramp):

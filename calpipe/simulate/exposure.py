@@ -312,28 +312,32 @@ def render_sources(shape, x, y, flux):
     return image.astype(np.float32)
 
 
-def make_scene(shape, seed=0, background=0.6, star_density=1 / 3000.0):
+def make_scene(shape, seed=0, background=0.6, star_density=1 / 3000.0, sources=None):
     """Sky flux (DN/s, float32, science pixels) and its source list.
 
-    Background ~0.6 DN/s with a 10 % gradient; stars uniformly placed with a power-law
-    flux distribution N(>F) ~ F^-0.8 from 2 DN/s, at least one bright enough to saturate.
-    Returns ``(flux_image, sources)`` with ``sources = {"x", "y", "flux"}``.
+    Background ~0.6 DN/s with a 10 % gradient. The stars are ``sources`` (``{"x", "y",
+    "flux"}`` in science pixels, e.g. a catalog projected through a WCS) when given;
+    otherwise uniformly placed with a power-law flux distribution N(>F) ~ F^-0.8 from
+    2 DN/s, at least one bright enough to saturate.
+    Returns ``(flux_image, sources)``.
     """
     rng = _rng(seed, _SCENE)
     ny, nx = shape
-    nstars = max(4, int(round(ny * nx * star_density)))
-    x = rng.uniform(-0.5, nx - 0.5, nstars)
-    y = rng.uniform(-0.5, ny - 0.5, nstars)
-    flux = np.minimum(2.0 * rng.uniform(0, 1, nstars) ** (-1 / 0.8), 3e5)
-    # every exposure exercises saturation: its brightest star saturates within seconds
-    brightest = np.argmax(flux)
-    flux[brightest] = max(flux[brightest], 2e4)
+    if sources is None:
+        nstars = max(4, int(round(ny * nx * star_density)))
+        x = rng.uniform(-0.5, nx - 0.5, nstars)
+        y = rng.uniform(-0.5, ny - 0.5, nstars)
+        flux = np.minimum(2.0 * rng.uniform(0, 1, nstars) ** (-1 / 0.8), 3e5)
+        # every exposure exercises saturation: its brightest star saturates within seconds
+        brightest = np.argmax(flux)
+        flux[brightest] = max(flux[brightest], 2e4)
+        sources = {"x": x, "y": y, "flux": flux}
     gx, gy = rng.uniform(-0.1, 0.1, 2)
     yy, xx = np.mgrid[0:ny, 0:nx].astype(np.float32)
     image = background * (1 + gx * (xx / nx - 0.5) * 2 + gy * (yy / ny - 0.5) * 2)
     del yy, xx
-    image = image.astype(np.float32) + render_sources(shape, x, y, flux)
-    return image, {"x": x, "y": y, "flux": flux}
+    image = image.astype(np.float32) + render_sources(shape, sources["x"], sources["y"], sources["flux"])
+    return image, sources
 
 
 # --------------------------------------------------------------------------- the ramp

@@ -105,12 +105,13 @@ def distortion_reference_tree(
     detector="WFI01",
     optical_element="ANY",
     useafter="2020-01-01T00:00:00",
+    transform=None,
     **model_options,
 ):
     """The tree of a ``distortion`` reference file (``DistortionRefModel``) for ``detector``.
 
-    ``model_options`` go to :func:`distortion_model`; the detector's V2/V3 centre comes from
-    ``DETECTOR_V2V3`` unless given.
+    The model is ``transform`` when given, else :func:`distortion_model` with
+    ``model_options`` (the detector's V2/V3 centre from ``DETECTOR_V2V3`` unless given).
     """
     model_options.setdefault("v2v3_center", DETECTOR_V2V3.get(detector.upper(), DEFAULT_V2V3))
     meta = {
@@ -124,7 +125,9 @@ def distortion_reference_tree(
         "input_units": "pixel",
         "output_units": "arcsec",
     }
-    return {"meta": meta, "coordinate_distortion_transform": distortion_model(**model_options)}
+    if transform is None:
+        transform = distortion_model(**model_options)
+    return {"meta": meta, "coordinate_distortion_transform": transform}
 
 
 # -- pointing ------------------------------------------------------------------------------
@@ -218,6 +221,25 @@ def make_star_catalog(
     table["epoch"].unit = u.yr
     table["flux"].unit = u.DN / u.s
     return table
+
+
+def field_catalog(ra, dec, size, rng, nexposures=1, star_density=1 / 4000.0,
+                  flux_range=(2.0, 3.0e5), flux_slope=-1.8, bright=2.0e4, epoch=GAIA_EPOCH):
+    """The stars of a simulated field: enough sky around (ra, dec) for a ``size`` detector.
+
+    The cap covers the detector's corners and ``nexposures`` dithers of
+    :func:`dither_offsets`, at ``star_density`` stars per pixel. Fluxes follow
+    ``N(>F) ~ F**(flux_slope + 1)``; the star nearest the centre gets at least ``bright``
+    DN/s, so every exposure has a star that saturates.
+    """
+    radius_pix = 0.75 * size + 60.0 * max(nexposures - 1, 0)
+    nstars = max(4, int(round(np.pi * radius_pix**2 * star_density)))
+    stars = make_star_catalog(ra, dec, radius_pix * PIXEL_SCALE / 3600.0, nstars, rng,
+                              flux_range=flux_range, flux_slope=flux_slope, epoch=epoch)
+    centre = SkyCoord(ra * u.deg, dec * u.deg)
+    nearest = int(np.argmin(centre.separation(SkyCoord(stars["ra"], stars["dec"])).deg))
+    stars["flux"][nearest] = max(float(stars["flux"][nearest]), bright)
+    return stars
 
 
 def reference_catalog(

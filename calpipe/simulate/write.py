@@ -9,6 +9,7 @@ import numpy as np
 
 from calpipe.datamodels import dqflags
 
+from . import sky
 from .exposure import FRAME_TIME, linearity_coefficients, make_detector, make_scene, simulate_exposure
 
 USEAFTER = "2020-01-01T00:00:00.000"
@@ -19,6 +20,10 @@ PEDIGREE = "DUMMY"
 PIXEL_AREA_SR = (0.11 / 206264.806) ** 2
 # MJy/sr per DN/s for a 26.5 AB zero point (1 e/s) at a gain of 2 e/DN
 PHOTMJSR = {"F158": 0.64}
+# Where the simulated telescope points: a field near the south ecliptic pole.
+POINTING = {"ra": 80.49, "dec": -69.5, "roll": 20.0}
+# Separate random streams for the field's stars and catalog and for each pointing error.
+_FIELD_STREAM, _POINTING_STREAM = 101, 102
 
 
 @dataclass
@@ -30,6 +35,45 @@ class SimResult:
     refs: Path
     root: str
     ref_files: dict = field(default_factory=dict)
+    refcat: Path | None = None
+
+
+@dataclass
+class DitheredSet:
+    """What :func:`simulate_dithered` wrote: one :class:`SimResult` per exposure, the
+    association file, the field's reference catalog and the reference store."""
+
+    exposures: list
+    association: Path
+    refcat: Path
+    refs: Path
+
+
+@dataclass
+class SkyField:
+    """A patch of sky shared by the exposures of a dithered set."""
+
+    stars: object  # astropy Table from sky.field_catalog
+    wcsinfo: dict  # true pointing of the first exposure
+    distortion: object  # detector -> V2/V3 model
+    refcat: object  # Gaia-like reference catalog (Table)
+
+
+def make_field(size, seed, nexposures=1, star_density=1 / 4000.0, pointing=None):
+    """The stars, pointing, distortion and reference catalog of a simulated field."""
+    pointing = dict(POINTING, **(pointing or {}))
+    rng = np.random.default_rng([seed, _FIELD_STREAM])
+    distortion = sky.distortion_model(size=size)
+    wcsinfo = sky.make_wcsinfo(pointing["ra"], pointing["dec"], pointing["roll"],
+                               va_scale=sky.velocity_aberration_scale(30.0, 60.0))
+    stars = sky.field_catalog(pointing["ra"], pointing["dec"], size, rng, nexposures=nexposures,
+                              star_density=star_density)
+    refcat = sky.reference_catalog(stars, rng, faint_limit=10.0)
+    return SkyField(stars=stars, wcsinfo=wcsinfo, distortion=distortion, refcat=refcat)
+
+
+def field_root(program=1, observation=1, visit=1):
+    return f"cp{program:05d}{observation:03d}{visit:03d}"
 
 
 def exposure_root(program=1, observation=1, visit=1, exposure=1, detector="WFI01"):
@@ -51,7 +95,8 @@ def _ref_meta(reftype, detector_name, description, optical_element=None):
     }
 
 
-def write_references(detector, refs_dir, detector_name="WFI01", optical_element="F158", progress=None):
+def write_references(detector, refs_dir, detector_name="WFI01", optical_element="F158", progress=None,
+                     distortion=None):
     """Write the reference set describing ``detector`` into ``refs_dir``; return ``{reftype: path}``."""
     from calpipe import datamodels as dm
 
@@ -109,6 +154,11 @@ def write_references(detector, refs_dir, detector_name="WFI01", optical_element=
     save("photom", dm.PhotomRefModel(
         meta=_ref_meta("photom", detector_name, "Conversion from DN/s to MJy/sr", optical_element),
         phot_table=phot), optical_element)
+
+    if distortion is None:
+        distortion = sky.distortion_model(size=detector.size)
+    save("distortion", dm.DistortionRefModel(
+        sky.distortion_reference_tree(detector_name, useafter=USEAFTER, transform=distortion)))
     return paths
 
 
@@ -127,7 +177,7 @@ def _write_truth(path, exposure, sources, meta):
         "jumps": truth["jumps"],
         "saturated": truth["saturated"],
         "bias": {"channel": truth["bias_channel"], "row": truth["bias_row"]},
-        "sources": Table({"x": sources["x"], "y": sources["y"], "flux": sources["flux"]}),
+        "sources": Table(sources),
     }
     tmp = Path(path).with_name(f".{Path(path).name}.part")
     try:
@@ -136,6 +186,21 @@ def _write_truth(path, exposure, sources, meta):
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _field_sources(sky_field, wcsinfo, shape, start_time):
+    """The field's stars that fall on the science pixels: x, y, ra, dec, flux, source_id."""
+    epoch = sky.epoch_of(start_time)
+    x, y, ra, dec = sky.star_pixels(sky_field.stars, wcsinfo, sky_field.distortion, shape, epoch)
+    ny, nx = shape
+    margin = 20  # stars just off the edge still spill light onto it
+    near = (x > -margin) & (x < nx - 1 + margin) & (y > -margin) & (y < ny - 1 + margin)
+    flux = np.asarray(sky_field.stars["flux"], float)
+    rendered = {"x": x[near], "y": y[near], "flux": flux[near]}
+    on = near & (x >= -0.5) & (x < nx - 0.5) & (y >= -0.5) & (y < ny - 0.5)
+    table = {"x": x[on], "y": y[on], "ra": ra[on], "dec": dec[on], "flux": flux[on],
+             "source_id": np.asarray(sky_field.stars["source_id"])[on]}
+    return rendered, table
 
 
 def simulate(
@@ -156,13 +221,23 @@ def simulate(
     detector="WFI01",
     optical_element="F158",
     start_time=START_TIME,
+    sky_field=None,
+    wcsinfo=None,
+    pointing_error=(0.5, 0.05),
+    star_density=1 / 4000.0,
+    write_refs=True,
 ):
-    """Simulate one exposure; write ``<root>_uncal.asdf``, ``<root>_truth.asdf`` and ``refs/``.
+    """Simulate one exposure; write ``<root>_uncal.asdf``, ``<root>_truth.asdf``, ``refs/``
+    and the field's reference catalog ``<field>_refcat.ecsv``.
 
-    ``seed`` drives the sky, photon, read, cosmic-ray and bias draws; ``detector_seed``
-    the detector's own properties, so that exposures with different seeds share one
-    detector and one reference set. The references are registered in the store at
-    ``out_dir/refs``.
+    ``seed`` drives the sky, photon, read, cosmic-ray, bias and pointing-error draws;
+    ``detector_seed`` the detector's own properties, so that exposures with different seeds
+    share one detector and one reference set. The stars come from ``sky_field`` (a
+    :class:`SkyField`, made from ``seed`` when not given) seen through the true pointing
+    ``wcsinfo`` (the field's own by default); the raw exposure's ``meta.wcsinfo`` is that
+    pointing moved by ``pointing_error`` = (shift in arcsec, roll in degrees), and the truth
+    keeps the true one. The references are registered in the store at ``out_dir/refs``
+    unless ``write_refs`` is false.
     """
     from calpipe import datamodels as dm
     from calpipe.references import RefStore
@@ -175,8 +250,16 @@ def simulate(
     progress(f"detector {detector} {size}x{size}")
     det = make_detector(size, seed=detector_seed)
     progress("sky")
+    if sky_field is None:
+        sky_field = make_field(size, seed, star_density=star_density)
+    true_wcsinfo = dict(wcsinfo or sky_field.wcsinfo)
+    shift, roll = pointing_error
+    _, written_wcsinfo, error = sky.inject_pointing_error(
+        true_wcsinfo, np.random.default_rng([seed, _POINTING_STREAM]), shift, roll)
     nsci = size - 2 * det.border
-    flux, sources = make_scene((nsci, nsci), seed=seed)
+    rendered, sources = _field_sources(sky_field, true_wcsinfo, (nsci, nsci), start_time)
+    flux, _ = make_scene((nsci, nsci), seed=seed, sources=rendered)
+    progress(f"{len(sources['x'])} stars on the detector")
     progress("ramp")
     exp = simulate_exposure(
         det, flux, read_pattern=read_pattern, nresultants=nresultants, frame_time=frame_time,
@@ -194,6 +277,9 @@ def simulate(
                      "exposure_time": float(frame_time * pattern[-1][-1])},
         "observation": {"program": int(program), "observation": int(observation), "visit": int(visit),
                         "exposure": int(exposure)},
+        "target": {"name": "SIMULATED-FIELD", "ra": float(sky_field.wcsinfo["ra_ref"]),
+                   "dec": float(sky_field.wcsinfo["dec_ref"])},
+        "wcsinfo": written_wcsinfo,
     }
     uncal = out_dir / f"{root}_uncal.asdf"
     dm.RawModel(meta=meta, data=exp.raw).save(uncal)
@@ -204,15 +290,58 @@ def simulate(
     truth_meta = {
         "root": root, "size": int(size), "seed": int(seed), "detector_seed": int(detector_seed),
         "fully_saturated": bool(fully_saturated), "border": det.border, "nchannels": det.nchannels,
+        "wcsinfo": true_wcsinfo, "pointing_error": error, "epoch": sky.epoch_of(start_time),
         "units": {"slope": "DN/s", "flux": "DN/s", "dark": "DN/s", "bias": "DN",
-                  "sources": "x, y in science-pixel coordinates (first science pixel centre at 0, 0); flux DN/s"},
+                  "sources": "x, y in science-pixel coordinates (first science pixel centre at 0, 0); "
+                             "ra, dec in degrees at the exposure's epoch; flux DN/s",
+                  "pointing_error": "written minus true: dra (with cos Dec) and ddec in arcsec, droll in deg"},
     }
     _write_truth(truth_path, exp, sources, truth_meta)
     progress(f"wrote {truth_path.name}")
     del exp
 
+    refcat = out_dir / f"{field_root(program, observation, visit)}_refcat.ecsv"
+    sky.write_reference_catalog(sky_field.refcat, refcat)
     refs_dir = out_dir / "refs"
-    ref_files = write_references(det, refs_dir, detector, optical_element, progress)
-    RefStore(refs_dir).add(list(ref_files.values()))
-    progress(f"registered {len(ref_files)} references in {refs_dir}")
-    return SimResult(uncal=uncal, truth=truth_path, refs=refs_dir, root=root, ref_files=ref_files)
+    ref_files = {}
+    if write_refs:
+        ref_files = write_references(det, refs_dir, detector, optical_element, progress, sky_field.distortion)
+        RefStore(refs_dir).add(list(ref_files.values()))
+        progress(f"registered {len(ref_files)} references in {refs_dir}")
+    return SimResult(uncal=uncal, truth=truth_path, refs=refs_dir, root=root, ref_files=ref_files,
+                     refcat=refcat)
+
+
+def simulate_dithered(out_dir, nexposures, *, size=4096, seed=0, start_time=START_TIME, progress=None,
+                      star_density=1 / 4000.0, **options):
+    """Simulate ``nexposures`` dithered exposures of one field and their association file.
+
+    Exposure k (1-based) has seed ``seed + k - 1``, its own pointing error and a start time
+    one minute after the previous exposure's end; all share the detector, the references
+    and the reference catalog. ``options`` go to :func:`simulate`.
+    """
+    from astropy.time import Time, TimeDelta
+
+    from calpipe.associations.pool import read_exposure, write_associations
+
+    progress = progress or (lambda message: None)
+    nexposures = int(nexposures)
+    if nexposures < 1:
+        raise ValueError(f"nexposures must be >= 1, got {nexposures}")
+    sky_field = make_field(size, seed, nexposures=nexposures, star_density=star_density)
+    pointings = sky.dithered_wcsinfos(sky_field.wcsinfo, sky_field.distortion, nexposures)
+    start = Time(start_time, scale="utc")
+    results = []
+    for k, wcsinfo in enumerate(pointings):
+        progress(f"exposure {k + 1}/{nexposures}")
+        result = simulate(out_dir, size=size, seed=seed + k, exposure=k + 1, sky_field=sky_field,
+                          wcsinfo=wcsinfo, start_time=start.isot, progress=progress,
+                          write_refs=(k == 0), **options)
+        results.append(result)
+        with asdf.open(result.uncal, lazy_load=True) as af:
+            duration = af.tree["meta"]["exposure"]["exposure_time"]
+        start = start + TimeDelta(duration + 60.0, format="sec")
+    (association,) = write_associations([read_exposure(r.uncal) for r in results], out_dir, "simulated")
+    progress(f"wrote {Path(association).name}")
+    return DitheredSet(exposures=results, association=Path(association), refcat=results[0].refcat,
+                       refs=results[0].refs)

@@ -1,13 +1,15 @@
 import asdf
 import numpy as np
 import pytest
+from astropy.table import Table
 
 from calpipe import datamodels as dm
 from calpipe.datamodels import dqflags
+from calpipe.kernels.wcs import build_wcs
 from calpipe.references import RefStore
 from calpipe.simulate import default_read_pattern, exposure_root, simulate
 
-REFTYPES = ["mask", "saturation", "linearity", "dark", "gain", "readnoise", "flat", "photom"]
+REFTYPES = ["mask", "saturation", "linearity", "dark", "gain", "readnoise", "flat", "photom", "distortion"]
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +55,31 @@ def test_truth_file(sim):
         np.testing.assert_allclose(
             np.asarray(t["slope"]), np.asarray(t["flux"]) * t["flat"] + t["dark"], rtol=1e-5, atol=1e-6)
         src = t["sources"]
-        assert set(src.colnames) == {"x", "y", "flux"} and len(src) >= 4
+        assert set(src.colnames) == {"x", "y", "ra", "dec", "flux", "source_id"} and len(src) >= 1
         assert t["bias"]["channel"].shape == (5, 32) and t["bias"]["row"].shape == (5, 64)
         assert t["meta"]["seed"] == 4
+
+
+def test_sky_truth_pointing_and_reference_catalog(sim):
+    """Stars sit where the true WCS puts them; the raw pointing carries the recorded error."""
+    result, _ = sim
+    with asdf.open(result.truth, lazy_load=False) as af:
+        meta, src = af.tree["meta"], af.tree["sources"].copy()
+    with dm.open(result.uncal) as raw, dm.open(result.ref_files["distortion"]) as ref:
+        written = raw.meta.wcsinfo.to_dict()
+        true_wcs = build_wcs(ref.coordinate_distortion_transform, meta["wcsinfo"], (56, 56))
+    ra, dec = true_wcs(np.asarray(src["x"]), np.asarray(src["y"]))
+    np.testing.assert_allclose(ra, src["ra"], atol=1e-9)
+    np.testing.assert_allclose(dec, src["dec"], atol=1e-9)
+    error = meta["pointing_error"]
+    assert np.hypot(error["dra_arcsec"], error["ddec_arcsec"]) == pytest.approx(0.5)
+    assert abs(error["droll_deg"]) == pytest.approx(0.05)
+    assert written["roll_ref"] - meta["wcsinfo"]["roll_ref"] == pytest.approx(error["droll_deg"])
+    assert (written["dec_ref"] - meta["wcsinfo"]["dec_ref"]) * 3600 == pytest.approx(error["ddec_arcsec"], abs=1e-4)
+    refcat = Table.read(result.refcat)
+    assert {"ra", "dec", "pmra", "pmdec", "ref_epoch"} <= set(refcat.colnames)
+    # Every star on the detector is in the catalog, unless dropped as Gaia misses some.
+    assert np.isin(src["source_id"], refcat["source_id"]).mean() >= 0.5
 
 
 def test_references_registered_and_consistent(sim):

@@ -61,7 +61,11 @@ def test_bookkeeping(cal, tiny):
     for step in [*STEPS, "exposure_pipeline"]:
         usage = cal.meta.resources[step]
         assert usage["wall_seconds"] >= 0 and usage["peak_rss_mb"] > 10
-    assert len(cal.meta.cal_logs) == len(STEPS) + 1
+    # No pointing in the tiny exposure: no WCS, a catalog without sky positions, nothing to align.
+    assert cal.meta.cal_step.assign_wcs == "SKIPPED" and cal.meta.cal_step.tweakreg == "SKIPPED"
+    assert cal.meta.cal_step.source_catalog == "COMPLETE"
+    assert cal.meta.wcs_fit_results.reason == "no WCS (assign_wcs not run)"
+    assert len(cal.meta.cal_logs) == len(STEPS) + 4
     assert cal.meta.photometry.conversion_megajanskys == 0.5
     assert cal.meta.photometry.pixelarea_arcsecsq == pytest.approx(2.8e-13 * (180 / np.pi * 3600) ** 2)
 
@@ -107,4 +111,6 @@ def test_fully_saturated_exposure(tiny, tmp_path):
             assert not np.any(getattr(model, name))
         assert np.all(model.dq & dqflags.SATURATED)
         assert model.meta.cal_step.saturation == "COMPLETE"
-        assert all(model.meta.cal_step[s] == "SKIPPED" for s in STEPS[2:])
+        later = [*STEPS[2:], "assign_wcs", "source_catalog", "tweakreg"]
+        assert all(model.meta.cal_step[s] == "SKIPPED" for s in later)
+        assert model.meta.wcs_fit_results.reason == "association holds a fully saturated exposure"
