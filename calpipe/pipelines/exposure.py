@@ -1,5 +1,7 @@
 """ExposurePipeline: raw up-the-ramp exposures in, calibrated count-rate images out."""
 
+import logging
+
 import numpy as np
 
 from calpipe import datamodels
@@ -20,6 +22,8 @@ from calpipe.steps import (
     TweakRegStep,
 )
 from calpipe.steps._common import science
+
+log = logging.getLogger(__name__)
 
 AFTER_SATURATION = ["refpix", "linearity", "ramp_fit", "dark_current", "assign_wcs", "flat_field", "photom",
                     "source_catalog"]
@@ -68,13 +72,13 @@ class ExposurePipeline(CalPipeline):
 
     def calibrate(self, raw, close_raw=False):
         """Run one exposure through every step; ``close_raw`` frees the raw file once converted."""
-        self.log.info("Calibrating %s", raw.meta.get("filename"))
+        log.info("Calibrating %s", raw.meta.get("filename"))
         ramp = self.dq_init.run(raw)
         if close_raw:
             raw.close()  # its mapped pages would otherwise stay resident through the ramp fit
         ramp = self.saturation.run(ramp)
         if fully_saturated(ramp.groupdq):
-            self.log.warning("Every resultant of every pixel is saturated: zero image, later steps skipped")
+            log.warning("Every resultant of every pixel is saturated: zero image, later steps skipped")
             image = saturated_image(ramp)
             for name in AFTER_SATURATION:
                 setattr(image.meta.cal_step, getattr(self, name).class_alias, "SKIPPED")

@@ -1,8 +1,12 @@
 """assign_wcs: attach the gwcs (science pixels -> V2/V3 -> aberration -> ICRS) and s_region."""
 
+import logging
+
 from calpipe import datamodels
 from calpipe.kernels.wcs import WCSINFO_KEYS, build_wcs, s_region
 from calpipe.step import CalStep
+
+log = logging.getLogger(__name__)
 
 
 class AssignWcsStep(CalStep):
@@ -21,7 +25,7 @@ class AssignWcsStep(CalStep):
         wcsinfo = wcsinfo.to_dict() if wcsinfo else {}
         missing = [k for k in WCSINFO_KEYS if wcsinfo.get(k) is None]
         if missing:
-            self.log.warning("No pointing for %s (meta.wcsinfo lacks %s): no WCS assigned",
+            log.warning("No pointing for %s (meta.wcsinfo lacks %s): no WCS assigned",
                              model.meta.get("filename"), ", ".join(missing))
             self.record(model, "SKIPPED")
             return model
@@ -30,6 +34,6 @@ class AssignWcsStep(CalStep):
         ref.close()
         model.meta.wcs = wcs
         model.meta.wcsinfo.s_region = s_region(wcs)
-        self.log.info("WCS assigned: reference point RA %.6f Dec %.6f, roll %.4f deg",
+        log.info("WCS assigned: reference point RA %.6f Dec %.6f, roll %.4f deg",
                       wcsinfo["ra_ref"], wcsinfo["dec_ref"], wcsinfo["roll_ref"])
         return model

@@ -1,10 +1,14 @@
 """dark_current: subtract the dark-current rate from the slope image."""
 
+import logging
+
 from calpipe.errors import InputError
 from calpipe.kernels.image import dark_scale, subtract_dark
 from calpipe.step import CalStep
 
 from ._common import check_shape, science
+
+log = logging.getLogger(__name__)
 
 
 class DarkCurrentStep(CalStep):
@@ -30,7 +34,7 @@ class DarkCurrentStep(CalStep):
                 missing = "meta.temperature of the dark" if ref_t is None else "meta.instrument.detector_temperature"
                 raise InputError(f"{model.meta.filename}: scale_temperature needs {missing}")
             scale = dark_scale(ref_t, exp_t, self.scale_factor, self.scale_interval)
-            self.log.info("Dark scaled by %.4f from %.2f K to %.2f K", scale, ref_t, exp_t)
+            log.info("Dark scaled by %.4f from %.2f K to %.2f K", scale, ref_t, exp_t)
         subtract_dark(model.data, model.dq, science(ref.data), dark_dq=science(ref.dq), scale=scale)
         model.meta.dark_current = {"scale": float(scale)}
         ref.close()

@@ -1,9 +1,13 @@
 """flat_field: divide by the flat, propagating its error into var_flat."""
 
+import logging
+
 from calpipe.kernels.image import apply_flat
 from calpipe.step import CalStep
 
 from ._common import check_shape, is_imaging, science
+
+log = logging.getLogger(__name__)
 
 
 class FlatFieldStep(CalStep):
@@ -15,7 +19,7 @@ class FlatFieldStep(CalStep):
     def process(self, input):
         model = self.open_for_update(input)
         if not is_imaging(model):
-            self.log.info("Exposure type %s is not imaging: flat field skipped", model.meta.exposure.type)
+            log.info("Exposure type %s is not imaging: flat field skipped", model.meta.exposure.type)
             self.record(model, "SKIPPED")
             return model
         ref = self.open_reference(model, "flat")

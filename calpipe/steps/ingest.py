@@ -1,8 +1,12 @@
 """IngestStep: scrubbed products and their measured cost into the training database."""
 
+import logging
+
 from calpipe.step import CalStep
 from calpipe.training.db import TrainingDB
 from calpipe.training.ingest import calpipe_costs, ingest, read_report
+
+log = logging.getLogger(__name__)
 
 
 class IngestStep(CalStep):
@@ -30,7 +34,7 @@ class IngestStep(CalStep):
             costs += report_costs
         with TrainingDB(self.database) as database:
             summary = ingest(database, exposures, costs, source=scrubbed["asn_path"])
-            self.log.info(
+            log.info(
                 "ingest run %d into %s: %d exposure(s) stored, %d product(s) changed, %d trained, "
                 "%d reprocessed, %d pending",
                 summary.run_id, database.shown, summary.n_exposures, summary.n_products,

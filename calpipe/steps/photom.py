@@ -1,8 +1,11 @@
 """photom: record the conversion from DN/s to surface brightness (data stay in DN/s)."""
 
+import logging
 import math
 
 from calpipe.step import CalStep
+
+log = logging.getLogger(__name__)
 
 STERADIAN_TO_ARCSEC2 = (180 / math.pi * 3600) ** 2
 
@@ -19,7 +22,7 @@ class PhotomStep(CalStep):
         element = model.meta.instrument.optical_element.upper()
         row = {k.upper(): v for k, v in ref.phot_table.items()}.get(element)
         if row is None:
-            self.log.warning("No photometric calibration for %s in %s", element, ref.meta.filename)
+            log.warning("No photometric calibration for %s in %s", element, ref.meta.filename)
             row = {"photmjsr": None, "uncertainty": None, "pixelareasr": None}
         area = row.get("pixelareasr")
         model.meta.photometry = {

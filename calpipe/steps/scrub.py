@@ -1,11 +1,15 @@
 """ScrubStep: an association's Level-1 members -> named products with their features."""
 
+import logging
+
 from pathlib import Path
 
 from calpipe.associations.asn import load_asn
 from calpipe.associations.pool import group_products, read_exposure
 from calpipe.step import CalStep
 from calpipe.training.scrub import product_features
+
+log = logging.getLogger(__name__)
 
 
 class Scrubbed(dict):
@@ -41,5 +45,5 @@ class ScrubStep(CalStep):
                 "name": prod.name, "category": prod.category, "members": prod.members,
                 "features": product_features(prod.exposures),
             })
-            self.log.info("%s: %d member(s), %s", prod.name, len(prod.members), prod.category)
+            log.info("%s: %d member(s), %s", prod.name, len(prod.members), prod.category)
         return Scrubbed(asn_path=str(asn_path), base_dir=str(base), exposures=exposures, products=products)

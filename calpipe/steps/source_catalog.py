@@ -1,5 +1,6 @@
 """source_catalog: detect and measure the sources of a calibrated image (photutils)."""
 
+import logging
 import os
 
 import numpy as np
@@ -10,6 +11,8 @@ from calpipe.kernels.catalog import source_catalog
 from calpipe.step import CalStep
 
 from ._common import is_imaging
+
+log = logging.getLogger(__name__)
 
 MASKED = dqflags.DO_NOT_USE
 
@@ -40,22 +43,22 @@ class SourceCatalogStep(CalStep):
     def process(self, input):
         model = datamodels.open(input)
         if not is_imaging(model):
-            self.log.info("Exposure type %s is not imaging: source catalog skipped", model.meta.exposure.type)
+            log.info("Exposure type %s is not imaging: source catalog skipped", model.meta.exposure.type)
             self.record(model, "SKIPPED")
             return model
         dq = np.asarray(model.dq)
         if np.all(dq & dqflags.SATURATED):
-            self.log.warning("Every pixel is saturated: source catalog skipped")
+            log.warning("Every pixel is saturated: source catalog skipped")
             self.record(model, "SKIPPED")
             return model
         wcs = model.meta.get("wcs")
         if wcs is None:
-            self.log.warning("No WCS (assign_wcs not run): catalog sky positions are NaN")
+            log.warning("No WCS (assign_wcs not run): catalog sky positions are NaN")
         photometry = model.meta.get("photometry") or {}
         conversion = photometry.get("conversion_megajanskys")
         area = photometry.get("pixelarea_steradians")
         if conversion is None or area is None:
-            self.log.info("No photometric conversion: fluxes in DN/s only")
+            log.info("No photometric conversion: fluxes in DN/s only")
         table, segm = source_catalog(
             model.data,
             model.err,
@@ -81,12 +84,12 @@ class SourceCatalogStep(CalStep):
         model.source_catalog = table
         info = {"n_sources": len(table), "snr_threshold": self.snr_threshold, "npixels": self.npixels,
                 "deblend": self.deblend}
-        self.log.info("%d sources detected", len(table))
+        log.info("%d sources detected", len(table))
         if side_products_wanted(self):
             info["catalog_file"] = write_table(table, side_product_path(self, model, "cat", "ecsv"))
             segm_model = SegmentationModel(meta=_product_meta(model, "SegmentationModel"), data=segm)
             info["segmentation_file"] = segm_model.save(side_product_path(self, model, "segm", "asdf"))
-            self.log.info("Wrote %s and %s", info["catalog_file"], info["segmentation_file"])
+            log.info("Wrote %s and %s", info["catalog_file"], info["segmentation_file"])
         model.meta.source_catalog = info
         return model
 

@@ -1,5 +1,6 @@
 """tweakreg: align exposures' WCSs to one another and to a local reference catalog (tweakwcs)."""
 
+import logging
 import os
 
 import numpy as np
@@ -14,6 +15,8 @@ from calpipe.step import CalStep
 
 from ._common import is_imaging
 from .source_catalog import _product_meta, side_product_path, side_products_wanted, write_table
+
+log = logging.getLogger(__name__)
 
 REFCAT_FORMATS = {".ecsv": "ascii.ecsv", ".parquet": "parquet", ".fits": "fits", ".fit": "fits",
                   ".csv": "ascii.csv"}
@@ -133,7 +136,7 @@ class TweakRegStep(CalStep):
     # -- alignment ------------------------------------------------------------------------------
     def _align(self, entries):
         if any(e["saturated"] for e in entries):
-            self.log.warning("A member of the association is fully saturated: tweakreg skipped for all")
+            log.warning("A member of the association is fully saturated: tweakreg skipped for all")
             return [{"status": "SKIPPED", "reason": "association holds a fully saturated exposure"}
                     for _ in entries]
         results = [None] * len(entries)
@@ -141,7 +144,7 @@ class TweakRegStep(CalStep):
         for i, e in enumerate(entries):
             if e["skip"]:
                 results[i] = {"status": "SKIPPED", "reason": e["skip"]}
-                self.log.info("%s: tweakreg skipped (%s)", e["name"], e["skip"])
+                log.info("%s: tweakreg skipped (%s)", e["name"], e["skip"])
             else:
                 active.append(i)
         if not active:
@@ -155,9 +158,9 @@ class TweakRegStep(CalStep):
                     refcat.meta.setdefault("ref_epoch", self.abs_ref_epoch)
             except (ValueError, OSError) as err:
                 refcat_reason = str(err)
-                self.log.error("Reference catalog unusable: %s", err)
+                log.error("Reference catalog unusable: %s", err)
         else:
-            self.log.info("No reference catalog configured (abs_refcat): relative alignment only")
+            log.info("No reference catalog configured (abs_refcat): relative alignment only")
         if refcat_reason:
             for i in active:
                 results[i] = {"status": "FAILED", "reason": f"reference catalog: {refcat_reason}"}
@@ -209,13 +212,13 @@ class TweakRegStep(CalStep):
                 ra, dec = alignment.sky_positions(corrected, table["x_centroid_win"], table["y_centroid_win"])
                 table["ra"][:] = ra
                 table["dec"][:] = dec
-            self.log.info(
+            log.info(
                 "%s aligned: moved %.1f, %.1f mas, rotated %.2f arcsec%s",
                 entry["name"], dra * 1e3, ddec * 1e3, rot,
                 "" if record.get("absolute") else " (relative alignment only)",
             )
         elif status == "FAILED":
-            self.log.warning("%s: tweakreg FAILED, WCS left as it was: %s", entry["name"], record["reason"])
+            log.warning("%s: tweakreg FAILED, WCS left as it was: %s", entry["name"], record["reason"])
         model.meta.wcs_fit_results = record
         self.record(model, status)
         if status == "COMPLETE" and side_products_wanted(self):
@@ -226,7 +229,7 @@ class TweakRegStep(CalStep):
         product.meta.wcs_fit_results = model.meta.wcs_fit_results.to_dict()
         path = product.save(side_product_path(self, model, "wcs", "asdf"))
         cat_path = write_table(model.source_catalog, side_product_path(self, model, "cat", "ecsv"))
-        self.log.info("Wrote %s and %s", path, cat_path)
+        log.info("Wrote %s and %s", path, cat_path)
 
 
 __all__ = ["TweakRegStep", "read_reference_catalog"]

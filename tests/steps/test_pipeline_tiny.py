@@ -114,3 +114,17 @@ def test_fully_saturated_exposure(tiny, tmp_path):
         later = [*STEPS[2:], "assign_wcs", "source_catalog", "tweakreg"]
         assert all(model.meta.cal_step[s] == "SKIPPED" for s in later)
         assert model.meta.wcs_fit_results.reason == "association holds a fully saturated exposure"
+
+
+def test_spectral_exposure_skips_flat_catalog_and_alignment(tiny, tmp_path):
+    uncal, _ = tiny
+    with dm.open(uncal) as raw:
+        raw.meta.exposure.type = "WFI_SPECTRAL"
+        spectral = raw.save(tmp_path / "spec_uncal.asdf")
+    ExposurePipeline.call(spectral, output_dir=str(tmp_path / "out"), save_results=True)
+    with dm.open(tmp_path / "out" / "spec_cal.asdf") as model:
+        status = model.meta.cal_step
+        assert status.flat_field == status.source_catalog == status.tweakreg == "SKIPPED"
+        assert status.ramp_fit == status.photom == "COMPLETE"
+        assert "source_catalog" not in model
+        assert not (tmp_path / "out" / "spec_cat.ecsv").exists()

@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -19,13 +20,22 @@ from calpipe.training import db as D
 from calpipe.truth import compare_catalog, wcs_agreement
 
 
+def _refuse(*args, **kwargs):
+    raise OSError("network access attempted")
+
+
 @pytest.fixture(scope="module")
 def aligned(tmp_path_factory):
-    """A 1024x1024 exposure with the simulator's pointing error, aligned to its reference catalog."""
+    """A 1024x1024 exposure with the simulator's pointing error, aligned to its reference catalog,
+    with every socket connection refused: the whole pipeline runs offline."""
     work = tmp_path_factory.mktemp("sky")
     sim = simulate(work, size=1024, nresultants=6, seed=3)
-    cal = ExposurePipeline.call(str(sim.uncal), output_dir=str(work / "out"), ref_store=str(sim.refs),
-                                save_results=True, steps={"tweakreg": {"abs_refcat": str(sim.refcat)}})
+    with pytest.MonkeyPatch.context() as patch:
+        for owner, name in [(socket.socket, "connect"), (socket.socket, "connect_ex"),
+                            (socket, "create_connection"), (socket, "getaddrinfo")]:
+            patch.setattr(owner, name, _refuse)
+        cal = ExposurePipeline.call(str(sim.uncal), output_dir=str(work / "out"), ref_store=str(sim.refs),
+                                    save_results=True, steps={"tweakreg": {"abs_refcat": str(sim.refcat)}})
     with asdf.open(sim.truth, lazy_load=False) as af:
         truth = {"meta": af.tree["meta"], "sources": af.tree["sources"].copy()}
     return sim, cal, truth
