@@ -37,8 +37,10 @@ MJY_TO_NJY = 1e15
 def background(data, mask, box_size=64, filter_size=3, nsigma=3.0):
     """Sigma-clipped mesh background and its rms, each the image's shape (float32).
 
-    Falls back to one clipped median and standard deviation for the whole image when it is
-    too small or too masked for a mesh.
+    The mesh comes from photutils; it is resized to the image bilinearly (each mesh value at
+    its box centre), which on a smooth sky differs from photutils' bicubic resize by a few
+    per cent of the rms and takes a fifth of the time. Falls back to one clipped median and
+    standard deviation for the whole image when it is too small or too masked for a mesh.
     """
     from photutils.background import Background2D, MedianBackground, StdBackgroundRMS
 
@@ -57,23 +59,33 @@ def background(data, mask, box_size=64, filter_size=3, nsigma=3.0):
                 bkg_rms_estimator=StdBackgroundRMS(),
                 exclude_percentile=50.0,
             )
-        return bkg.background.astype(np.float32), bkg.background_rms.astype(np.float32)
+            meshes = bkg.background_mesh, bkg.background_rms_mesh
     except ValueError:
         good = data[~mask]
         if good.size == 0:
             return np.zeros_like(data, np.float32), np.ones_like(data, np.float32)
         _, median, std = sigma_clipped_stats(good, sigma=nsigma, maxiters=10)
         return np.full(data.shape, median, np.float32), np.full(data.shape, std, np.float32)
+    ny, nx = data.shape
+    return tuple(
+        ndimage.zoom(np.asarray(mesh, np.float32), box, order=1, mode="nearest", grid_mode=True)[:ny, :nx]
+        for mesh in meshes
+    )
 
 
 def detection_image(data, mask, fwhm=2.0):
-    """The image convolved with a normalized Gaussian of ``fwhm`` pixels (masked pixels as 0)."""
+    """The image convolved with a normalized Gaussian of ``fwhm`` pixels (masked pixels as 0).
+
+    The pixel-integrated Gaussian is separable: two 1-D passes give the 2-D convolution.
+    """
     from photutils.segmentation import make_2dgaussian_kernel
 
     size = 2 * int(np.ceil(1.5 * fwhm)) + 1
     kernel = make_2dgaussian_kernel(fwhm, size=size).array
+    row = (kernel.sum(axis=0) / kernel.sum()).astype(np.float32)
     clean = np.where(mask, 0.0, data).astype(np.float32)
-    return ndimage.convolve(clean, kernel.astype(np.float32), mode="constant", cval=0.0)
+    out = ndimage.correlate1d(clean, row, axis=0, mode="constant", cval=0.0)
+    return ndimage.correlate1d(out, row, axis=1, mode="constant", cval=0.0, output=out)
 
 
 def _aperture_name(radius):
@@ -249,11 +261,12 @@ def _flags(labels_image, parents_image, labels, mask, saturated, kron_apertures,
             (x, y), a = aperture.positions, max(aperture.a, aperture.b)
             if x - a < -0.5 or y - a < -0.5 or x + a > nx - 0.5 or y + a > ny - 0.5:
                 flags[i] |= FLAG_EDGE
-    grown = ndimage.grey_dilation(labels_image, size=3)  # a masked pixel next to a source counts
-    if mask.any():
-        flags[ndimage.maximum(mask.astype(np.uint8), labels=grown, index=labels) > 0] |= FLAG_MASKED
-    if saturated is not None and np.any(saturated):
-        flags[ndimage.maximum(np.asarray(saturated, np.uint8), labels=grown, index=labels) > 0] |= FLAG_SATURATED
+    # A masked or saturated pixel in a segment or next to it flags the segment.
+    near = np.ones((3, 3), bool)
+    for pixels, bit in ((mask, FLAG_MASKED), (saturated, FLAG_SATURATED)):
+        if pixels is not None and np.any(pixels):
+            touched = np.unique(labels_image[ndimage.binary_dilation(pixels, near) & (labels_image > 0)])
+            flags[np.isin(labels, touched)] |= bit
     # Blended: the source's parent segment was split into more than one.
     inside = labels_image > 0
     pairs = np.unique(np.stack([labels_image[inside], parents_image[inside]]), axis=1)
