@@ -24,6 +24,12 @@ repeats while at least three usable differences remain. The flux that sets the
 covariance is the median of the usable differences for the search, then the fitted
 slope (clipped at zero) for the final fit.
 
+Speed: pixels with every resultant usable are fitted a chunk of a row at a time with
+the pixel index innermost (vectorised); their jump search starts with the total
+chi-square, an upper bound on any drop, so that only pixels whose chi-square reaches a
+threshold get the full search. Pixels with a removal, or with unusable resultants, go
+through :func:`fit_pixel`, which does the same arithmetic one pixel at a time.
+
 Electrons throughout: the caller multiplies by the gain.
 """
 
@@ -32,7 +38,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from calpipe.kernels.ramp_optimal import load_pixel, single_resultant, store_pixel
+from calpipe.kernels.ramp_optimal import (load_chunk, load_pixel, single_resultant, store_chunk,
+                                          store_pixel)
 
 DEFAULT_SIGMA = 4.5
 """Default jump threshold, in sigma-equivalent of the chi-square drop."""
@@ -93,38 +100,63 @@ def _covariance(m, read_var, flux, c, used, a, b):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _solve(m, a, b, used, d, piv, x, y):
-    """x = C^-1 u, y = C^-1 d (u: 1 on used differences); returns (d^T y, u^T y, u^T x).
+def _solve(m, a, b, used, d, ipiv, x, y):
+    """x = C^-1 u, y = C^-1 d (u: 1 on used differences); returns (u^T y, u^T x).
 
-    LDL^T of the tridiagonal C: pivots ``piv`` (leading), forward then back substitution.
-    Unused differences have a = 1, b = 0 and a zero right-hand side, so they drop out.
+    LDL^T of the tridiagonal C: reciprocal pivots ``ipiv`` (leading), forward then
+    back substitution. Unused differences have a = 1, b = 0 and a zero right-hand
+    side, so they drop out. The same operations as :func:`_solve_chunk`.
     """
     for i in range(m):
         ui = 1.0 if used[i] else 0.0
         di = d[i] if used[i] else 0.0
         if i == 0:
-            piv[0] = a[0]
+            piv = a[0]
             x[0] = ui
             y[0] = di
         else:
-            el = b[i - 1] / piv[i - 1]
-            piv[i] = a[i] - el * b[i - 1]
+            el = b[i - 1] * ipiv[i - 1]
+            piv = a[i] - el * b[i - 1]
             x[i] = ui - el * x[i - 1]
             y[i] = di - el * y[i - 1]
-    x[m - 1] /= piv[m - 1]
-    y[m - 1] /= piv[m - 1]
+        ipiv[i] = 1.0 / piv
+    x[m - 1] *= ipiv[m - 1]
+    y[m - 1] *= ipiv[m - 1]
     for i in range(m - 2, -1, -1):
-        x[i] = (x[i] - b[i] * x[i + 1]) / piv[i]
-        y[i] = (y[i] - b[i] * y[i + 1]) / piv[i]
-    qa = 0.0
+        x[i] = (x[i] - b[i] * x[i + 1]) * ipiv[i]
+        y[i] = (y[i] - b[i] * y[i + 1]) * ipiv[i]
     qb = 0.0
     qc = 0.0
     for i in range(m):
         if used[i]:
-            qa += d[i] * y[i]
             qb += y[i]
             qc += x[i]
-    return qa, qb, qc
+    return qb, qc
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _solve_x(m, a, b, used, d, ipiv, x):
+    """x = C^-1 u only; returns (d^T x, u^T x), i.e. (u^T C^-1 d, u^T C^-1 u)."""
+    for i in range(m):
+        ui = 1.0 if used[i] else 0.0
+        if i == 0:
+            piv = a[0]
+            x[0] = ui
+        else:
+            el = b[i - 1] * ipiv[i - 1]
+            piv = a[i] - el * b[i - 1]
+            x[i] = ui - el * x[i - 1]
+        ipiv[i] = 1.0 / piv
+    x[m - 1] *= ipiv[m - 1]
+    for i in range(m - 2, -1, -1):
+        x[i] = (x[i] - b[i] * x[i + 1]) * ipiv[i]
+    qb = 0.0
+    qc = 0.0
+    for i in range(m):
+        if used[i]:
+            qb += x[i] * d[i]
+            qc += x[i]
+    return qb, qc
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -145,22 +177,21 @@ def _median_used(m, d, used, buf):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _best_drop(m, a, b, used, c, piv, rpiv, x, y, qb, qc, gd, go):
+def _best_drop(m, a, b, used, c, ipiv, rpiv, x, y, qb, qc, gd):
     """Largest chi-square drops: (drop1, index1, drop2, index2) for one difference and a pair."""
-    # Trailing pivots, then diagonal and first off-diagonal of C^-1.
-    rpiv[m - 1] = a[m - 1]
-    for i in range(m - 2, -1, -1):
-        rpiv[i] = a[i] - b[i] * b[i] / rpiv[i + 1]
+    # Trailing reciprocal pivots, then the diagonal of C^-1.
+    rpiv[m - 1] = 1.0 / a[m - 1]
+    for i in range(m - 2, 0, -1):
+        rpiv[i] = 1.0 / (a[i] - b[i] * b[i] * rpiv[i + 1])
     for i in range(m):
         v = a[i]
         if i > 0:
-            v -= b[i - 1] * b[i - 1] / piv[i - 1]
+            v -= b[i - 1] * b[i - 1] * ipiv[i - 1]
         if i < m - 1:
-            v -= b[i] * b[i] / rpiv[i + 1]
+            v -= b[i] * b[i] * rpiv[i + 1]
         gd[i] = 1.0 / v
-    for i in range(m - 1):
-        go[i] = -b[i] * gd[i + 1] / piv[i]
     slope = qb / qc
+    iqc = 1.0 / qc
     best1 = 0.0
     i1 = -1
     best2 = 0.0
@@ -169,17 +200,21 @@ def _best_drop(m, a, b, used, c, piv, rpiv, x, y, qb, qc, gd, go):
         if not used[i]:
             continue
         # Residual of difference i in the whitened system and its variance.
-        res = y[i] - x[i] * slope
-        s11 = gd[i] - x[i] * x[i] / qc
+        xi = x[i]
+        res = y[i] - xi * slope
+        s11 = gd[i] - xi * xi * iqc
         if s11 > 0.0:
             drop = res * res / s11
             if drop > best1:
                 best1 = drop
                 i1 = i
         if i + 1 < m and used[i + 1] and c[5, i] > 0.0:
-            res2 = y[i + 1] - x[i + 1] * slope
-            s22 = gd[i + 1] - x[i + 1] * x[i + 1] / qc
-            s12 = go[i] - x[i] * x[i + 1] / qc
+            # First off-diagonal of C^-1.
+            go = -b[i] * gd[i + 1] * ipiv[i]
+            xj = x[i + 1]
+            res2 = y[i + 1] - xj * slope
+            s22 = gd[i + 1] - xj * xj * iqc
+            s12 = go - xi * xj * iqc
             det = s11 * s22 - s12 * s12
             if det > 0.0:
                 drop = (res * res * s22 - 2.0 * res * res2 * s12 + res2 * res2 * s11) / det
@@ -190,8 +225,27 @@ def _best_drop(m, a, b, used, c, piv, rpiv, x, y, qb, qc, gd, go):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
+def _variances(m, x, qc, used, c):
+    """Read-noise (per unit read variance) and Poisson (per unit flux) variance of the
+    slope: weights w = x / qc applied to each part of C."""
+    iqc = 1.0 / qc
+    vr = 0.0
+    vp = 0.0
+    for i in range(m):
+        if used[i]:
+            w = x[i] * iqc
+            vr += w * w * c[1, i]
+            vp += w * w * c[2, i]
+            if i + 1 < m and used[i + 1]:
+                w2 = x[i + 1] * iqc
+                vr += 2.0 * w * w2 * c[3, i]
+                vp += 2.0 * w * w2 * c[4, i]
+    return vr, vp
+
+
+@njit(cache=True, inline="always", error_model="numpy")
 def fit_pixel(r, usable, read_var, tbar, tau, nreads, c, detect, th1, th2,
-              d, used, a, b, piv, rpiv, x, y, gd, go, buf, jflag):
+              d, used, a, b, ipiv, rpiv, x, y, gd, buf, jflag):
     """Fit one pixel's ramp (electrons). Returns (slope, var_rnoise, var_poisson, njumps).
 
     ``jflag`` (uint8, zeroed by the caller) receives 1 on the later resultant of every
@@ -220,10 +274,10 @@ def fit_pixel(r, usable, read_var, tbar, tau, nreads, c, detect, th1, th2,
     njumps = 0
     while True:
         _covariance(m, read_var, flux, c, used, a, b)
-        qa, qb, qc = _solve(m, a, b, used, d, piv, x, y)
+        qb, qc = _solve(m, a, b, used, d, ipiv, x, y)
         if not detect or nused < 3:
             break
-        best1, i1, best2, i2 = _best_drop(m, a, b, used, c, piv, rpiv, x, y, qb, qc, gd, go)
+        best1, i1, best2, i2 = _best_drop(m, a, b, used, c, ipiv, rpiv, x, y, qb, qc, gd)
         one_better = best1 - th1 > best2 - th2
         if one_better and best1 > th1:
             used[i1] = False
@@ -242,54 +296,221 @@ def fit_pixel(r, usable, read_var, tbar, tau, nreads, c, detect, th1, th2,
     # Final fit with the covariance at the fitted count rate.
     flux = max(qb / qc, 0.0)
     _covariance(m, read_var, flux, c, used, a, b)
-    qa, qb, qc = _solve(m, a, b, used, d, piv, x, y)
+    qb, qc = _solve_x(m, a, b, used, d, ipiv, x)
     slope = qb / qc
-    # Variance split: weights w = x / qc applied to each part of C.
-    vr = 0.0
-    vp = 0.0
-    for i in range(m):
-        if used[i]:
-            w = x[i] / qc
-            vr += w * w * c[1, i]
-            vp += w * w * c[2, i]
-            if i + 1 < m and used[i + 1]:
-                w2 = x[i + 1] / qc
-                vr += 2.0 * w * w2 * c[3, i]
-                vp += 2.0 * w * w2 * c[4, i]
+    vr, vp = _variances(m, x, qc, used, c)
     return slope, read_var * vr, max(slope, 0.0) * vp, njumps
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
-def fit_block(resultants, groupdq, read_noise, gain, tbar, tau, nreads, c,
-              detect, th1, th2, want_jumps,
-              out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
-    """Fit every pixel of a block of rows; outputs in DN/s and (DN/s)^2.
+# ----------------------------------------------------------------------------------
+# Chunk path: every resultant of the pixel usable. The same arithmetic as the
+# per-pixel functions above, with the pixel index innermost so that it vectorises.
 
-    ``resultants`` (n, rows, nx) in DN with n >= 2, ``groupdq`` uint8 (n, rows, nx),
-    ``read_noise`` and ``gain`` (rows, nx). Outputs (rows, nx) are written in place,
-    ``out_jumps`` (n, rows, nx) only when ``want_jumps``.
-    """
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _solve_chunk(m, w, rvar, flux, c, d, ipiv, x, y, with_y, qb, qc):
+    """:func:`_covariance` then :func:`_solve` (``with_y``) or :func:`_solve_x`, for a
+    chunk of pixels with every difference used. The covariance is recomputed where it
+    is needed rather than stored: fewer passes over memory."""
+    for j in range(w):
+        ipiv[0, j] = 1.0 / (rvar[j] * c[1, 0] + flux[j] * c[2, 0])
+        x[0, j] = 1.0
+        y[0, j] = d[0, j]
+    for i in range(1, m):
+        a1 = c[1, i]
+        a2 = c[2, i]
+        b1 = c[3, i - 1]
+        b2 = c[4, i - 1]
+        if with_y:
+            for j in range(w):
+                a = rvar[j] * a1 + flux[j] * a2
+                b = rvar[j] * b1 + flux[j] * b2
+                el = b * ipiv[i - 1, j]
+                x[i, j] = 1.0 - el * x[i - 1, j]
+                y[i, j] = d[i, j] - el * y[i - 1, j]
+                ipiv[i, j] = 1.0 / (a - el * b)
+        else:
+            for j in range(w):
+                a = rvar[j] * a1 + flux[j] * a2
+                b = rvar[j] * b1 + flux[j] * b2
+                el = b * ipiv[i - 1, j]
+                x[i, j] = 1.0 - el * x[i - 1, j]
+                ipiv[i, j] = 1.0 / (a - el * b)
+    for j in range(w):
+        x[m - 1, j] *= ipiv[m - 1, j]
+        y[m - 1, j] *= ipiv[m - 1, j]
+    for i in range(m - 2, -1, -1):
+        b1 = c[3, i]
+        b2 = c[4, i]
+        if with_y:
+            for j in range(w):
+                b = rvar[j] * b1 + flux[j] * b2
+                x[i, j] = (x[i, j] - b * x[i + 1, j]) * ipiv[i, j]
+                y[i, j] = (y[i, j] - b * y[i + 1, j]) * ipiv[i, j]
+        else:
+            for j in range(w):
+                b = rvar[j] * b1 + flux[j] * b2
+                x[i, j] = (x[i, j] - b * x[i + 1, j]) * ipiv[i, j]
+    for j in range(w):
+        qb[j] = 0.0
+        qc[j] = 0.0
+    for i in range(m):
+        if with_y:
+            for j in range(w):
+                qb[j] += y[i, j]
+                qc[j] += x[i, j]
+        else:
+            for j in range(w):
+                qb[j] += x[i, j] * d[i, j]
+                qc[j] += x[i, j]
+
+
+@njit(cache=True, error_model="numpy")
+def _fast_chunk(w, r, rvar, c, detect, th1, th2, slow, d, srt, ipiv, x, y,
+                flux, qb, qc, t1, t2, s_a, s_b, s_ip, s_x, s_y, s_rp, s_gd, s_used,
+                out_slope, out_vr, out_vp):
+    """Fit the pixels of a chunk as :func:`fit_pixel` does when all resultants are
+    usable; pixels where a jump would be removed are marked ``slow`` (and refit by
+    :func:`fit_pixel`). ``s_*``: per-pixel scratch of length m."""
+    n = r.shape[0]
+    m = n - 1
+    for i in range(m):
+        ci = c[0, i]
+        for j in range(w):
+            d[i, j] = (r[i + 1, j] - r[i, j]) * ci
+            srt[i, j] = d[i, j]
+    # Median of the differences: odd-even transposition sort (m passes sort m values).
+    for p in range(m):
+        for i in range(p % 2, m - 1, 2):
+            for j in range(w):
+                u = srt[i, j]
+                v = srt[i + 1, j]
+                srt[i, j] = v if u > v else u
+                srt[i + 1, j] = u if u > v else v
+    h = m // 2
+    for j in range(w):
+        med = srt[h, j] if m % 2 == 1 else 0.5 * (srt[h - 1, j] + srt[h, j])
+        flux[j] = med if med > 0.0 else 0.0
+    _solve_chunk(m, w, rvar, flux, c, d, ipiv, x, y, True, qb, qc)
+    if detect and m >= 3:
+        # Screen: no removal can lower the chi-square by more than the chi-square
+        # itself, so a pixel whose chi-square is below both thresholds has no jump.
+        bound = min(th1, th2) * (1.0 - 1e-9)
+        for j in range(w):
+            t1[j] = 0.0
+            t2[j] = qb[j] / qc[j]
+        for i in range(m):
+            for j in range(w):
+                sl = t2[j]
+                t1[j] += (d[i, j] - sl) * (y[i, j] - sl * x[i, j])
+        for j in range(w):
+            if slow[j] or t1[j] < bound:
+                continue
+            # The exact test of fit_pixel's first pass, on this pixel's column.
+            for i in range(m):
+                s_a[i] = rvar[j] * c[1, i] + flux[j] * c[2, i]
+                s_b[i] = rvar[j] * c[3, i] + flux[j] * c[4, i] if i < m - 1 else 0.0
+                s_ip[i] = ipiv[i, j]
+                s_x[i] = x[i, j]
+                s_y[i] = y[i, j]
+                s_used[i] = True
+            best1, i1, best2, i2 = _best_drop(m, s_a, s_b, s_used, c, s_ip, s_rp, s_x, s_y,
+                                              qb[j], qc[j], s_gd)
+            one_better = best1 - th1 > best2 - th2
+            if (one_better and best1 > th1) or (not one_better and best2 > th2):
+                slow[j] = True
+    # Final fit with the covariance at the fitted count rate.
+    for j in range(w):
+        sl = qb[j] / qc[j]
+        flux[j] = sl if sl > 0.0 else 0.0
+    _solve_chunk(m, w, rvar, flux, c, d, ipiv, x, y, False, qb, qc)
+    for j in range(w):
+        t1[j] = 0.0
+        t2[j] = 0.0
+        out_slope[j] = qb[j] / qc[j]
+        qc[j] = 1.0 / qc[j]
+    for i in range(m):
+        c1 = c[1, i]
+        c2 = c[2, i]
+        if i + 1 < m:
+            c3 = c[3, i]
+            c4 = c[4, i]
+            for j in range(w):
+                wi = x[i, j] * qc[j]
+                w2 = x[i + 1, j] * qc[j]
+                t1[j] += wi * wi * c1
+                t2[j] += wi * wi * c2
+                t1[j] += 2.0 * wi * w2 * c3
+                t2[j] += 2.0 * wi * w2 * c4
+        else:
+            for j in range(w):
+                wi = x[i, j] * qc[j]
+                t1[j] += wi * wi * c1
+                t2[j] += wi * wi * c2
+    for j in range(w):
+        sl = out_slope[j]
+        out_vr[j] = rvar[j] * t1[j]
+        out_vp[j] = (sl if sl > 0.0 else 0.0) * t2[j]
+
+
+@njit(cache=True, error_model="numpy")
+def _fit_tasks(worker, nworkers, resultants, groupdq, read_noise, gain, tbar, tau, nreads, c,
+               detect, th1, th2, want_jumps, chunk,
+               out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
+    """One worker's share of :func:`fit_block` (see ramp_optimal._fit_tasks)."""
     n, rows, nx = resultants.shape
     m = n - 1
-    for row in prange(rows):
-        # Per-row scratch: allocated once per row, not per pixel.
-        r = np.empty(n)
-        usable = np.empty(n, dtype=np.bool_)
-        jflag = np.zeros(n, dtype=np.uint8)
-        d = np.empty(m)
-        used = np.empty(m, dtype=np.bool_)
-        a = np.empty(m)
-        b = np.empty(m)
-        piv = np.empty(m)
-        rpiv = np.empty(m)
-        x = np.empty(m)
-        y = np.empty(m)
-        gd = np.empty(m)
-        go = np.empty(m)
-        buf = np.empty(m)
-        for col in range(nx):
+    nchunks = (nx + chunk - 1) // chunk
+    ntasks = rows * nchunks
+    r = np.empty((n, chunk))
+    rvar = np.empty(chunk)
+    gw = np.empty(chunk)
+    slow = np.empty(chunk, dtype=np.bool_)
+    sat = np.empty(chunk, dtype=np.uint32)
+    cd = np.empty((m, chunk))
+    srt = np.empty((m, chunk))
+    cip = np.empty((m, chunk))
+    cx = np.empty((m, chunk))
+    cy = np.empty((m, chunk))
+    flux = np.empty(chunk)
+    qb = np.empty(chunk)
+    qc = np.empty(chunk)
+    t1 = np.empty(chunk)
+    t2 = np.empty(chunk)
+    f_slope = np.empty(chunk)
+    f_vr = np.empty(chunk)
+    f_vp = np.empty(chunk)
+    # Per-pixel scratch.
+    px = np.empty(n)
+    usable = np.empty(n, dtype=np.bool_)
+    jflag = np.zeros(n, dtype=np.uint8)
+    d = np.empty(m)
+    used = np.empty(m, dtype=np.bool_)
+    a = np.empty(m)
+    b = np.empty(m)
+    ipiv = np.empty(m)
+    rpiv = np.empty(m)
+    x = np.empty(m)
+    y = np.empty(m)
+    gd = np.empty(m)
+    buf = np.empty(m)
+    for task in range(worker, ntasks, nworkers):
+        row = task // nchunks
+        c0 = (task % nchunks) * chunk
+        w = min(chunk, nx - c0)
+        load_chunk(resultants, groupdq, read_noise, gain, row, c0, w, r, rvar, gw, slow, sat)
+        _fast_chunk(w, r, rvar, c, detect, th1, th2, slow, cd, srt, cip, cx, cy,
+                    flux, qb, qc, t1, t2, a, b, ipiv, x, y, rpiv, gd, used,
+                    f_slope, f_vr, f_vp)
+        store_chunk(row, c0, w, sat, gw, f_slope, f_vr, f_vp,
+                    out_slope, out_vp, out_vr, out_err, out_dq)
+        # The rest, one pixel at a time.
+        for j in range(w):
+            if not slow[j]:
+                continue
+            col = c0 + j
             dq, nusable, g, rn = load_pixel(resultants, groupdq, read_noise, gain,
-                                            row, col, r, usable)
+                                            row, col, px, usable)
             slope = 0.0
             var_r = 0.0
             var_p = 0.0
@@ -297,7 +518,30 @@ def fit_block(resultants, groupdq, read_noise, gain, tbar, tau, nreads, c,
             if nusable > 0:
                 jflag[:] = 0
                 slope, var_r, var_p, nj = fit_pixel(
-                    r, usable, rn * rn, tbar, tau, nreads, c, detect, th1, th2,
-                    d, used, a, b, piv, rpiv, x, y, gd, go, buf, jflag)
+                    px, usable, rn * rn, tbar, tau, nreads, c, detect, th1, th2,
+                    d, used, a, b, ipiv, rpiv, x, y, gd, buf, jflag)
             store_pixel(row, col, slope, var_r, var_p, dq, nj, g, jflag, want_jumps,
                         out_slope, out_vp, out_vr, out_err, out_dq, out_jumps)
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def fit_block(resultants, groupdq, read_noise, gain, tbar, tau, nreads, c,
+              detect, th1, th2, want_jumps, chunk, nworkers,
+              out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
+    """Fit every pixel of a block of rows; outputs in DN/s and (DN/s)^2.
+
+    ``resultants`` (n, rows, nx) in DN with n >= 2, ``groupdq`` uint8 (n, rows, nx),
+    ``read_noise`` and ``gain`` (rows, nx). Outputs (rows, nx) are written in place,
+    ``out_jumps`` (n, rows, nx) only when ``want_jumps``.
+
+    As in ramp_optimal.fit_block: tasks of ``chunk`` pixels of a row shared by
+    ``nworkers`` threads; pixels with every resultant usable and no jump are fitted a
+    chunk at a time, vectorised across pixels, the others one by one.
+    """
+    n, rows, nx = resultants.shape
+    ntasks = rows * ((nx + chunk - 1) // chunk)
+    nworkers = max(1, min(nworkers, ntasks))
+    for worker in prange(nworkers):
+        _fit_tasks(worker, nworkers, resultants, groupdq, read_noise, gain, tbar, tau, nreads,
+                   c, detect, th1, th2, want_jumps, chunk,
+                   out_slope, out_vp, out_vr, out_err, out_dq, out_jumps)

@@ -15,6 +15,12 @@ The largest positive excess (cosmic rays add charge) is compared with
 it, resultants i and i+1 are flagged, the segment is split around them and the pieces
 are refit and searched again.
 
+Speed: pixels with every resultant usable form one segment and are fitted a chunk of a
+row at a time with the pixel index innermost (vectorised); pixels with an unusable
+resultant, or an excess above the lowest threshold the count rate allows, go through
+:func:`fit_pixel`, which does the same arithmetic one pixel at a time and makes the exact
+jump test.
+
 Everything here works in electrons: the caller multiplies by the gain. The functions
 are pure Numba kernels over one block of rows; :func:`calpipe.kernels.ramp.fit_ramps`
 is the public entry point.
@@ -130,6 +136,11 @@ def build_tables(tbar, tau, nreads):
     return ktab, rtab, ptab
 
 
+@njit(cache=True)
+def _full_segment(power, tbar, tau, nreads, k_out):
+    return segment_coefficients(0, tbar.shape[0] - 1, power, tbar, tau, nreads, k_out)
+
+
 def prepare(tbar, tau, nreads):
     """Read-pattern constants for :func:`fit_block` (pure function of the read pattern)."""
     tbar = np.asarray(tbar, dtype=np.float64)
@@ -153,7 +164,19 @@ def prepare(tbar, tau, nreads):
             jc[col, i] = 1.0 / dt
             jc[col + 1, i] = (1.0 / nreads[i] + 1.0 / nreads[j]) / dt**2
             jc[col + 2, i] = (tau[i] + tau[j] - 2.0 * min(tbar[i], tbar[j])) / dt**2
-    return tbar, tau, nreads, ktab, rtab, ptab, use_table, jc
+    # Coefficients of the whole ramp as one segment, per exponent (the fast path).
+    kfull = np.zeros((6, n))
+    rfull = np.zeros(6)
+    pfull = np.zeros(6)
+    if n >= 2:
+        for p in range(6):
+            if use_table:
+                kfull[p] = ktab[p, 0, n - 1]
+                rfull[p] = rtab[p, 0, n - 1]
+                pfull[p] = ptab[p, 0, n - 1]
+            else:
+                rfull[p], pfull[p] = _full_segment(POWERS[p], tbar, tau, nreads, kfull[p])
+    return tbar, tau, nreads, ktab, rtab, ptab, use_table, jc, kfull, rfull, pfull
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -347,27 +370,181 @@ def store_pixel(row, col, slope, var_r, var_p, dq, nj, g, jflag, want_jumps,
     out_dq[row, col] = dq
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
-def fit_block(resultants, groupdq, read_noise, gain, tbar, tau, nreads, ktab, rtab, ptab,
-              use_table, jc, detect, intercept, want_jumps,
-              out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
-    """Fit every pixel of a block of rows; outputs in DN/s and (DN/s)^2.
+@njit(cache=True, inline="always", error_model="numpy")
+def load_chunk(resultants, groupdq, read_noise, gain, row, c0, w, r, rvar, gw, slow, sat):
+    """Read ``w`` pixels of one row from column ``c0`` into scratch, column innermost.
 
-    ``resultants`` (n, rows, nx) in DN, ``groupdq`` uint8 (n, rows, nx), ``read_noise``
-    and ``gain`` (rows, nx). Outputs (rows, nx) are written in place, ``out_jumps``
-    (n, rows, nx) only when ``want_jumps``.
+    ``r`` (n, CHUNK): resultants in electrons; ``rvar``: read variance (e^2); ``gw``:
+    gain; ``sat``: SATURATED if any resultant is; ``slow``: True where the pixel needs
+    the general per-pixel fit (an unusable resultant, or unusable gain or read noise).
+    Branch-free so that the loops vectorise.
+    """
+    n = r.shape[0]
+    for j in range(w):
+        g = np.float64(gain[row, c0 + j])
+        rn = np.float64(read_noise[row, c0 + j])
+        rne = rn * g
+        gw[j] = g
+        rvar[j] = rne * rne
+        good = (g > 0.0) & math.isfinite(g) & (rn > 0.0) & math.isfinite(rn)
+        slow[j] = not good
+        sat[j] = 0
+    for k in range(n):
+        for j in range(w):
+            flags = groupdq[k, row, c0 + j]
+            v = np.float64(resultants[k, row, c0 + j])
+            sat[j] |= flags & _SATURATED
+            slow[j] = slow[j] | ((flags & _UNUSABLE) != 0) | (not math.isfinite(v))
+            r[k, j] = v * gw[j]
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def store_chunk(row, c0, w, sat, gw, slope, var_r, var_p,
+                out_slope, out_vp, out_vr, out_err, out_dq):
+    """Write a chunk's fast-path results in DN, for every pixel (branch-free, so it
+    vectorises); the pixels fitted one by one are overwritten afterwards."""
+    for j in range(w):
+        g = gw[j]
+        s = slope[j] / g
+        vr = var_r[j] / (g * g)
+        vp = var_p[j] / (g * g)
+        out_slope[row, c0 + j] = s
+        out_vr[row, c0 + j] = vr
+        out_vp[row, c0 + j] = vp
+        out_err[row, c0 + j] = math.sqrt(vr + vp)
+        out_dq[row, c0 + j] = sat[j]
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _power_index_nobranch(signal, read_var):
+    # Same result as _power_index for finite input, as a count of edges passed
+    # (a select, not a branch, so that it vectorises).
+    snr = signal / math.sqrt(read_var + abs(signal))
+    p = 0
+    for k in range(5):
+        p += 0 if snr < _SNR_EDGES[k] else 1
+    return p if signal > 0.0 else 0
+
+
+@njit(cache=True, error_model="numpy")
+def _fast_chunk(w, r, rvar, kfull, rfull, pfull, tbar, jc, detect, th_min, slow,
+                sp, out_slope, out_vr, out_vp):
+    """Fit the pixels of a chunk whose resultants are all usable: one segment.
+
+    Vectorised across pixels. Pixels whose jump statistic could pass the threshold
+    are marked ``slow`` and refit by :func:`fit_pixel`, which makes the exact test,
+    so the fast path never changes a result, it only skips work.
+    """
+    n = r.shape[0]
+    span = tbar[n - 1] - tbar[0]
+    # Slopes with each of the six exponents: cheap across pixels, and it avoids a
+    # per-pixel table gather.
+    for p in range(6):
+        for j in range(w):
+            sp[p, j] = 0.0
+        for k in range(n):
+            kk = kfull[p, k]
+            for j in range(w):
+                sp[p, j] += kk * r[k, j]
+    for j in range(w):
+        rv = rvar[j]
+        # Two passes, as in fit_pixel: P = 0, then the exponent its signal gives.
+        p1 = _power_index_nobranch(sp[0, j] * span, rv)
+        s1 = sp[0, j]
+        for p in range(1, 6):
+            s1 = sp[p, j] if p1 == p else s1
+        p2 = _power_index_nobranch(s1 * span, rv)
+        slope = sp[0, j]
+        rc = rfull[0]
+        pc = pfull[0]
+        for p in range(1, 6):
+            hit = p2 == p
+            slope = sp[p, j] if hit else slope
+            rc = rfull[p] if hit else rc
+            pc = pfull[p] if hit else pc
+        # Combination of one segment, written as fit_pixel does it.
+        wgt = 1.0 / (rc * rv)
+        sum_ws = wgt * slope
+        sum_wwp = wgt * wgt * pc
+        comb = sum_ws / wgt
+        out_slope[j] = comb
+        out_vr[j] = 1.0 / wgt
+        out_vp[j] = (comb if comb > 0.0 else 0.0) * sum_wwp / (wgt * wgt)
+        sp[0, j] = slope
+    if detect and n >= 3:
+        # Jump screen: the threshold falls with the count rate to no less than th_min
+        # (at 1e4 e/s), so a pixel whose every positive excess is below th_min sigma
+        # has no jump; the others are refit by fit_pixel, which makes the exact test.
+        # Written without the division (excess^2 > th_min^2 var).
+        th2 = th_min * th_min if th_min > 0.0 else 0.0
+        for i in range(n - 1):
+            for col in (0, 3):
+                jj = i + 1 if col == 0 else i + 2
+                if jj > n - 1:
+                    break
+                inv_dt = jc[col, i]
+                cr = jc[col + 1, i]
+                cp = jc[col + 2, i]
+                for j in range(w):
+                    slope = sp[0, j]
+                    f = slope if slope > 0.0 else 0.0
+                    excess = (r[jj, j] - r[i, j]) * inv_dt - slope
+                    raw = rvar[j] * cr + f * cp
+                    var = raw - f / span
+                    floor = 0.05 * raw
+                    var = floor if var <= floor else var
+                    cand = (excess > 0.0) & (excess * excess > th2 * var)
+                    slow[j] = slow[j] | cand
+
+
+@njit(cache=True, error_model="numpy")
+def _fit_tasks(worker, nworkers, resultants, groupdq, read_noise, gain, tbar, tau, nreads,
+               ktab, rtab, ptab, use_table, jc, kfull, rfull, pfull, detect, intercept,
+               want_jumps, chunk, out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
+    """One worker's share of :func:`fit_block`: tasks ``worker``, ``worker + nworkers``...
+
+    A separate (serial) function: compiled on its own its loops vectorise, which they
+    do not when inlined into the parallel loop's body.
     """
     n, rows, nx = resultants.shape
-    for row in prange(rows):
-        # Per-row scratch: allocated once per row, not per pixel.
-        r = np.empty(n)
-        usable = np.empty(n, dtype=np.bool_)
-        kbuf = np.empty(n)
-        stack = np.empty((n + 1, 2), dtype=np.int64)
-        jflag = np.zeros(n, dtype=np.uint8)
-        for col in range(nx):
+    nchunks = (nx + chunk - 1) // chunk
+    ntasks = rows * nchunks
+    # Lowest threshold (at 1e4 e/s), a hair lower so that rounding cannot hide a jump.
+    th_min = intercept - THRESHOLD_SLOPE * 4.0 - 1e-9
+    r = np.empty((n, chunk))
+    sp = np.empty((6, chunk))
+    rvar = np.empty(chunk)
+    gw = np.empty(chunk)
+    slow = np.empty(chunk, dtype=np.bool_)
+    sat = np.empty(chunk, dtype=np.uint32)
+    f_slope = np.empty(chunk)
+    f_vr = np.empty(chunk)
+    f_vp = np.empty(chunk)
+    px = np.empty(n)
+    usable = np.empty(n, dtype=np.bool_)
+    kbuf = np.empty(n)
+    stack = np.empty((n + 1, 2), dtype=np.int64)
+    jflag = np.zeros(n, dtype=np.uint8)
+    for task in range(worker, ntasks, nworkers):
+        row = task // nchunks
+        c0 = (task % nchunks) * chunk
+        w = min(chunk, nx - c0)
+        load_chunk(resultants, groupdq, read_noise, gain, row, c0, w, r, rvar, gw, slow, sat)
+        if n >= 2:
+            _fast_chunk(w, r, rvar, kfull, rfull, pfull, tbar, jc, detect, th_min, slow,
+                        sp, f_slope, f_vr, f_vp)
+            store_chunk(row, c0, w, sat, gw, f_slope, f_vr, f_vp,
+                        out_slope, out_vp, out_vr, out_err, out_dq)
+        else:
+            for j in range(w):
+                slow[j] = True
+        # The rest, one pixel at a time.
+        for j in range(w):
+            if not slow[j]:
+                continue
+            col = c0 + j
             dq, nusable, g, rn = load_pixel(resultants, groupdq, read_noise, gain,
-                                            row, col, r, usable)
+                                            row, col, px, usable)
             slope = 0.0
             var_r = 0.0
             var_p = 0.0
@@ -375,7 +552,31 @@ def fit_block(resultants, groupdq, read_noise, gain, tbar, tau, nreads, ktab, rt
             if nusable > 0:
                 jflag[:] = 0
                 slope, var_r, var_p, nj = fit_pixel(
-                    r, usable, rn * rn, tbar, tau, nreads, ktab, rtab, ptab,
+                    px, usable, rn * rn, tbar, tau, nreads, ktab, rtab, ptab,
                     use_table, jc, detect, intercept, kbuf, stack, jflag)
             store_pixel(row, col, slope, var_r, var_p, dq, nj, g, jflag, want_jumps,
                         out_slope, out_vp, out_vr, out_err, out_dq, out_jumps)
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def fit_block(resultants, groupdq, read_noise, gain, tbar, tau, nreads, ktab, rtab, ptab,
+              use_table, jc, kfull, rfull, pfull, detect, intercept, want_jumps, chunk, nworkers,
+              out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
+    """Fit every pixel of a block of rows; outputs in DN/s and (DN/s)^2.
+
+    ``resultants`` (n, rows, nx) in DN, ``groupdq`` uint8 (n, rows, nx), ``read_noise``
+    and ``gain`` (rows, nx). Outputs (rows, nx) are written in place, ``out_jumps``
+    (n, rows, nx) only when ``want_jumps``.
+
+    Work goes by tasks of ``chunk`` pixels of a row, shared by ``nworkers`` threads. The
+    common case, every resultant usable and no jump, is fitted for the whole chunk at
+    once with the pixel index innermost (it vectorises); the other pixels go through
+    :func:`fit_pixel` one by one.
+    """
+    n, rows, nx = resultants.shape
+    ntasks = rows * ((nx + chunk - 1) // chunk)
+    nworkers = max(1, min(nworkers, ntasks))
+    for worker in prange(nworkers):
+        _fit_tasks(worker, nworkers, resultants, groupdq, read_noise, gain, tbar, tau, nreads,
+                   ktab, rtab, ptab, use_table, jc, kfull, rfull, pfull, detect, intercept,
+                   want_jumps, chunk, out_slope, out_vp, out_vr, out_err, out_dq, out_jumps)

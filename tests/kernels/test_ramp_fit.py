@@ -274,6 +274,38 @@ def test_even_jwst_groups(algorithm):
     assert np.all(np.abs(out.slope - 30.0) < 5 * out.err)
 
 
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_chunk_path_matches_per_pixel_path(algorithm, seed):
+    """The kernels fit pixels with every resultant usable a chunk at a time, the others
+    one by one. A trailing DO_NOT_USE resultant sends a pixel down the per-pixel path
+    and must give the same answer as the ramp without that resultant, which takes the
+    chunk path: same arithmetic, whatever the pixel's place in its chunk or row."""
+    from calpipe.kernels.ramp import CHUNK
+
+    rng = np.random.default_rng(seed)
+    pattern = [[1], [2, 3], [4, 5, 6, 7], [8], [9, 10, 11], [12, 13], [14], [15, 16, 17]]
+    n, ny, nx = len(pattern), 3, CHUNK + 37
+    flux = 10 ** rng.uniform(-1, 4, (ny, nx))
+    res = ramp(pattern, flux, shape=(ny, nx)) + rng.normal(0, 6, (n, ny, nx))
+    # Jumps in a fifth of the pixels, from a random resultant on.
+    size = np.where(rng.random((ny, nx)) < 0.2, 10 ** rng.uniform(1, 4, (ny, nx)), 0.0)
+    res += (np.arange(n)[:, None, None] >= rng.integers(1, n, (ny, nx))) * size
+    rn = rng.uniform(3, 8, (ny, nx))
+    gain = rng.uniform(1, 3, (ny, nx))
+    extra = np.concatenate([res, rng.normal(0, 1e4, (1, ny, nx))])
+    gdq = np.zeros(extra.shape, np.uint8)
+    gdq[-1] = DNU
+    tail = fit_ramps(extra, gdq, rn, gain, pattern + [[30]], FRAME_TIME, algorithm=algorithm,
+                     return_jumps=True)
+    plain = fit_ramps(res, np.zeros(res.shape, np.uint8), rn, gain, pattern, FRAME_TIME,
+                      algorithm=algorithm, return_jumps=True)
+    assert (plain.dq & JUMP).any() and not (plain.dq & JUMP).all()
+    for name in ("slope", "var_poisson", "var_rnoise", "err", "dq"):
+        np.testing.assert_allclose(getattr(tail, name), getattr(plain, name), rtol=1e-6, atol=0)
+    np.testing.assert_array_equal(tail.jumps[:-1], plain.jumps)
+
+
 def test_likely_falls_back_to_optimal_below_four_resultants():
     pattern = [[1], [2, 3], [4, 5, 6]]
     rng = np.random.default_rng(1)
