@@ -73,12 +73,13 @@ def make_field(size, seed, nexposures=1, star_density=1 / 4000.0, pointing=None)
 
 
 def field_root(program=1, observation=1, visit=1):
+    """Name root of a visit's shared files, e.g. ``cp00001001001`` (its reference catalog)."""
     return f"cp{program:05d}{observation:03d}{visit:03d}"
 
 
 def exposure_root(program=1, observation=1, visit=1, exposure=1, detector="WFI01"):
     """File-name root, e.g. ``cp00001001001_0001_wfi01``."""
-    return f"cp{program:05d}{observation:03d}{visit:03d}_{exposure:04d}_{detector}".lower()
+    return f"{field_root(program, observation, visit)}_{exposure:04d}_{detector}".lower()
 
 
 def _ref_meta(reftype, detector_name, description, optical_element=None):
