@@ -1,6 +1,7 @@
 """How a calibrated image compares with the simulator's truth."""
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from calpipe.datamodels import dqflags
 
@@ -48,8 +49,6 @@ ISOLATION = 8.0  # pixels: a star is isolated when no other star of >1% its flux
 
 def _match(x0, y0, x1, y1, radius):
     """Index into (x1, y1) of the nearest neighbour of each (x0, y0) within ``radius``, else -1."""
-    from scipy.spatial import cKDTree
-
     if len(x1) == 0 or len(x0) == 0:
         return np.full(len(x0), -1)
     dist, index = cKDTree(np.column_stack([x1, y1])).query(np.column_stack([x0, y0]))
@@ -68,12 +67,12 @@ def predicted_snr(err, x, y, flux, radius=SNR_APERTURE):
     core's share) over the quadrature sum of the calibrated error array there."""
     from photutils.aperture import CircularAperture, aperture_photometry
 
+    from calpipe.simulate.exposure import PSF_CORE_SIGMA, PSF_HALO_FRACTION, PSF_HALO_SIGMA
+
     if len(x) == 0:
         return np.zeros(0)
     apertures = CircularAperture(np.column_stack([x, y]), r=radius)
     variance = aperture_photometry(np.asarray(err, float) ** 2, apertures)["aperture_sum"]
-    from calpipe.simulate.exposure import PSF_CORE_SIGMA, PSF_HALO_FRACTION, PSF_HALO_SIGMA
-
     share = ((1 - PSF_HALO_FRACTION) * (1 - np.exp(-radius**2 / (2 * PSF_CORE_SIGMA**2)))
              + PSF_HALO_FRACTION * (1 - np.exp(-radius**2 / (2 * PSF_HALO_SIGMA**2))))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -119,8 +118,6 @@ def compare_catalog(cal, truth, flux_column="aper_r6_flux", match_radius=1.0, be
     out["completeness_snr20"] = float(found[bright].mean()) if bright.any() else float("nan")
 
     # Isolated: no other star with more than 1% of the flux within ISOLATION pixels.
-    from scipy.spatial import cKDTree
-
     isolated = np.ones(len(tx), bool)
     if len(tx) > 1:
         tree = cKDTree(np.column_stack([tx, ty]))
