@@ -86,7 +86,7 @@ def run_simulate(args):
     t0 = time.perf_counter()
     options = dict(size=args.size, nresultants=args.nresultants, seed=args.seed,
                    fully_saturated=args.fully_saturated, progress=_progress)
-    if args.nexposures > 1:
+    if args.nexposures != 1:
         result = simulate_dithered(Path(args.out), args.nexposures, **options)
         exposures = result.exposures
     else:
@@ -95,7 +95,7 @@ def run_simulate(args):
     for exposure in exposures:
         print(f"raw exposure: {exposure.uncal}")
         print(f"truth:        {exposure.truth}")
-    if args.nexposures > 1:
+    if args.nexposures != 1:
         print(f"association:  {result.association}")
     print(f"ref. catalog: {result.refcat}")
     print(f"references:   {result.refs}  (export CALPIPE_REFS={result.refs})")

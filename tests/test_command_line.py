@@ -130,3 +130,9 @@ def test_refs_add_copies_and_indexes(tiny, tmp_path, capsys):
     assert (new_store / "tiny_gain.asdf").exists() and (new_store / "index.json").exists()
     assert cli.main(["refs", "--store", str(new_store), "add", str(tmp_path / "absent.asdf")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_simulate_refuses_an_empty_dither(tmp_path, capsys):
+    assert cli.main(["simulate", "--out", str(tmp_path / "sim"), "--size", "64", "--nexposures", "0"]) == 2
+    assert "nexposures must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "sim").exists()
