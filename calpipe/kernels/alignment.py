@@ -324,6 +324,22 @@ def wcs_offset(original, corrected, x, y, dy=50.0):
     return float(dra.to(u.arcsec).value), float(ddec.to(u.arcsec).value), float(rot)
 
 
+def select_sources(catalog, exclude_flags, min_snr, max_sources):
+    """The catalog sources fit to align on: windowed centroids (``x``, ``y``) of the brightest
+    ``max_sources`` with none of ``exclude_flags`` set and a Kron S/N of at least ``min_snr``."""
+    if len(catalog) == 0:
+        return Table({"x": np.zeros(0), "y": np.zeros(0)})
+    x = np.asarray(catalog["x_centroid_win"], float)
+    y = np.asarray(catalog["y_centroid_win"], float)
+    flux = np.asarray(catalog["kron_flux"], float)
+    err = np.asarray(catalog["kron_flux_err"], float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snr = np.where(err > 0, flux / err, 0.0)
+    keep = ((np.asarray(catalog["flags"]) & exclude_flags) == 0) & np.isfinite(x) & np.isfinite(y) & (snr >= min_snr)
+    order = np.argsort(-flux[keep], kind="stable")[:max_sources]
+    return Table({"x": x[keep][order], "y": y[keep][order]})
+
+
 def sky_positions(wcs, x, y):
     """RA in [0, 360) and Dec (deg) of science pixels through ``wcs`` (no bounding box)."""
     ra, dec = wcs(np.asarray(x, float), np.asarray(y, float), with_bounding_box=False)

@@ -111,27 +111,11 @@ class TweakRegStep(CalStep):
         entry.update(
             wcs=model.meta.wcs,
             wcsinfo=model.meta.wcsinfo.to_dict(),
-            catalog=self._usable_sources(table),
+            catalog=alignment.select_sources(table, self.exclude_flags, self.min_snr, self.max_sources),
             nsources=len(table),
             epoch=float(Time(model.meta.exposure.start_time, scale="utc").jyear),
         )
         return entry
-
-    def _usable_sources(self, table):
-        if len(table) == 0:
-            return Table({"x": np.zeros(0), "y": np.zeros(0)})
-        x = np.asarray(table["x_centroid_win"], float)
-        y = np.asarray(table["y_centroid_win"], float)
-        flux = np.asarray(table["kron_flux"], float)
-        err = np.asarray(table["kron_flux_err"], float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            snr = np.where(err > 0, flux / err, 0.0)
-        keep = (
-            ((np.asarray(table["flags"]) & self.exclude_flags) == 0)
-            & np.isfinite(x) & np.isfinite(y) & (snr >= self.min_snr)
-        )
-        order = np.argsort(-flux[keep], kind="stable")[: self.max_sources]
-        return Table({"x": x[keep][order], "y": y[keep][order]})
 
     # -- alignment ------------------------------------------------------------------------------
     def _align(self, entries):
