@@ -4,7 +4,7 @@ import os
 
 import asdf
 
-from . import dqflags
+from calpipe import dqflags
 from .core import DataModel, DataModelError, Node, write_tree
 from .models import (
     MODELS,
