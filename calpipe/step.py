@@ -18,12 +18,13 @@ from calpipe.resources import ResourceMonitor
 log = logging.getLogger("calpipe")
 _stpipe_hooks.install()
 
-# Suffixes calpipe writes; stripped from an input name before a new one is added.
-KNOWN_SUFFIXES = {
-    "uncal", "ramp", "rate", "cal", "cat", "segm", "wcs",
+# Suffixes calpipe writes (products, and every step's alias), stripped from an input name
+# before a new one is added; tests/test_integration.py keeps the list equal to the steps'.
+PRODUCT_SUFFIXES = {"uncal", "ramp", "rate", "cal", "cat", "segm", "wcs"}
+KNOWN_SUFFIXES = PRODUCT_SUFFIXES | {
     "dq_init", "saturation", "refpix", "linearity", "ramp_fit", "dark_current",
     "flat_field", "photom", "assign_wcs", "source_catalog", "tweakreg",
-    "exposure_pipeline", "exposurepipeline",
+    "exposure_pipeline", "scrub", "ingest", "training_ingest",
 }
 SUFFIXES_LONGEST_FIRST = sorted(KNOWN_SUFFIXES, key=len, reverse=True)
 
@@ -130,6 +131,26 @@ class CalStep(Step):
         if isinstance(result, DataModel):
             for reftype, path in reference_files_used:
                 setattr(result.meta.ref_file, reftype, str(path))
+
+    def add_side_product(self, model, suffix, product):
+        """Save ``product`` as ``<root>_<suffix>`` whenever ``model`` is saved, in the same write.
+
+        ``product`` is a data model (written as ASDF) or a table (written as ECSV). Returns the
+        path it will have.
+        """
+        base = model.meta.get("filename") or type(model).__name__.lower()
+        if isinstance(product, DataModel):
+            path = self.make_output_path(basepath=base, suffix=suffix, ext="asdf")
+            product.validate(path)
+            write = product.write_to
+        else:
+            path = self.make_output_path(basepath=base, suffix=suffix, ext="ecsv")
+
+            def write(tmp):
+                product.write(tmp, format="ascii.ecsv", overwrite=True)
+
+        model.add_side_product(path, write)
+        return path
 
     def record(self, model, status):
         """Set ``meta.cal_step.<alias>`` (COMPLETE, SKIPPED, FAILED)."""

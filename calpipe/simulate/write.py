@@ -1,6 +1,5 @@
 """Write a simulated exposure, its truth and a matching reference set to disk."""
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -8,6 +7,7 @@ import asdf
 import numpy as np
 
 from calpipe import dqflags
+from calpipe.atomic import atomic_path
 from calpipe.detector import PIXEL_AREA_SR
 
 from . import sky
@@ -179,13 +179,8 @@ def _write_truth(path, exposure, sources, meta):
         "bias": {"channel": truth["bias_channel"], "row": truth["bias_row"]},
         "sources": Table(sources),
     }
-    tmp = Path(path).with_name(f".{Path(path).name}.part")
-    try:
+    with atomic_path(path) as tmp:
         asdf.AsdfFile(tree).write_to(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _field_sources(sky_field, wcsinfo, shape, start_time):
