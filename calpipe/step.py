@@ -81,9 +81,13 @@ class CalStep(Step):
         return name, "_"
 
     def open_for_update(self, input):
-        """The input as a model whose arrays this step may change in place."""
+        """The input as a model whose arrays this step may change in place.
+
+        A model still reading its file (whether opened here or passed in) has its arrays read
+        into writable memory first: mapped file pages are read-only.
+        """
         model = datamodels.open(input)
-        return model if model is input else model.load_arrays()
+        return model.load_arrays() if model.file_backed else model
 
     # -- references (never CRDS) --------------------------------------------------------
     @classmethod

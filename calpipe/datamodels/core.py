@@ -239,6 +239,11 @@ class DataModel:
         self._side_products[os.fspath(path)] = write
 
     @property
+    def file_backed(self):
+        """True while the model's arrays are read from its open file."""
+        return self._asdf is not None
+
+    @property
     def side_products(self):
         """Paths of the files that :meth:`save` will write beside this model."""
         return list(self._side_products)
