@@ -37,6 +37,18 @@ HOOKED = ("_build_arg_parser_from_spec", "_build_step_from_args")
 _COMMAND_LINE = "_calpipe_command_line"
 
 
+def stpipe_function(name):
+    """The function of stpipe's command-line module called ``name`` as it is now (wrapped or
+    not), or None when stpipe no longer has it."""
+    return getattr(_cmdline, name, None)
+
+
+def parser_for(step_class):
+    """The ``strun`` argument parser of ``step_class``, as stpipe builds it."""
+    return _cmdline._build_arg_parser_from_spec(step_class.load_spec_file(), step_class,
+                                                parent=_cmdline._build_parent_arg_parser())
+
+
 def is_command_line_run(step):
     """True for the outermost step that ``strun`` built from its command line."""
     return getattr(step, _COMMAND_LINE, False)

@@ -3,7 +3,6 @@
 import inspect
 
 import pytest
-from stpipe import _cmdline
 
 from calpipe import _stpipe_hooks
 from calpipe.errors import CalpipeError, InputError
@@ -17,24 +16,22 @@ EXPECTED_PARAMETERS = {
 
 @pytest.mark.parametrize("name", _stpipe_hooks.HOOKED)
 def test_stpipe_still_has_the_wrapped_function(name):
-    function = getattr(_cmdline, name, None)
-    assert function is not None, f"stpipe._cmdline.{name} is gone: calpipe/_stpipe_hooks.py needs a new hook"
+    function = _stpipe_hooks.stpipe_function(name)
+    assert function is not None, f"stpipe no longer has {name}: calpipe/_stpipe_hooks.py needs a new hook"
     original = inspect.unwrap(function)
     assert list(inspect.signature(original).parameters) == EXPECTED_PARAMETERS[name], (
-        f"stpipe._cmdline.{name} changed its signature: review calpipe/_stpipe_hooks.py")
-    assert function is not original, f"stpipe._cmdline.{name} is not wrapped"
+        f"stpipe's {name} changed its signature: review calpipe/_stpipe_hooks.py")
+    assert function is not original, f"stpipe's {name} is not wrapped"
 
 
 def test_dashed_options_are_read_as_underscored():
-    parser = _cmdline._build_arg_parser_from_spec(RampFitStep.load_spec_file(), RampFitStep,
-                                                 parent=_cmdline._build_parent_arg_parser())
+    parser = _stpipe_hooks.parser_for(RampFitStep)
     args = parser.parse_args(["ramp_fit", "--output-dir", "out", "--ref-store=refs", "--save-jumps=True"])
     assert (args.output_dir, args.ref_store, args.save_jumps) == ("out", "refs", "True")
 
 
 def test_python_callers_get_the_exception_after_a_command_line_was_built(tmp_path):
-    _cmdline._build_arg_parser_from_spec(RampFitStep.load_spec_file(), RampFitStep,
-                                                 parent=_cmdline._build_parent_arg_parser())
+    _stpipe_hooks.parser_for(RampFitStep)
     with pytest.raises(CalpipeError):
         RampFitStep().run(str(tmp_path / "missing.asdf"))
 
