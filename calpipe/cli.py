@@ -61,6 +61,10 @@ def build_parser():
     ref_add = ref_commands.add_parser("add", help="copy reference files into the store and index them")
     ref_add.add_argument("files", nargs="+")
     ref_add.set_defaults(func=run_refs_add)
+    ref_import = ref_commands.add_parser(
+        "import", help="index every reference file under a folder (e.g. a mission reference cache) in place")
+    ref_import.add_argument("folder")
+    ref_import.set_defaults(func=run_refs_import)
 
     for register in _registered_commands():
         register(commands)
@@ -133,15 +137,31 @@ def run_refs_best(args):
     return 0
 
 
-def run_refs_add(args):
+def _store_to_write(args, action):
     from calpipe.references import RefStore
 
     path = args.store or os.environ.get("CALPIPE_REFS")
     if not path:
-        raise CalpipeError("refs add needs --store or CALPIPE_REFS")
-    for entry in RefStore(path).add(args.files):
+        raise CalpipeError(f"refs {action} needs --store or CALPIPE_REFS")
+    return RefStore(path)
+
+
+def run_refs_add(args):
+    for entry in _store_to_write(args, "add").add(args.files):
         print(f"added {entry['reftype']:<11} {entry['path']}")
     return 0
+
+
+def run_refs_import(args):
+    def report(path, message):
+        print(f"calpipe refs import: {message}", file=sys.stderr)
+
+    store = _store_to_write(args, "import")
+    added, failed = store.import_tree(args.folder, report)
+    for entry in added:
+        print(f"indexed {entry['reftype']:<11} {entry['detector']:<6} {entry['useafter']}  {entry['path']}")
+    print(f"{len(added)} reference files indexed in {store.path}" + (f", {failed} unreadable" if failed else ""))
+    return 1 if failed else 0
 
 
 # -- demo -----------------------------------------------------------------------------------

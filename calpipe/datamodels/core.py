@@ -216,8 +216,11 @@ class DataModel:
             path = os.path.join(dir_path, os.path.basename(path))
         self._tree["meta"]["filename"] = os.path.basename(path)
         self.validate(path)
-        write_tree(path, self._tree)
+        self._write(path)
         return path
+
+    def _write(self, path):
+        write_tree(path, self._tree)
 
     def load_arrays(self):
         """Read every array into writable memory and let go of the file (for in-place steps)."""

@@ -11,6 +11,10 @@ from calpipe.step import CalStep
 from ._common import check_shape, science
 
 
+# Arrays of the ramp that the rate image keeps: the reference output and the border pixels.
+CARRIED = ("amp33", "reference_border")
+
+
 class RampFitStep(CalStep):
     """Up-the-ramp fit with jump detection: RampModel in, rate ImageModel (science pixels) out."""
 
@@ -58,6 +62,9 @@ class RampFitStep(CalStep):
             var_poisson=fit.var_poisson,
             var_rnoise=fit.var_rnoise,
         )
+        for name in CARRIED:
+            if name in model:
+                image.tree[name] = model.tree[name]
         if fit.jumps is not None:
             image.jumps = fit.jumps
         image.meta.ramp_fit = {"algorithm": self.algorithm, "detect_jumps": self.detect_jumps}
