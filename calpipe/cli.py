@@ -45,6 +45,9 @@ def build_parser():
                      help="exposures of one field in a dither pattern, with their association file "
                           "(default: %(default)s)")
     sim.add_argument("--fully-saturated", action="store_true", help="saturate every resultant of every pixel")
+    sim.add_argument("--format", choices=["calpipe", "roman"], default="calpipe",
+                     help="file format of the exposure and references: calpipe's, or the Roman mission's "
+                          "(needs calpipe[roman]) (default: %(default)s)")
     sim.set_defaults(func=run_simulate)
 
     refs = commands.add_parser("refs", help="manage and query a reference store")
@@ -90,7 +93,14 @@ def run_simulate(args):
     t0 = time.perf_counter()
     options = dict(size=args.size, nresultants=args.nresultants, seed=args.seed,
                    fully_saturated=args.fully_saturated, progress=_progress)
-    if args.nexposures != 1:
+    if args.format == "roman":
+        if args.nexposures != 1:
+            raise CalpipeError("simulate: --format roman writes one exposure (--nexposures 1)")
+        from calpipe.simulate.roman_files import simulate_roman
+
+        result = simulate_roman(Path(args.out), **options)
+        exposures = [result]
+    elif args.nexposures != 1:
         result = simulate_dithered(Path(args.out), args.nexposures, **options)
         exposures = result.exposures
     else:

@@ -372,11 +372,14 @@ def _overlay(target, source):
             target[key] = value
 
 
-def _required_keys(roman_model, *path):
-    info = roman_model.schema_info("required")["roman"]
-    for key in path:
-        info = info[key]
-    return list(info["required"].info)
+def _cal_step_keys():
+    """The Level-2 ``meta.cal_step`` keys of the installed roman_datamodels."""
+    try:
+        from roman_datamodels import stnode
+    except ImportError:  # roman_datamodels >= 1.2 keeps it private
+        from roman_datamodels import _stnode as stnode
+    # newer image schemas also require steps the cal_step maker does not list yet
+    return sorted(set(stnode.L2CalStep.create_minimal()) | {"dark_decay", "wfi18_transient"})
 
 
 def _float16(array):
@@ -412,7 +415,7 @@ def write_image(model, path):
     done = meta.get("cal_step", {})
     image.meta.cal_step = {
         key: next((done[a] for a, r in CAL_STEP_NAMES.items() if r == key and a in done), "INCOMPLETE")
-        for key in _required_keys(image, "meta", "cal_step")
+        for key in _cal_step_keys()
     }
     for reftype, used in meta.get("ref_file", {}).items():
         if reftype in image.meta.ref_file:
@@ -459,26 +462,61 @@ def write_image(model, path):
     return _atomic_save(image, path)
 
 
-def write_raw(path, data, meta, *, amp33=None, resultantdq=None, reference_read=None):
-    """Write a Roman Level-1 exposure (``ScienceRawModel``); ``meta`` overlays the maker's defaults."""
+def write_raw(path, raw, *, reference_read=None, data_encoding_offset=0):
+    """Write a calpipe RawModel as a Roman Level-1 exposure (``ScienceRawModel``).
+
+    As on board: ``reference_read`` (uint16, one frame), when given, is subtracted from every
+    resultant and ``data_encoding_offset`` added, so that reading the file back (which undoes
+    both) returns ``raw.data``. Metadata the calpipe model lacks keeps the maker's defaults.
+    """
+    from astropy.time import Time, TimeDelta
+
     rdm = _rdm()
+    meta = raw.meta.to_dict()
+    data = raw.data
     nres, ny, nx = data.shape
+    exposure = meta["exposure"]
+    start = Time(exposure["start_time"])
+    duration = exposure.get("exposure_time") or exposure["frame_time"] * exposure["read_pattern"][-1][-1]
+    roman_meta = {
+        "exposure": {"type": exposure["type"], "start_time": start, "end_time": start + TimeDelta(duration, format="sec"),
+                     "nresultants": nres, "frame_time": float(exposure["frame_time"]),
+                     "exposure_time": float(duration)},
+        "instrument": {"detector": meta["instrument"]["detector"],
+                       "optical_element": meta["instrument"]["optical_element"]},
+        "observation": {k: v for k, v in meta.get("observation", {}).items() if isinstance(v, int)},
+    }
+    wcsinfo = meta.get("wcsinfo") or {}
+    if wcsinfo:
+        roman_meta["wcsinfo"] = {k: float(wcsinfo[k]) for k in ("ra_ref", "dec_ref", "v2_ref", "v3_ref", "roll_ref")}
+        roman_meta["velocity_aberration"] = {"scale_factor": float(wcsinfo.get("va_scale", 1.0))}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        raw = rdm.ScienceRawModel.create_fake_data(shape=(nres, ny, nx))
-    _overlay(raw.meta, meta)
-    raw.meta.filename = os.path.basename(path)
-    raw.meta.exposure.read_pattern = [list(map(int, r)) for r in meta["exposure"]["read_pattern"]]
-    raw.data = np.asarray(data, np.uint16)
-    raw.amp33 = np.asarray(amp33, np.uint16) if amp33 is not None else np.zeros((nres, ny, 128), np.uint16)
-    if resultantdq is not None:
-        raw.resultantdq = np.asarray(resultantdq, np.uint8)
+        out = rdm.ScienceRawModel.create_fake_data(shape=(nres, ny, nx))
+    _overlay(out.meta, roman_meta)
+    out.meta.filename = os.path.basename(path)
+    out.meta.exposure.read_pattern = [list(map(int, r)) for r in exposure["read_pattern"]]
+    out.meta.instrument.data_encoding_offset = int(data_encoding_offset)
+    encoded = np.empty(data.shape, np.uint16)
+    for i in range(nres):
+        plane = data[i].astype(np.int32) + int(data_encoding_offset)
+        if reference_read is not None:
+            plane -= reference_read
+        if plane.min() < 0 or plane.max() > 65535:
+            raise ValueError("data_encoding_offset and reference_read take the counts outside 0..65535")
+        encoded[i] = plane
+    out.data = encoded
+    amp33 = raw.tree.get("amp33")
+    out.amp33 = np.asarray(amp33, np.uint16) if amp33 is not None else np.zeros((nres, ny, 128), np.uint16)
     if reference_read is not None:
-        raw.reference_read = np.asarray(reference_read, np.uint16)
+        out.reference_read = np.asarray(reference_read, np.uint16)
+        out.reference_amp33 = np.zeros((ny, 128), np.uint16)
+    if "groupdq" in raw:
+        out.resultantdq = np.asarray(raw.groupdq, np.uint8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        raw.validate()
-    return _atomic_save(raw, path)
+        out.validate()
+    return _atomic_save(out, path)
 
 
 def linearity_for_raw_counts(coeffs, bias):
@@ -503,11 +541,13 @@ def linearity_for_raw_counts(coeffs, bias):
     return out.astype(np.float32)
 
 
-def write_reference(path, reftype, ref):
+def write_reference(path, reftype, ref, optical_element="F158"):
     """Write a calpipe reference model ``ref`` as the Roman reference file of ``reftype``.
 
     The inverse of what :func:`open_roman` does: the distortion is shifted to science-array
     pixels. A linearity must already apply to raw counts (see :func:`linearity_for_raw_counts`).
+    Roman files name one optical element: ``optical_element`` where the calpipe file names
+    none or a wildcard.
     """
     from astropy.modeling import models
     from astropy.time import Time
@@ -520,8 +560,9 @@ def write_reference(path, reftype, ref):
         out = getattr(rdm, name).create_fake_data()
     meta = tree["meta"]
     instrument = dict(meta["instrument"])
-    if "optical_element" in out.meta.instrument and instrument.get("optical_element") is None:
-        instrument["optical_element"] = "F158"
+    if "optical_element" in out.meta.instrument and str(instrument.get("optical_element") or "ANY").upper() in (
+            "", "ANY", "N/A", "ALL"):
+        instrument["optical_element"] = optical_element
     _overlay(out.meta, {"instrument": instrument, "description": meta.get("description", ""),
                         "author": meta.get("author", ""), "pedigree": meta.get("pedigree", "DUMMY"),
                         "useafter": Time(meta["useafter"])})
@@ -530,7 +571,14 @@ def write_reference(path, reftype, ref):
         out.dark_slope_error = np.zeros_like(out.dark_slope)
         out.dq = np.asarray(tree["dq"], np.uint32)
     elif reftype == "photom":
-        out.phot_table = {k: dict(v) for k, v in tree["phot_table"].items()}
+        # the Roman table also wants the band's collecting and effective areas: calpipe has
+        # none, so a flat unit response stands in
+        out.phot_table = {
+            k: {"photmjsr": float(v["photmjsr"]), "uncertainty": float(v["uncertainty"]),
+                "pixelareasr": float(v["pixelareasr"]), "collecting_area": 4.0,
+                "wavelength": np.array([1.0, 2.0], np.float32), "effective_area": np.ones(2, np.float32)}
+            for k, v in tree["phot_table"].items()
+        }
     elif reftype == "distortion":
         out.coordinate_distortion_transform = (
             models.Shift(BORDER) & models.Shift(BORDER)) | tree["coordinate_distortion_transform"]

@@ -108,7 +108,7 @@ class RefStore:
         entries = {e["path"]: e for e in self.entries()}
         added, failed = [], 0
         for source in sorted(folder.rglob("*.asdf")):
-            if source.name.startswith(".") or source.resolve().parent == self.path.resolve() and source.name == INDEX_NAME:
+            if source.name.startswith("."):
                 continue
             try:
                 entry = describe(source)
@@ -119,7 +119,9 @@ class RefStore:
                 report(source, f"error: {err}")
                 failed += 1
                 continue
-            entry["path"] = str(source.resolve())
+            resolved = source.resolve()
+            inside = resolved.is_relative_to(self.path.resolve())
+            entry["path"] = str(resolved.relative_to(self.path.resolve()) if inside else resolved)
             entries[entry["path"]] = entry
             added.append(entry)
         self._write_index(entries.values())
