@@ -201,7 +201,10 @@ def test_image_model_keeps_calpipe_format_when_asked(tmp_path):
     zeros = np.zeros((8, 8), np.float32)
     image = dm.ImageModel(meta=meta, data=zeros, dq=np.zeros((8, 8), np.uint32), err=zeros,
                           var_poisson=zeros, var_rnoise=zeros)
-    image._output_format = "calpipe"
+    from calpipe.steps import PhotomStep
+
+    PhotomStep(output_format="calpipe").finalize_result(image, [])  # what --output-format sets
+    assert image._output_format == "calpipe"
     image.save(tmp_path / "x_cal.asdf")
     assert isinstance(dm.open(tmp_path / "x_cal.asdf"), dm.ImageModel)
     image._output_format = "auto"
