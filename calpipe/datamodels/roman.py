@@ -23,6 +23,7 @@ Writing: ``write_image`` (a calibrated image as a Roman Level-2 ``ImageModel``),
 ``write_raw`` and ``write_reference`` (used by ``calpipe simulate --format roman``).
 """
 
+import contextlib
 import os
 import warnings
 
@@ -65,17 +66,28 @@ def _rdm(path=None):
     return rdm
 
 
+@contextlib.contextmanager
+def _quiet():
+    """Silence the schema-version and tag warnings of roman_datamodels and asdf (none a user can act on)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _read(path):
+    rdm = _rdm(path)
+    try:
+        with _quiet():
+            return rdm.open(path)
+    except Exception as err:
+        raise DataModelError(f"{path}: not a readable Roman file ({_one_line(err)})") from None
+
+
 # ----------------------------------------------------------------------------- reading
 def open_roman(path):
     """Open a Roman Level-1 exposure or reference file as the calpipe model it corresponds to."""
     path = os.fspath(path)
-    rdm = _rdm(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = rdm.open(path)
-    except Exception as err:
-        raise DataModelError(f"{path}: not a readable Roman file ({_one_line(err)})") from None
+    model = _read(path)
     kind = type(model).__name__
     try:
         if kind == "ScienceRawModel":
@@ -94,14 +106,7 @@ def reference_meta(path):
     Reads no arrays. Every Roman reference type is indexed; those calpipe converts are in
     :data:`REFERENCE_CLASSES`.
     """
-    rdm = _rdm(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = rdm.open(path)
-    except Exception as err:
-        raise DataModelError(f"{path}: not a readable Roman file ({_one_line(err)})") from None
-    with model:
+    with _read(path) as model:
         meta = _plain(model.meta)
         kind = type(model).__name__
     if "reftype" not in meta:
@@ -350,8 +355,7 @@ def _atomic_save(roman_model, path):
     path = os.fspath(path)
     tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.part")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _quiet():
             roman_model.to_asdf(tmp)
         os.replace(tmp, path)
     finally:
@@ -399,8 +403,7 @@ def write_image(model, path):
     meta = tree["meta"]
     ny, nx = tree["data"].shape
     nres = int(meta["exposure"]["nresultants"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _quiet():
         image = rdm.ImageModel.create_fake_data(shape=(ny, nx))
     roman_meta = dict(meta.get("roman") or {})
     for key in ("filename", "model_type", "cal_step", "ref_file", "photometry", "wcs", "cal_logs"):
@@ -454,8 +457,7 @@ def write_image(model, path):
         image[f"dq_border_ref_pix_{side}"] = (np.asarray(dq, np.uint32) if dq is not None
                                               else np.zeros(shape[1:], np.uint32))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _quiet():
             image.validate()
     except Exception as err:
         raise DataModelError(f"{path}: the Roman Level-2 image does not validate ({_one_line(err)})") from None
@@ -490,8 +492,7 @@ def write_raw(path, raw, *, reference_read=None, data_encoding_offset=0):
     if wcsinfo:
         roman_meta["wcsinfo"] = {k: float(wcsinfo[k]) for k in ("ra_ref", "dec_ref", "v2_ref", "v3_ref", "roll_ref")}
         roman_meta["velocity_aberration"] = {"scale_factor": float(wcsinfo.get("va_scale", 1.0))}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _quiet():
         out = rdm.ScienceRawModel.create_fake_data(shape=(nres, ny, nx))
     _overlay(out.meta, roman_meta)
     out.meta.filename = os.path.basename(path)
@@ -513,8 +514,7 @@ def write_raw(path, raw, *, reference_read=None, data_encoding_offset=0):
         out.reference_amp33 = np.zeros((ny, 128), np.uint16)
     if "groupdq" in raw:
         out.resultantdq = np.asarray(raw.groupdq, np.uint8)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _quiet():
         out.validate()
     return _atomic_save(out, path)
 
@@ -555,8 +555,7 @@ def write_reference(path, reftype, ref, optical_element="F158"):
     rdm = _rdm()
     name = next(k for k, v in REFERENCE_CLASSES.items() if v == reftype)
     tree = ref.tree
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _quiet():
         out = getattr(rdm, name).create_fake_data()
     meta = tree["meta"]
     instrument = dict(meta["instrument"])
@@ -586,7 +585,6 @@ def write_reference(path, reftype, ref, optical_element="F158"):
         for key in ("data", "dq", "err", "coeffs"):
             if key in tree and key in out:
                 out[key] = np.asarray(tree[key], np.asarray(out[key]).dtype)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _quiet():
         out.validate()
     return _atomic_save(out, path)
