@@ -7,19 +7,17 @@ used (``meta.ref_file``) and what it cost (``meta.resources`` and a ``meta.cal_l
 
 import functools
 import logging
-import sys
 
 from stpipe import Pipeline, Step
 
-from calpipe import _dashed_options, datamodels
+from calpipe import _stpipe_hooks, datamodels
 from calpipe.datamodels import DataModel, DataModelError
-from calpipe.errors import CalpipeError
 from calpipe.references import find_store
 from calpipe.references.store import WILDCARDS
 from calpipe.resources import ResourceMonitor
 
 log = logging.getLogger("calpipe")
-_dashed_options.install()
+_stpipe_hooks.install()
 
 # Suffixes calpipe writes; stripped from an input name before a new one is added.
 KNOWN_SUFFIXES = {
@@ -49,11 +47,13 @@ class CalStep(Step):
     def run(self, *args):
         try:
             return super().run(*args)
-        except CalpipeError as err:
-            # A user's mistake on the command line: one line and an exit status, no traceback.
-            if self.parent is None and _dashed_options.from_command_line():
-                print(f"{self.class_alias}: error: {err}", file=sys.stderr)
-                raise SystemExit(err.exit_status) from None
+        except Exception as err:
+            # A user's mistake in a strun run: one line and exit status 2, no traceback.
+            # (SystemExit passes stpipe's handler, which would print the error again.)
+            if self.parent is None and _stpipe_hooks.is_command_line_run(self):
+                status = _stpipe_hooks.report(self.class_alias, err)
+                if status is not None:
+                    raise SystemExit(status) from None
             raise
 
     # -- models ------------------------------------------------------------------------

@@ -5,7 +5,9 @@ import warnings
 
 import asdf
 
-from . import dqflags, roman
+from calpipe import dqflags
+
+from . import roman
 from .core import DataModel, DataModelError, Node, write_tree
 from .models import (
     MODELS,

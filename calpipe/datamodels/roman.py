@@ -29,12 +29,13 @@ import warnings
 
 import numpy as np
 
-from . import dqflags
+from calpipe import dqflags
+from calpipe.detector import BORDER
+
 from .core import DataModelError, _one_line
 
 EXTRA_HINT = 'install calpipe\'s Roman support with: pip install "calpipe[roman]"'
 SENTINEL = -999999
-BORDER = 4
 # calpipe step alias -> Roman ``meta.cal_step`` key
 CAL_STEP_NAMES = {
     "dq_init": "dq_init", "saturation": "saturation", "refpix": "refpix", "linearity": "linearity",

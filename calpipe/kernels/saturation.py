@@ -10,7 +10,7 @@ read time that can have been spent below saturation (mean read index / last read
 import numpy as np
 from numba import njit, prange
 
-from calpipe.datamodels import dqflags
+from calpipe import dqflags
 
 _SAT = np.uint8(dqflags.SATURATED | dqflags.DO_NOT_USE)
 _FLOOR = np.uint8(dqflags.AD_FLOOR | dqflags.DO_NOT_USE)

@@ -6,6 +6,7 @@ import numpy as np
 
 from calpipe import datamodels
 from calpipe.datamodels import ImageModel
+from calpipe.detector import science
 from calpipe.kernels.saturation import fully_saturated, saturated_pixel_dq
 from calpipe.step import CalPipeline
 from calpipe.steps import (
@@ -21,7 +22,6 @@ from calpipe.steps import (
     SourceCatalogStep,
     TweakRegStep,
 )
-from calpipe.steps._common import science
 
 log = logging.getLogger(__name__)
 

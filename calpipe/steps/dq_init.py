@@ -4,10 +4,11 @@ import numpy as np
 
 from calpipe import datamodels
 from calpipe.datamodels import RampModel, RawModel
+from calpipe.detector import BORDER
 from calpipe.errors import InputError
 from calpipe.step import CalStep
 
-from ._common import BORDER, check_shape
+from ._common import check_shape
 
 
 class DQInitStep(CalStep):

@@ -2,10 +2,9 @@
 
 import numpy as np
 
+from calpipe.detector import BORDER
 from calpipe.kernels.refpix import correct_refpix
 from calpipe.step import CalStep
-
-from ._common import BORDER
 
 
 class RefPixStep(CalStep):

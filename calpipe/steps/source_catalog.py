@@ -6,7 +6,8 @@ import os
 import numpy as np
 
 from calpipe import datamodels
-from calpipe.datamodels import SegmentationModel, dqflags
+from calpipe import dqflags
+from calpipe.datamodels import SegmentationModel
 from calpipe.kernels.catalog import source_catalog
 from calpipe.step import CalStep
 

@@ -8,7 +8,8 @@ from astropy.table import Table
 from astropy.time import Time
 
 from calpipe import datamodels
-from calpipe.datamodels import WcsModel, dqflags
+from calpipe import dqflags
+from calpipe.datamodels import WcsModel
 from calpipe.kernels import alignment
 from calpipe.kernels.wcs import s_region
 from calpipe.step import CalStep

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from calpipe import datamodels as dm
-from calpipe.datamodels import dqflags, roman
+from calpipe import dqflags
+from calpipe.datamodels import roman
 
 rdm = pytest.importorskip("roman_datamodels.datamodels", reason="needs calpipe[roman] (roman_datamodels)")
 

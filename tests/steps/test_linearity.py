@@ -4,7 +4,7 @@ import numpy as np
 from tiny_data import exposure_meta, ref_meta
 
 from calpipe import datamodels as dm
-from calpipe.datamodels import dqflags
+from calpipe import dqflags
 from calpipe.steps import LinearityStep, RefPixStep
 
 A = 2e-6  # the polynomial adds A r^2 to raw counts r
