@@ -64,8 +64,10 @@ class RampFitStep(CalStep):
             var_rnoise=fit.var_rnoise,
         )
         for name in CARRIED:
-            if name in model:
-                image.tree[name] = model.tree[name]
+            if name in model:  # read now: the ramp's file closes before the image is saved
+                value = model.tree[name]
+                image.tree[name] = ({k: np.array(v) for k, v in value.items()} if isinstance(value, dict)
+                                    else np.array(value))
         if fit.jumps is not None:
             image.jumps = fit.jumps
         image.meta.ramp_fit = {"algorithm": self.algorithm, "detect_jumps": self.detect_jumps}
