@@ -406,7 +406,8 @@ def write_image(model, path):
     nres = int(meta["exposure"]["nresultants"])
     with _quiet():
         image = rdm.ImageModel.create_fake_data(shape=(ny, nx))
-    roman_meta = dict(meta.get("roman") or {})
+    # the Level-1 metadata of a Roman input, else what calpipe's metadata says
+    roman_meta = dict(meta.get("roman") or _roman_meta(meta))
     for key in ("filename", "model_type", "cal_step", "ref_file", "photometry", "wcs", "cal_logs"):
         roman_meta.pop(key, None)
     _overlay(image.meta, roman_meta)
@@ -465,6 +466,29 @@ def write_image(model, path):
     return _atomic_save(image, path)
 
 
+def _roman_meta(meta):
+    """The Roman metadata that calpipe's exposure metadata ``meta`` holds."""
+    from astropy.time import Time, TimeDelta
+
+    exposure = meta["exposure"]
+    start = Time(exposure["start_time"])
+    duration = exposure.get("exposure_time") or exposure["frame_time"] * exposure["read_pattern"][-1][-1]
+    roman_meta = {
+        "exposure": {"type": exposure["type"], "start_time": start, "end_time": start + TimeDelta(duration, format="sec"),
+                     "nresultants": len(exposure["read_pattern"]), "frame_time": float(exposure["frame_time"]),
+                     "exposure_time": float(duration),
+                     "read_pattern": [[int(k) for k in reads] for reads in exposure["read_pattern"]]},
+        "instrument": {"detector": meta["instrument"]["detector"],
+                       "optical_element": meta["instrument"]["optical_element"]},
+        "observation": {k: v for k, v in meta.get("observation", {}).items() if isinstance(v, int)},
+    }
+    wcsinfo = meta.get("wcsinfo") or {}
+    if all(k in wcsinfo for k in ("ra_ref", "dec_ref", "v2_ref", "v3_ref", "roll_ref")):
+        roman_meta["wcsinfo"] = {k: float(wcsinfo[k]) for k in ("ra_ref", "dec_ref", "v2_ref", "v3_ref", "roll_ref")}
+        roman_meta["velocity_aberration"] = {"scale_factor": float(wcsinfo.get("va_scale", 1.0))}
+    return roman_meta
+
+
 def write_raw(path, raw, *, reference_read=None, data_encoding_offset=0):
     """Write a calpipe RawModel as a Roman Level-1 exposure (``ScienceRawModel``).
 
@@ -472,32 +496,15 @@ def write_raw(path, raw, *, reference_read=None, data_encoding_offset=0):
     resultant and ``data_encoding_offset`` added, so that reading the file back (which undoes
     both) returns ``raw.data``. Metadata the calpipe model lacks keeps the maker's defaults.
     """
-    from astropy.time import Time, TimeDelta
-
     rdm = _rdm()
     meta = raw.meta.to_dict()
     data = raw.data
     nres, ny, nx = data.shape
-    exposure = meta["exposure"]
-    start = Time(exposure["start_time"])
-    duration = exposure.get("exposure_time") or exposure["frame_time"] * exposure["read_pattern"][-1][-1]
-    roman_meta = {
-        "exposure": {"type": exposure["type"], "start_time": start, "end_time": start + TimeDelta(duration, format="sec"),
-                     "nresultants": nres, "frame_time": float(exposure["frame_time"]),
-                     "exposure_time": float(duration)},
-        "instrument": {"detector": meta["instrument"]["detector"],
-                       "optical_element": meta["instrument"]["optical_element"]},
-        "observation": {k: v for k, v in meta.get("observation", {}).items() if isinstance(v, int)},
-    }
-    wcsinfo = meta.get("wcsinfo") or {}
-    if wcsinfo:
-        roman_meta["wcsinfo"] = {k: float(wcsinfo[k]) for k in ("ra_ref", "dec_ref", "v2_ref", "v3_ref", "roll_ref")}
-        roman_meta["velocity_aberration"] = {"scale_factor": float(wcsinfo.get("va_scale", 1.0))}
+    roman_meta = _roman_meta(meta)
     with _quiet():
         out = rdm.ScienceRawModel.create_fake_data(shape=(nres, ny, nx))
     _overlay(out.meta, roman_meta)
     out.meta.filename = os.path.basename(path)
-    out.meta.exposure.read_pattern = [list(map(int, r)) for r in exposure["read_pattern"]]
     out.meta.instrument.data_encoding_offset = int(data_encoding_offset)
     encoded = np.empty(data.shape, np.uint16)
     for i in range(nres):

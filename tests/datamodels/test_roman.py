@@ -215,3 +215,13 @@ def test_image_model_keeps_calpipe_format_when_asked(tmp_path):
         with rdm.open(tmp_path / "y_cal.asdf") as written:
             written.validate()
             assert type(written).__name__ == "ImageModel" and written.data.shape == (8, 8)
+    # a calpipe exposure's image as a Roman one: its metadata mapped
+    del meta["roman"]
+    image._output_format = "roman"
+    image.save(tmp_path / "z_cal.asdf")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rdm.open(tmp_path / "z_cal.asdf") as written:
+            written.validate()
+            assert written.meta.exposure.start_time.isot.startswith("2027-01-01")
+            assert [list(r) for r in written.meta.exposure.read_pattern] == PATTERN

@@ -102,3 +102,29 @@ def test_import_indexes_a_folder_tree_in_place_and_reports_bad_files(tmp_path, c
         str(p.resolve()) for p in [cache / "dark_2027.asdf", cache / "wfi" / "dark" / "dark_2020.asdf"])
     assert not (tmp_path / "S" / "dark_2027.asdf").exists()  # indexed where it lies
     assert RefStore(tmp_path / "S").best("dark", meta) == str((cache / "dark_2027.asdf").resolve())
+
+
+def test_roman_reference_files_are_indexed_by_their_own_metadata(tmp_path):
+    rdm = pytest.importorskip("roman_datamodels.datamodels", reason="needs calpipe[roman] (roman_datamodels)")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        flat = rdm.FlatRefModel.create_fake_data(shape=(8, 8))
+        flat.meta.instrument.detector, flat.meta.instrument.optical_element = "WFI07", "F158"
+        flat.save(tmp_path / "roman_flat.asdf")
+        dark = rdm.DarkRefModel.create_fake_data(shape=(2, 8, 8))
+        dark.meta.instrument.detector, dark.meta.instrument.optical_element = "WFI07", "F062"
+        dark.save(tmp_path / "roman_dark.asdf")
+    store = RefStore(tmp_path / "S")
+    flat_entry, dark_entry = store.add([tmp_path / "roman_flat.asdf", tmp_path / "roman_dark.asdf"])
+    assert flat_entry == {"path": "roman_flat.asdf", "reftype": "flat", "model_type": "FlatRefModel",
+                          "instrument": "WFI", "detector": "WFI07", "optical_element": "F158",
+                          "useafter": "2020-01-01T00:00:00.000", "description": flat.meta.description}
+    # a Roman dark names a filter but serves every one
+    assert dark_entry["reftype"] == "dark" and dark_entry["optical_element"] == ""
+    meta = exposure_meta()
+    meta["instrument"].update(detector="WFI07", optical_element="F158")
+    assert store.best("dark", meta) == str(store.path / "roman_dark.asdf")
+    with dm.open(store.best("flat", meta)) as model:
+        assert isinstance(model, dm.FlatRefModel) and model.data.shape == (8, 8)
