@@ -89,5 +89,5 @@ def test_asn_from_pool_table(tmp_path, capsys):
     (path,) = sorted((tmp_path / "asn").glob("*_asn.json"))
     asn = load_asn(path)
     assert asn["products"][0]["name"] == "jw01234-o001_t003_nircam_clear-f200w"
-    assert [m["expname"] for m in asn["products"][0]["members"]] == ["a_uncal.fits", "b_uncal.fits"]
+    assert [m["expname"] for m in asn["products"][0]["members"]] == ["../a_uncal.fits", "../b_uncal.fits"]
     assert asn["asn_pool"] == "pool.csv"
