@@ -231,6 +231,12 @@ class Product:
         return naming.parse_product_name(self.name)["match_key"]
 
 
+def numbered_exposures(exposures):
+    """The exposures whose targets need a number: those that are science of some product."""
+    return [e for e in exposures if not naming.naming_problem(e)
+            and any(naming.member_exptype(e, rule) == "science" for rule in naming.rules_of(e))]
+
+
 def group_products(exposures, labels=None, numbers=None):
     """Group normalised exposures into the Level-3 products they make, sorted by name.
 
@@ -253,10 +259,8 @@ def group_products(exposures, labels=None, numbers=None):
     if labels is None:
         labels = naming.target_labels(exposures)
     if numbers is None:
-        # Only exposures that are science of a product number the targets.
         numbers = naming.target_numbers(
-            (e["observatory"], e["program"], labels[e["expname"]]) for e in exposures
-            if any(naming.member_exptype(e, rule) == "science" for rule in naming.rules_of(e))
+            (e["observatory"], e["program"], labels[e["expname"]]) for e in numbered_exposures(exposures)
         )
     science, extras = {}, []
     for e in exposures:
@@ -331,6 +335,6 @@ def write_associations(exposures, out_dir, pool_name="none", locations=None):
 
 __all__ = [
     "AsnError", "FIELD_TYPES", "PoolError", "Product", "associations_from_pool", "digest",
-    "group_products", "load_pool", "normalise", "read_calpipe_exposure", "read_exposure",
+    "group_products", "load_pool", "numbered_exposures", "normalise", "read_calpipe_exposure", "read_exposure",
     "read_jwst_exposure", "read_pool_table", "write_associations",
 ]

@@ -73,7 +73,7 @@ def test_schema_version_checked(tmp_path):
     with engine.begin() as conn:
         conn.execute(D.meta_table.update().where(D.meta_table.c.key == "schema_version").values(value="99"))
     engine.dispose()
-    with pytest.raises(D.DatabaseError, match="schema version 99, this calpipe needs 1"):
+    with pytest.raises(D.DatabaseError, match="schema version 99, this calpipe needs 2"):
         D.TrainingDB(url)
 
 
