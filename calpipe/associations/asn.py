@@ -18,6 +18,8 @@ import re
 import tempfile
 from pathlib import Path
 
+from calpipe.errors import CalpipeError
+
 SCHEMA_PATH = Path(__file__).with_name("asn-1.0.0.json")
 
 _JSON_TYPES = {
@@ -31,7 +33,7 @@ _JSON_TYPES = {
 }
 
 
-class AsnError(ValueError):
+class AsnError(CalpipeError, ValueError):
     """An association that cannot be read or is invalid; the message is one line."""
 
 

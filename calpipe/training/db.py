@@ -39,6 +39,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from calpipe.errors import CalpipeError
+
 SCHEMA_VERSION = 2
 DEFAULT_DATABASE = "calpipe-training.db"
 URL_ENV = "CALPIPE_DATABASE_URL"
@@ -160,7 +162,7 @@ encodings = sa.Table(
 )
 
 
-class DatabaseError(RuntimeError):
+class DatabaseError(CalpipeError, RuntimeError):
     """A database that cannot be used as asked; the message is one line."""
 
 
@@ -190,9 +192,14 @@ def _safe_url(url):
 
 
 class TrainingDB:
-    """An open training database. ``TrainingDB(url_or_path)``; close with :meth:`close`."""
+    """An open training database. ``TrainingDB(url_or_path)``; close with :meth:`close`.
 
-    def __init__(self, database=None, *, create=True):
+    ``create``: make the tables when the database has none, and upgrade an older schema
+    (what an ingest needs); without it a missing or old database is refused, unless
+    ``upgrade`` is set. ``migrated_from`` is the schema version found on opening.
+    """
+
+    def __init__(self, database=None, *, create=True, upgrade=False):
         self.url = resolve_url(database)
         self.shown = _safe_url(self.url)
         try:
@@ -202,7 +209,7 @@ class TrainingDB:
             else:
                 self.engine = sa.create_engine(self.url, pool_pre_ping=True)
             self.dialect = self.engine.dialect.name
-            self._open(create)
+            self._open(create, upgrade or create)
         except DatabaseError:
             raise
         except ModuleNotFoundError as exc:
@@ -211,7 +218,7 @@ class TrainingDB:
             reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
             raise DatabaseError(f"{self.shown}: cannot open database ({reason})") from None
 
-    def _open(self, create):
+    def _open(self, create, upgrade):
         with self.engine.connect() as conn:
             present = sa.inspect(conn).has_table("calpipe_meta")
         if not present:
@@ -221,8 +228,8 @@ class TrainingDB:
                 metadata.create_all(conn)
                 for key, value in (("schema_version", SCHEMA_VERSION), ("encoding_version", 0)):
                     conn.execute(_upsert(self.dialect, meta_table, ["key"], {"key": key, "value": str(value)}, nothing=True))
-        version = self.get_meta("schema_version")
-        if version in _MIGRATIONS and create:
+        version = self.migrated_from = self.get_meta("schema_version")
+        if version in _MIGRATIONS and upgrade:
             self.migrate()
         elif version in _MIGRATIONS:
             raise DatabaseError(

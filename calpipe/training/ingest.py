@@ -54,6 +54,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from calpipe.associations import naming
+from calpipe.errors import CalpipeError
 from calpipe.associations.pool import digest, group_products, normalise, numbered_exposures
 from . import db as D
 from .scrub import categorical_values, product_features
@@ -103,7 +104,7 @@ class IngestSummary:
     n_set_aside: int = 0  # set-aside costs created or changed
 
 
-class IngestError(ValueError):
+class IngestError(CalpipeError, ValueError):
     """An ingest input that cannot be used; the message is one line."""
 
 
@@ -581,8 +582,8 @@ def cal_path(member_path, output_dir=None):
 def calpipe_costs(products, base_dir, output_dir=None, source=""):
     """Costs of products from the ``_cal.asdf`` files the exposure pipeline wrote.
 
-    ``products``: ``[(name, [(expname, exptype), ...]), ...]`` with member paths relative to
-    ``base_dir``; the calibrated files are looked for in ``output_dir`` (default: next to
+    ``products``: ``[(name, [(member path, exptype), ...]), ...]`` with member paths absolute or
+    relative to ``base_dir``; the calibrated files are looked for in ``output_dir`` (default: next to
     each member). A product's peak memory is the largest member peak and its wall time the
     sum over its science members (they run one after another). A product with any science
     member not yet calibrated has no cost yet. When every member carries the same record,
@@ -593,7 +594,7 @@ def calpipe_costs(products, base_dir, output_dir=None, source=""):
     base = Path(base_dir)
     out = []
     for name, members in products:
-        members_digest = digest(m for m, _ in members)
+        members_digest = digest(Path(m).name for m, _ in members)
         peaks, walls = [], []
         for expname, exptype in members:
             if exptype != "science":
