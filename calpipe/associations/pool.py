@@ -254,19 +254,14 @@ def group_products(exposures, labels=None, numbers=None):
     (:func:`naming.target_labels`, :func:`naming.target_numbers`). The result depends only on
     the set of exposures, not on their order.
     """
-    exposures = sorted(
-        (e for e in exposures if naming.rules_of(e) and not naming.naming_problem(e)),
-        key=lambda e: e["expname"],
-    )
+    rules = {e["expname"]: naming.rules_of(e) for e in exposures}
+    exposures = sorted((e for e in exposures if rules[e["expname"]] and not naming.naming_problem(e)),
+                       key=lambda e: e["expname"])
     if labels is None:
         labels = naming.target_labels(exposures)
-    if numbers is None:
-        numbers = naming.target_numbers(
-            (e["observatory"], e["program"], labels[e["expname"]]) for e in numbered_exposures(exposures)
-        )
-    science, extras = {}, []
+    science, extras, numbered = {}, [], set()
     for e in exposures:
-        for rule in naming.rules_of(e):
+        for rule in rules[e["expname"]]:
             for elem in naming.optical_paths(e, rule):
                 path_key = (e["observatory"], e["program"], e["instrume"], rule, elem)
                 if naming.member_exptype(e, rule) != "science":
@@ -274,6 +269,10 @@ def group_products(exposures, labels=None, numbers=None):
                     continue
                 key = (path_key, e["observtn"], labels[e["expname"]])
                 science.setdefault(key, []).append(e)
+                numbered.add((e["observatory"], e["program"], labels[e["expname"]]))
+    if numbers is None:
+        # Only exposures that are science of a product number the targets.
+        numbers = naming.target_numbers(numbered)
     products, by_path = {}, {}
     for (path_key, _, label), group in science.items():
         observatory, program, _, rule, elem = path_key

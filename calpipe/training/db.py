@@ -330,18 +330,24 @@ def _insert_for(dialect):
     return insert
 
 
-def _upsert(dialect, table, keys, rows, update=(), nothing=False):
-    """INSERT ... ON CONFLICT (keys) DO UPDATE SET update-columns (or DO NOTHING)."""
-    stmt = _insert_for(dialect)(table).values(rows)
+def _upsert(dialect, table, keys, rows=None, update=(), nothing=False):
+    """INSERT ... ON CONFLICT (keys) DO UPDATE SET update-columns (or DO NOTHING).
+
+    With ``rows`` the values are part of the statement; without, the statement takes
+    parameters (one compiled statement for any number of rows).
+    """
+    stmt = _insert_for(dialect)(table)
+    if rows is not None:
+        stmt = stmt.values(rows)
     if nothing or not update:
         return stmt.on_conflict_do_nothing(index_elements=keys)
     return stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update})
 
 
-def upsert_many(conn, dialect, table, keys, rows, update=(), chunk=500):
-    """Upsert ``rows`` (dicts with the same keys) in chunks; returns nothing."""
-    for i in range(0, len(rows), chunk):
-        conn.execute(_upsert(dialect, table, keys, rows[i:i + chunk], update))
+def upsert_many(conn, dialect, table, keys, rows, update=()):
+    """Upsert ``rows`` (dicts with the same keys) as one executemany; returns nothing."""
+    if rows:
+        conn.execute(_upsert(dialect, table, keys, update=update), rows)
 
 
 def assign_codes(conn, dialect, values_by_feature, run_version):
