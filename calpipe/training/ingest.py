@@ -295,8 +295,24 @@ def _regroup(conn, dialect, programs, run_id, summary):
         D.upsert_many(conn, dialect, D.products, ["name"], rows,
                       update=["category", "members_digest", "members", "features", "date_obs", "updated",
                               "run_id", "match_key", "target"])
+        _drop_stale(conn, observatory, program, {p.name for p in prods})
     summary.n_products = len(changed)
     return changed
+
+
+def _drop_stale(conn, observatory, program, current):
+    """Forget the untrained products of a program its exposures no longer make.
+
+    (An exposure stored again with other metadata, or a product named by an older calpipe.)
+    Trained products stay: they are what was measured.
+    """
+    stored = conn.execute(sa.select(D.products.c.name).where(
+        (D.products.c.observatory == observatory) & (D.products.c.program == program))).scalars().all()
+    gone = [n for n in stored if n not in current]
+    trained = {r[0] for r in _select_in(conn, [D.training.c.product], D.training.c.product, gone)}
+    for chunk in _chunks(n for n in gone if n not in trained):
+        conn.execute(D.products.delete().where(D.products.c.name.in_(chunk)))
+        conn.execute(D.pending.delete().where((D.pending.c.kind == "product") & D.pending.c.name.in_(chunk)))
 
 
 def _encode(conn, dialect, changed_products, enc_version):

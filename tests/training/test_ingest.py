@@ -323,3 +323,17 @@ def test_report_rows_not_used_are_counted(tmp_path):
     assert report.exposures == [] and [c.image_size_kb for c in report.costs] == [2.0]
     assert report.note() == (f"{tmp_path / 'r.csv'}: 5 of 6 rows not used: 2 with stage LEVEL_2B, "
                              "1 level-1 with INSTRUME missing, 1 repeating a product, 1 with stage QUICKLOOK")
+
+
+def test_a_product_its_exposures_no_longer_make_is_dropped_unless_trained(db, tmp_path):
+    l1, names = products_of(2)
+    I.ingest(db, *I.read_report(write_report(tmp_path / "a.csv", l1 + [l3_row(names[0], 10)])))
+    # Both observations' exposures are stored again with another filter.
+    again = [dict(r, FILTER="F444W") for r in l1]
+    I.ingest(db, *I.read_report(write_report(tmp_path / "b.csv", again)))
+    assert [n for n, _ in product_rows(db)] == [
+        names[0], "jw01234-o001_t001_nircam_clear-f444w", "jw01234-o002_t001_nircam_clear-f444w"]
+    with db.engine.connect() as conn:
+        assert sorted(conn.execute(sa.select(D.pending.c.name)).scalars()) == [
+            "jw01234-o001_t001_nircam_clear-f444w", "jw01234-o002_t001_nircam_clear-f444w"]
+    assert training_rows(db) == [(names[0], 10.0, 0)]
