@@ -63,3 +63,22 @@ def test_from_pool_refuses_exposures_it_cannot_name(tmp_path, capsys):
     asn = load_asn(path)
     assert asn["products"][0]["name"] == "jw01234-o001_t001_nircam_f200w"
     assert [m["expname"] for m in asn["products"][0]["members"]] == ["../a_uncal.fits"]
+
+
+def test_asn_from_pool_table(tmp_path, capsys):
+    pool = tmp_path / "pool.csv"
+    pool.write_text("FILENAME|PROGRAM|OBSERVTN|TARGETID|TARGNAME|INSTRUME|DETECTOR|EXP_TYPE|FILTER|PUPIL\n"
+                    "a_uncal.fits|1234|1|3|X|NIRCAM|NRCA1|NRC_IMAGE|F200W|CLEAR\n"
+                    "b_uncal.fits|1234|1|3|X|NIRCAM|NRCA2|NRC_IMAGE|F200W|CLEAR\n"
+                    "c_uncal.fits|1234|2|3|X|NIRCAM|NRCA1|NRC_DARK|F200W|CLEAR\n")
+    assert run(["asn", "from-pool", str(pool), "--out", str(tmp_path / "asn")]) == 0
+    (path,) = sorted((tmp_path / "asn").glob("*_asn.json"))
+    asn = load_asn(path)
+    assert asn["products"][0]["name"] == "jw01234-o001_t003_nircam_clear-f200w"
+    assert [m["expname"] for m in asn["products"][0]["members"]] == ["../a_uncal.fits", "../b_uncal.fits"]
+    assert asn["asn_pool"] == "pool.csv"
+
+
+def test_from_pool_without_a_pool_exits_2(tmp_path, capsys):
+    assert run(["asn", "from-pool", str(tmp_path / "nopool.csv"), "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("calpipe asn from-pool: error: ")

@@ -4,7 +4,6 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from calpipe.associations import commands as asn_commands
 from calpipe.training import commands, db as D, export as E, ingest as I
 from calpipe.training.scrub import FEATURES
 
@@ -15,7 +14,6 @@ def parser():
     p = argparse.ArgumentParser(prog="calpipe")
     sub = p.add_subparsers(dest="command", required=True)
     commands.register(sub)
-    asn_commands.register(sub)
     return p
 
 
@@ -110,8 +108,6 @@ def test_cli_user_errors_exit_2(tmp_path, capsys):
     assert run(["db", "status", "--db", str(tmp_path / "missing.db")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a calpipe training database" in err
-    assert run(["asn", "from-pool", str(tmp_path / "nopool.csv"), "--out", str(tmp_path)]) == 2
-    assert "cannot read pool" in capsys.readouterr().err
 
 
 def test_schema_version_checked(tmp_path):
@@ -161,19 +157,3 @@ def test_schema_1_is_migrated(tmp_path, capsys):
         assert database.counts()["training"] == 2 and database.counts()["pending"] == 0
     assert run(["db", "migrate", "--db", url]) == 0
     assert "nothing to do" in capsys.readouterr().out
-
-
-def test_asn_from_pool_table(tmp_path, capsys):
-    pool = tmp_path / "pool.csv"
-    pool.write_text("FILENAME|PROGRAM|OBSERVTN|TARGETID|TARGNAME|INSTRUME|DETECTOR|EXP_TYPE|FILTER|PUPIL\n"
-                    "a_uncal.fits|1234|1|3|X|NIRCAM|NRCA1|NRC_IMAGE|F200W|CLEAR\n"
-                    "b_uncal.fits|1234|1|3|X|NIRCAM|NRCA2|NRC_IMAGE|F200W|CLEAR\n"
-                    "c_uncal.fits|1234|2|3|X|NIRCAM|NRCA1|NRC_DARK|F200W|CLEAR\n")
-    assert run(["asn", "from-pool", str(pool), "--out", str(tmp_path / "asn")]) == 0
-    from calpipe.associations.asn import load_asn
-
-    (path,) = sorted((tmp_path / "asn").glob("*_asn.json"))
-    asn = load_asn(path)
-    assert asn["products"][0]["name"] == "jw01234-o001_t003_nircam_clear-f200w"
-    assert [m["expname"] for m in asn["products"][0]["members"]] == ["../a_uncal.fits", "../b_uncal.fits"]
-    assert asn["asn_pool"] == "pool.csv"
