@@ -2,7 +2,7 @@
 
 import sys
 
-from .db import DatabaseError, TrainingDB
+from .db import TrainingDB
 from .ingest import IngestError
 
 
@@ -41,12 +41,8 @@ def _open(args):
 def export_command(args):
     from .export import export, export_spacekit
 
-    try:
-        with _open(args) as database:
-            counts = (export_spacekit if args.layout == "spacekit" else export)(database, args.out)
-    except (DatabaseError, OSError) as exc:
-        print(f"calpipe db export: error: {exc}", file=sys.stderr)
-        return 2
+    with _open(args) as database:
+        counts = (export_spacekit if args.layout == "spacekit" else export)(database, args.out)
     for name, n in counts.items():
         print(f"{name:16s} {n:8d} rows")
     return 0
@@ -55,23 +51,17 @@ def export_command(args):
 def ingest_reports_command(args):
     from .ingest import ingest, parse_report
 
-    command = "calpipe db ingest-reports"
-    try:
-        database = TrainingDB(args.db)
-    except DatabaseError as exc:
-        print(f"{command}: error: {exc}", file=sys.stderr)
-        return 2
     failed = 0
-    with database:
+    with TrainingDB(args.db) as database:
         for path in args.reports:
             try:
                 report = parse_report(path)
             except IngestError as exc:
-                print(f"{command}: error: {exc}; left out", file=sys.stderr)
+                print(f"{args.command}: error: {exc}; left out", file=sys.stderr)
                 failed += 1
                 continue
             if report.unused:
-                print(f"{command}: warning: {report.note()}", file=sys.stderr)
+                print(f"{args.command}: warning: {report.note()}", file=sys.stderr)
             s = ingest(database, report.exposures, report.costs, source=str(path))
             print(f"{path}: run {s.run_id}: exposures+{s.n_exposures} products~{s.n_products} "
                   f"trained+{s.n_trained} reprocessed {s.n_reprocessed} set aside~{s.n_set_aside} "
@@ -80,13 +70,9 @@ def ingest_reports_command(args):
 
 
 def migrate_command(args):
-    try:
-        with TrainingDB(args.db, create=False, upgrade=True) as database:
-            found = database.migrated_from
-            current = database.get_meta("schema_version")
-    except DatabaseError as exc:
-        print(f"calpipe db migrate: error: {exc}", file=sys.stderr)
-        return 2
+    with TrainingDB(args.db, create=False, upgrade=True) as database:
+        found = database.migrated_from
+        current = database.get_meta("schema_version")
     if found == current:
         print(f"{database.shown}: schema version {current}, nothing to do")
     else:
@@ -95,15 +81,11 @@ def migrate_command(args):
 
 
 def status_command(args):
-    try:
-        with _open(args) as database:
-            counts = database.counts()
-            recent = database.recent_runs(args.runs)
-            print(f"database   {database.shown}")
-            print(f"encodings  version {database.get_meta('encoding_version')}, {counts['encodings']} values")
-    except DatabaseError as exc:
-        print(f"calpipe db status: error: {exc}", file=sys.stderr)
-        return 2
+    with _open(args) as database:
+        counts = database.counts()
+        recent = database.recent_runs(args.runs)
+        print(f"database   {database.shown}")
+        print(f"encodings  version {database.get_meta('encoding_version')}, {counts['encodings']} values")
     for key in ("exposures", "products", "targets", "training", "set_aside", "pending_product", "pending_cost",
                 "ingest_runs"):
         print(f"{key:16s} {counts[key]:8d}")

@@ -54,8 +54,9 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from calpipe.associations import naming
-from calpipe.errors import CalpipeError
 from calpipe.associations.pool import digest, group_products, normalise, numbered_exposures
+from calpipe.errors import CalpipeError
+
 from . import db as D
 from .scrub import categorical_values, product_features
 

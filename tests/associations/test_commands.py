@@ -1,16 +1,11 @@
-import argparse
-
-from calpipe.associations import commands
+from calpipe import cli
 from calpipe.associations.asn import load_asn, member_paths
 
 from test_pool_files import write_cp
 
 
 def run(argv):
-    p = argparse.ArgumentParser(prog="calpipe")
-    commands.register(p.add_subparsers(dest="command", required=True))
-    args = p.parse_args(argv)
-    return args.func(args)
+    return cli.main(argv)
 
 
 def test_from_pool_out_elsewhere_writes_members_that_resolve(tmp_path, monkeypatch, capsys):
