@@ -102,12 +102,6 @@ def jwst_rules(exp):
     return [rule] if rule else []
 
 
-def jwst_rule(exp):
-    """The first Level-3 rule of an exposure, or None when it makes no Level-3 product."""
-    rules = jwst_rules(exp)
-    return rules[0] if rules else None
-
-
 def calpipe_rule(exp):
     exp_type = exp["exp_type"]
     if any(word in exp_type for word in CALPIPE_CALIBRATION_WORDS):
@@ -175,11 +169,6 @@ def optical_paths(exp, rule):
     if rule == "wfs":
         elem += "-" + exp["detector"].lower()
     return [elem]
-
-
-def optical_path(exp, rule):
-    """The first of :func:`optical_paths`."""
-    return optical_paths(exp, rule)[0]
 
 
 def _position_label(ra, dec):
@@ -290,8 +279,6 @@ def with_target(name, number):
     return f"{head}_t{number:03d}_{rest}"
 
 
-def category_of(exp, rule=None):
-    rule = rule or rule_of(exp)
-    if rule is None:
-        return None
+def category_of(exp, rule):
+    """The model family (``image``, ``spec``, ``tac``) of the product ``exp`` makes under ``rule``."""
     return "image" if exp["observatory"] == "calpipe" and rule == "image" else CATEGORY.get(rule, rule)

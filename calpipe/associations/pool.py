@@ -216,7 +216,7 @@ class Product:
     category: str  # image, spec or tac
     members: list = field(default_factory=list)  # [(expname, exptype)], sorted
     exposures: list = field(default_factory=list)  # normalised records, same order
-    rule: str = ""  # the Level-3 rule that makes it (naming.jwst_rules)
+    rule: str = ""  # the Level-3 rule that makes it (naming.rules_of)
     target: str = ""  # its target's label (naming.target_labels)
 
     @property

@@ -395,8 +395,10 @@ def _migrate_1(conn):
     """
     from calpipe.associations import naming
 
-    for column in ("match_key", "target"):
-        conn.execute(sa.text(f"ALTER TABLE products ADD COLUMN {column} VARCHAR(256) NOT NULL DEFAULT ''"))
+    for column, size in (("match_key", 256), ("target", 160)):
+        conn.execute(sa.text(f"ALTER TABLE products ADD COLUMN {column} VARCHAR({size}) NOT NULL DEFAULT ''"))
+    for index in products.indexes:
+        index.create(conn)
     metadata.create_all(conn)
     trained = set(conn.execute(sa.select(training.c.product)).scalars())
     rows = conn.execute(sa.select(products.c.name, products.c.observatory, products.c.program,
