@@ -640,3 +640,22 @@ def _upper(value):
 def _one_line(err):
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
+
+
+def write_stale_associations(stale, folder):
+    """One association file per stale product with an archived uncal, ``<root>_asn.json`` in
+    ``folder``; the member is the archived uncal, by a path relative to the file (as
+    association files require). Returns the paths written."""
+    from calpipe.associations.asn import make_asn, write_asn
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for row in stale:
+        if row["uncal"] is None:
+            continue
+        member = os.path.relpath(Path(row["uncal"]).resolve(), folder.resolve())
+        asn = make_asn({row["root"]: [member]}, asn_id=f"reprocess-{row['root']}", program=row["program"],
+                       target="reprocess", asn_rule="calpipe_reprocess", pool="archive")
+        written.append(write_asn(asn, folder / f"{row['root']}_asn.json"))
+    return written

@@ -139,6 +139,8 @@ class ArchiveDB:
         self.shown = _safe_url(url)
         self.columns = columns_for(schema_dir)
         self._read_meta = read_meta
+        if not create and url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+            raise ArchiveError(f"{url[len('sqlite:///'):]}: no archive database (run `calpipe archive add` first)")
         try:
             if url.startswith("sqlite"):
                 self.engine = sa.create_engine(url, connect_args={"timeout": 120})
