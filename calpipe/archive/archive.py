@@ -163,7 +163,7 @@ class Archive:
         return result
 
     def _group(self, paths, errors):
-        groups = {}
+        groups, conflicted = {}, set()
         for path in map(Path, paths):
             if path.is_dir():
                 files = sorted(p for p in path.rglob("*") if p.is_file() and split_name(p.name))
@@ -181,11 +181,11 @@ class Archive:
                 root, file_type = parsed
                 group = groups.setdefault(root, {})
                 if file_type in group and group[file_type].resolve() != file.resolve():
-                    errors.append(f"{file}: a second {file_type} for {root} in one add (first: {group[file_type]})")
-                    groups[root] = None
-                elif group is not None:
-                    group[file_type] = file
-        return {root: files for root, files in groups.items() if files}
+                    errors.append(f"{file}: a second {file_type} for {root} in one add (first: {group[file_type]}), "
+                                  "expected one file per type and root")
+                    conflicted.add(root)
+                group[file_type] = file
+        return {root: files for root, files in groups.items() if root not in conflicted}
 
     def _read(self, root, files):
         item = Incoming(root, dict(files))
@@ -283,6 +283,8 @@ class Archive:
         target = self.folder / relative_folder
         if target.exists():
             raise ArchiveError(f"{target}: exists but the database has no version {version} of {item.root}")
+        for made in reversed([p for p in (root_folder.parent, root_folder) if not p.exists()]):
+            undo.append(lambda made=made: shutil.rmtree(made, ignore_errors=True))
         root_folder.mkdir(parents=True, exist_ok=True)
         os.rename(staged_folder, target)
         undo.append(lambda: shutil.rmtree(target, ignore_errors=True))
@@ -486,8 +488,6 @@ class Archive:
         out = []
         for row in rows:
             refs = json.loads(row["ref_files"])
-            if not refs:
-                continue  # nothing calibrated in this version (a raw exposure alone)
             select = json.loads(row["parameters"]).get("ref_select") or "before"
             exposure = {"instrument": {"name": row["instrument"], "detector": row["detector"],
                                        "optical_element": row["optical_element"]},

@@ -159,7 +159,7 @@ def _write_thumb(path, image, flagged, norm):
 
     factor = int(np.ceil(max(image.shape) / THUMB_SIZE))
     small, small_flagged = block_reduce(image, flagged, factor)
-    imsave(path, rgba(small, small_flagged, norm), format="png")
+    imsave(path, rgba(small, small_flagged, norm), format="png", origin="lower")
 
 
 def _write_preview(path, image, flagged, norm, title, unit, sources):
