@@ -163,6 +163,7 @@ def _write_thumb(path, image, flagged, norm):
 
 
 def _write_preview(path, image, flagged, norm, title, unit, sources):
+    from matplotlib.cm import ScalarMappable
     from matplotlib.figure import Figure
 
     factor = int(np.ceil(max(image.shape) / PREVIEW_SIZE))
@@ -172,9 +173,9 @@ def _write_preview(path, image, flagged, norm, title, unit, sources):
     width, height = nx + left + right, ny + bottom + top
     fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
     ax = fig.add_axes([left / width, bottom / height, nx / width, ny / height])
-    shown = np.ma.masked_array(shown, mask=shown_flagged)
-    picture = ax.imshow(shown, origin="lower", cmap=_grey(), norm=norm, interpolation="nearest",
-                        extent=(-0.5, nx * factor - 0.5, -0.5, ny * factor - 0.5))
+    # The colours are computed here (as for the thumbnail) so flagged pixels keep theirs exactly.
+    ax.imshow(rgba(shown, shown_flagged, norm), origin="lower", interpolation="nearest",
+              extent=(-0.5, nx * factor - 0.5, -0.5, ny * factor - 0.5))
     if sources is not None and len(sources):
         ax.scatter(sources[0], sources[1], s=60, facecolors="none", edgecolors=CATALOG_COLOUR, linewidths=0.8)
         ax.set_xlim(-0.5, nx * factor - 0.5)
@@ -183,7 +184,7 @@ def _write_preview(path, image, flagged, norm, title, unit, sources):
     ax.set_ylabel("y (pixels)")
     ax.set_title(title, fontsize=9)
     cax = fig.add_axes([(left + nx + 15) / width, bottom / height, 15 / width, ny / height])
-    fig.colorbar(picture, cax=cax, label=unit)
+    fig.colorbar(ScalarMappable(norm=norm, cmap=_grey()), cax=cax, label=unit)
     fig.savefig(path, dpi=dpi, format="png")
 
 
