@@ -106,6 +106,7 @@ class Archive:
             if not create:
                 raise ArchiveError(f"{self.folder}: no such archive folder")
             self.folder.mkdir(parents=True)
+        self._ref_checksums = {}
         self.db = ArchiveDB(resolve_url(self.folder, database), schema_dir=schema_dir,
                             read_meta=self._read_stored_meta, create=create)
 
@@ -132,6 +133,7 @@ class Archive:
         ``preview`` and ``thumb`` of each new version (from its cal, else rate, else uncal).
         """
         result = AddResult()
+        self._ref_checksums = {}  # reference files are shared by many products: hash each once
         groups = self._group(paths, result.errors)
         incoming = []
         for root, files in groups.items():
@@ -318,8 +320,7 @@ class Archive:
         refs = {}
         for reftype, path in sorted(_mapping(meta.get("ref_file")).items()):
             path = str(path)
-            checksum = file_checksum(path) if os.path.isfile(path) else None
-            refs[reftype] = {"name": os.path.basename(path), "checksum": checksum}
+            refs[reftype] = {"name": os.path.basename(path), "checksum": self._ref_checksum(path)}
         return dict(
             calpipe_version=made.get("calpipe_version"),
             dependencies=dumps(_mapping(made.get("dependencies"))),
@@ -329,6 +330,15 @@ class Archive:
             cal_step=dumps(_mapping(meta.get("cal_step"))),
             resources=dumps(_mapping(meta.get("resources"))),
         )
+
+    def _ref_checksum(self, path):
+        if not os.path.isfile(path):
+            return None
+        stat = os.stat(path)
+        key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+        if key not in self._ref_checksums:
+            self._ref_checksums[key] = file_checksum(path)
+        return self._ref_checksums[key]
 
     # -- versions -------------------------------------------------------------------------
     def versions(self, root):
