@@ -50,6 +50,10 @@ def quicklook(path, out_dir, *, catalog=None, limits="percentile"):
     """
     from calpipe import datamodels
 
+    try:
+        import matplotlib  # noqa: F401
+    except ModuleNotFoundError:
+        raise ArchiveError("quicklook images need matplotlib: pip install 'calpipe[archive]'") from None
     if limits not in LIMITS:
         raise ArchiveError(f"limits {limits!r}: expected one of {', '.join(LIMITS)}")
     path = Path(path)
