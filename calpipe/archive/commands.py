@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from calpipe.errors import CalpipeError
+from calpipe.errors import CalpipeError, describe_os_error
 
 FORMATS = ("table", "csv", "json")
 FIND_COLUMNS = ["root", "type", "version", "default", "last", "path", "program", "detector", "filter",
@@ -92,11 +92,6 @@ def _version_number(text):
     return int(text.lstrip("v"))
 
 
-def _fail(command, err):
-    print(f"calpipe archive {command}: error: {err}", file=sys.stderr)
-    return 2
-
-
 def _open(args, create=False):
     from .archive import Archive
 
@@ -105,112 +100,83 @@ def _open(args, create=False):
     return Archive(args.archive, args.db, create=create)
 
 
-def _run(command, body):
-    """Run ``body``; a user's mistake becomes one line and status 2."""
-    try:
-        return body()
-    except (CalpipeError, OSError, ValueError) as err:
-        return _fail(command, err)
-
-
 # -- commands ---------------------------------------------------------------------------------
 def add_command(args):
-    def body():
-        with _open(args, create=True) as archive:
-            result = archive.add(args.paths, link=args.link, previews=args.previews)
-        for root, version in result.added:
-            print(f"added     {root} v{version:02d}")
-        for root, version in result.unchanged:
-            print(f"unchanged {root} v{version:02d} (same content)")
-        for line in result.errors:
-            print(f"calpipe archive add: error: {line}", file=sys.stderr)
-        return 1 if result.errors else 0
-
-    return _run("add", body)
+    with _open(args, create=True) as archive:
+        result = archive.add(args.paths, link=args.link, previews=args.previews)
+    for root, version in result.added:
+        print(f"added     {root} v{version:02d}")
+    for root, version in result.unchanged:
+        print(f"unchanged {root} v{version:02d} (same content)")
+    for line in result.errors:
+        print(f"{args.command}: error: {line}", file=sys.stderr)
+    return 1 if result.errors else 0
 
 
 def versions_command(args):
-    def body():
-        with _open(args) as archive:
-            rows = archive.versions(args.root)
-        for row in rows:
-            row["types"] = " ".join(row["types"])
-        _print_rows(rows, ["version", "default", "last", "created", "calpipe_version", "types"], args.format)
-        return 0
-
-    return _run("versions", body)
+    with _open(args) as archive:
+        rows = archive.versions(args.root)
+    for row in rows:
+        row["types"] = " ".join(row["types"])
+    _print_rows(rows, ["version", "default", "last", "created", "calpipe_version", "types"], args.format)
+    return 0
 
 
 def release_command(args):
-    def body():
-        with _open(args) as archive:
-            archive.release(args.root, args.version)
-        print(f"{args.root}: v{args.version:02d} is the default")
-        return 0
-
-    return _run("release", body)
+    with _open(args) as archive:
+        archive.release(args.root, args.version)
+    print(f"{args.root}: v{args.version:02d} is the default")
+    return 0
 
 
 def find_command(args):
-    def body():
-        with _open(args) as archive:
-            table = archive.find(program=args.program, detector=args.detector,
-                                 optical_element=args.optical_element, exp_type=args.exp_type,
-                                 start=args.start, stop=args.stop, file_type=args.file_type,
-                                 version=args.version)
-        rows = [{name: _plain(row[name]) for name in FIND_COLUMNS} for row in table]
-        _print_rows(rows, FIND_COLUMNS, args.format)
-        return 0
-
-    return _run("find", body)
+    with _open(args) as archive:
+        table = archive.find(program=args.program, detector=args.detector,
+                             optical_element=args.optical_element, exp_type=args.exp_type,
+                             start=args.start, stop=args.stop, file_type=args.file_type,
+                             version=args.version)
+    rows = [{name: _plain(row[name]) for name in FIND_COLUMNS} for row in table]
+    _print_rows(rows, FIND_COLUMNS, args.format)
+    return 0
 
 
 def get_command(args):
-    def body():
-        with _open(args) as archive:
-            print(archive.get(args.root, args.file_type, args.version))
-        return 0
-
-    return _run("get", body)
+    with _open(args) as archive:
+        print(archive.get(args.root, args.file_type, args.version))
+    return 0
 
 
 def stale_command(args):
-    def body():
-        from .archive import write_stale_associations
+    from .archive import write_stale_associations
 
-        with _open(args) as archive:
-            rows = archive.stale(args.ref_store)
-        missing = [r for r in rows if r["uncal"] is None]
-        for row in missing:
-            print(f"calpipe archive stale: error: {row['root']} v{row['version']:02d}: no uncal archived, "
-                  "cannot be queued for reprocessing", file=sys.stderr)
-        if args.asn_dir:
-            for path in write_stale_associations(rows, args.asn_dir):
-                print(f"wrote {path}", file=sys.stderr)
-        if args.format == "list":
-            for row in rows:
-                if row["uncal"]:
-                    print(row["uncal"])
-        else:
-            for row in rows:
-                row["reasons"] = "; ".join(row["reasons"])
-            _print_rows(rows, ["root", "version", "program", "uncal", "reasons"], args.format)
-        return 1 if missing else 0
-
-    return _run("stale", body)
+    with _open(args) as archive:
+        rows = archive.stale(args.ref_store)
+    missing = [r for r in rows if r["uncal"] is None]
+    for row in missing:
+        print(f"{args.command}: error: {row['root']} v{row['version']:02d}: no uncal archived, "
+              "cannot be queued for reprocessing", file=sys.stderr)
+    if args.asn_dir:
+        for path in write_stale_associations(rows, args.asn_dir):
+            print(f"wrote {path}", file=sys.stderr)
+    if args.format == "list":
+        for row in rows:
+            if row["uncal"]:
+                print(row["uncal"])
+    else:
+        for row in rows:
+            row["reasons"] = "; ".join(row["reasons"])
+        _print_rows(rows, ["root", "version", "program", "uncal", "reasons"], args.format)
+    return 1 if missing else 0
 
 
 def report_command(args):
-    def body():
-        from .archive import Archive
-        from .report import write_report
+    from .archive import Archive
+    from .report import write_report
 
-        with Archive(args.folder, args.db, create=False) as archive:
-            index = write_report(archive, args.out)
-        print(index)
-        return 0
-
-    return _run("report", body)
+    with Archive(args.folder, args.db, create=False) as archive:
+        index = write_report(archive, args.out)
+    print(index)
+    return 0
 
 
 def quicklook_command(args):
@@ -228,8 +194,11 @@ def quicklook_command(args):
                 catalog = beside if beside.exists() else None
             made = quicklook(path, args.out or path.parent, catalog=catalog, limits=args.limits)
             print(f"{made['preview']}\n{made['thumb']}")
-        except (CalpipeError, OSError, ValueError) as err:
-            print(f"calpipe quicklook: error: {err}", file=sys.stderr)
+        except OSError as err:
+            print(f"{args.command}: error: {describe_os_error(err)}", file=sys.stderr)
+            failed += 1
+        except (CalpipeError, ValueError) as err:
+            print(f"{args.command}: error: {err}", file=sys.stderr)
             failed += 1
     return 1 if failed else 0
 

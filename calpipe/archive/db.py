@@ -139,8 +139,10 @@ class ArchiveDB:
         self.shown = _safe_url(url)
         self.columns = columns_for(schema_dir)
         self._read_meta = read_meta
-        if not create and url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
-            raise ArchiveError(f"{url[len('sqlite:///'):]}: no archive database (run `calpipe archive add` first)")
+        file = sa.engine.make_url(url).database if url.startswith("sqlite") else None
+        if not create and file and not Path(file).exists():
+            # Connecting would create an empty file: a query never creates anything.
+            raise ArchiveError(f"{file}: no archive database here (`calpipe archive add` makes one)")
         try:
             if url.startswith("sqlite"):
                 self.engine = sa.create_engine(url, connect_args={"timeout": 120})

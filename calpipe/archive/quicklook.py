@@ -11,12 +11,12 @@ each source is circled. The thumbnail is the same image at most :data:`THUMB_SIZ
 on a side, without axes. A raw exposure is shown as its last minus its first resultant.
 """
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from calpipe.datamodels import dqflags
+from calpipe import dqflags
+from calpipe.atomic import atomic_path
 
 from .db import ArchiveError
 from .schema import file_name, split_name
@@ -69,8 +69,10 @@ def quicklook(path, out_dir, *, catalog=None, limits="percentile"):
     title = _title(root, meta, what)
     preview = out_dir / file_name(root, "preview")
     thumb = out_dir / file_name(root, "thumb")
-    _atomic(preview, lambda tmp: _write_preview(tmp, image, flagged, norm, title, unit, sources))
-    _atomic(thumb, lambda tmp: _write_thumb(tmp, image, flagged, norm))
+    with atomic_path(preview) as tmp:
+        _write_preview(tmp, image, flagged, norm, title, unit, sources)
+    with atomic_path(thumb) as tmp:
+        _write_thumb(tmp, image, flagged, norm)
     return {"preview": preview, "thumb": thumb}
 
 
@@ -209,13 +211,3 @@ def _title(root, meta, what):
     if exposure.get("exposure_time") is not None:
         parts.append(f"{float(exposure['exposure_time']):.1f} s")
     return "  ".join(str(p) for p in parts) + f"\n{what}"
-
-
-def _atomic(path, write):
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

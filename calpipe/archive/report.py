@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calpipe.datamodels import dqflags
+from calpipe import dqflags
 
 _STYLE = """
 body{font-family:sans-serif;margin:1.5em;color:#222}

@@ -17,6 +17,12 @@ def db_url(request):
         yield None
         return
     url = os.environ["CALPIPE_TEST_DATABASE_URL"]
+    _drop_archive_tables(url)
+    yield url
+    _drop_archive_tables(url)  # the database is shared with other tests
+
+
+def _drop_archive_tables(url):
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         names = sa.inspect(conn).get_table_names()
@@ -26,7 +32,6 @@ def db_url(request):
             if name in names:
                 conn.execute(sa.text(f'DROP TABLE "{name}" CASCADE'))
     engine.dispose()
-    yield url
 
 
 @pytest.fixture(scope="session")

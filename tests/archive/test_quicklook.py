@@ -9,7 +9,7 @@ from matplotlib.image import imread
 from calpipe import datamodels as dm
 from calpipe.archive.quicklook import FLAGGED_COLOUR, SKY_GREY, asinh_softening, block_reduce, quicklook
 from calpipe.cli import main
-from calpipe.datamodels import dqflags
+from calpipe import dqflags
 
 NEUTRAL = np.round(np.array(to_rgb(FLAGGED_COLOUR)) * 255)
 
