@@ -37,8 +37,6 @@ PREVIEW_TYPES = ("preview", "thumb")
 # The product whose metadata describes a root best, and whose image is previewed, first.
 PRIMARY_ORDER = ("cal", "rate", "wcs", "segm", "ramp", "uncal")
 PREVIEW_SOURCES = ("cal", "rate", "uncal")
-VERSION_CHOICES = ("default", "last", "all")
-_LINKS = ("default", "last")
 
 
 @dataclass

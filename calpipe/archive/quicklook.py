@@ -11,6 +11,7 @@ each source is circled. The thumbnail is the same image at most :data:`THUMB_SIZ
 on a side, without axes. A raw exposure is shown as its last minus its first resultant.
 """
 
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -50,10 +51,8 @@ def quicklook(path, out_dir, *, catalog=None, limits="percentile"):
     """
     from calpipe import datamodels
 
-    try:
-        import matplotlib  # noqa: F401
-    except ModuleNotFoundError:
-        raise ArchiveError("quicklook images need matplotlib: pip install 'calpipe[archive]'") from None
+    if find_spec("matplotlib") is None:
+        raise ArchiveError("quicklook images need matplotlib: pip install 'calpipe[archive]'")
     if limits not in LIMITS:
         raise ArchiveError(f"limits {limits!r}: expected one of {', '.join(LIMITS)}")
     path = Path(path)

@@ -3,13 +3,16 @@
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from archive_data import write_cal
 
+from calpipe import __version__
 from calpipe import datamodels as dm
-from calpipe.archive import Archive, ArchiveError, write_stale_associations
+from calpipe.archive.checksums import file_checksum
+from calpipe.archive import Archive, ArchiveError
 from calpipe.associations.asn import load_asn, member_paths
 from calpipe.cli import main
 from calpipe.references import RefStore
@@ -53,8 +56,10 @@ def test_two_runs_make_two_versions_until_released(two_runs, tmp_path, db_url):
         # The second version's raw exposure is the first's, stored once (a hard link).
         assert (root_dir / "v01" / f"{two_runs.root}_uncal.asdf").stat().st_ino == \
             (root_dir / "v02" / f"{two_runs.root}_uncal.asdf").stat().st_ino
-        parameters = archive.provenance(two_runs.root, 2)["parameters"]
-        assert parameters["steps"]["source_catalog"]["snr_threshold"] == 5.0
+        made = archive.provenance(two_runs.root, 2)
+        assert made["parameters"]["steps"]["source_catalog"]["snr_threshold"] == 5.0
+        assert made["inputs"] == {two_runs.uncal.name: file_checksum(two_runs.uncal)}
+        assert made["calpipe_version"] == __version__ and made["cal_step"]["ramp_fit"] == "COMPLETE"
 
         archive.release(two_runs.root, 2)
         assert list(archive.find(file_type="cal", version="default")["version"]) == [2]
@@ -205,7 +210,7 @@ def test_stale_lists_exactly_the_products_with_a_newer_best_reference(two_runs, 
     assert listed == [str(folder / "00001" / two_runs.root / "v01" / f"{two_runs.root}_uncal.asdf")]
     (asn_path,) = sorted((tmp_path / "queue").glob("*_asn.json"))
     asn = load_asn(asn_path)
-    assert [p.resolve() for p in member_paths(asn, asn_path)[0]] == [__import__("pathlib").Path(listed[0]).resolve()]
+    assert [p.resolve() for p in member_paths(asn, asn_path)[0]] == [Path(listed[0]).resolve()]
 
     # Reprocess from the association (what a batch run does per member), archive, release.
     from calpipe.pipelines import ExposurePipeline
