@@ -137,7 +137,7 @@ class Archive:
         for root, files in groups.items():
             try:
                 incoming.append(self._read(root, files))
-            except (ArchiveError, OSError) as err:
+            except (ArchiveError, OSError, ValueError) as err:
                 result.errors.append(str(err))
         with self.db.engine.connect() as conn:
             known = {item.root: self._stored_versions(conn, item.root) for item in incoming}
@@ -256,9 +256,12 @@ class Archive:
                             self._stored_versions(conn, item.root), item.checksums)))
                     else:
                         result.added.append((item.root, version))
-        except BaseException:
+        except BaseException as err:
             for action in reversed(undo):
                 action()
+            if isinstance(err, sa.exc.SQLAlchemyError):
+                reason = str(getattr(err, "orig", err)).strip().splitlines()[0]
+                raise ArchiveError(f"{self.db.shown}: nothing was added, the database refused ({reason})") from None
             raise
 
     def _insert_version(self, conn, item, staged_folder, undo):

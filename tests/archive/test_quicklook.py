@@ -100,3 +100,9 @@ def test_command_reports_each_bad_file_and_carries_on(two_runs, tmp_path, capsys
     assert code == 1 and err.count("\n") == 1 and err.startswith(f"calpipe quicklook: error: {bad}")
     assert (tmp_path / f"{two_runs.root}_preview.png").exists() and (tmp_path / f"{two_runs.root}_thumb.png").exists()
     assert not list(tmp_path.glob(".*part"))
+
+
+def test_zscale_limits_keep_the_sky_at_its_grey(two_runs, tmp_path):
+    made = quicklook(two_runs.run1 / f"{two_runs.root}_cal.asdf", tmp_path, limits="zscale")
+    grey = np.round(imread(made["thumb"])[..., 0] * 255)
+    assert abs(np.median(grey) / 255 - SKY_GREY) < 0.08
