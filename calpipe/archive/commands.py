@@ -38,7 +38,7 @@ def register(subparsers):
 
     p = sub.add_parser("release", help="make a version the default of its root")
     p.add_argument("root")
-    p.add_argument("version", type=_version_number)
+    p.add_argument("version", type=number)
     p.set_defaults(func=release_command)
 
     p = sub.add_parser("find", help="archived files by metadata")
@@ -86,7 +86,7 @@ def _find_filters(p):
     p.add_argument("--stop", help="exposures starting at or before this time (ISO)")
 
 
-def _version_number(text):
+def number(text):
     if not text.lstrip("v").isdigit():
         raise ValueError(f"version {text!r}: expected a number")
     return int(text.lstrip("v"))

@@ -99,13 +99,14 @@ def display_norm(good, limits="percentile", sky_grey=SKY_GREY):
     good = np.asarray(good, dtype=np.float64)
     if good.size == 0:
         return ImageNormalize(vmin=0.0, vmax=1.0, stretch=AsinhStretch(0.1), clip=True)
+    # A regular sample of at most a million pixels sets the limits and the sky of a large image.
+    sample = good if good.size <= 1_000_000 else good[:: good.size // 1_000_000 + 1]
     if limits == "zscale":
-        vmin, vmax = ZScaleInterval().get_limits(good)
+        vmin, vmax = ZScaleInterval().get_limits(sample)
     else:
-        vmin, vmax = np.percentile(good, [0.5, 99.5])
+        vmin, vmax = np.percentile(sample, [0.5, 99.5])
     if not vmax > vmin:
         vmax = vmin + 1.0
-    sample = good if good.size <= 1_000_000 else good[:: good.size // 1_000_000 + 1]
     sky = sigma_clipped_stats(sample, sigma=3.0, maxiters=5)[1]
     level = float(np.clip((sky - vmin) / (vmax - vmin), 1e-6, 1.0))
     return ImageNormalize(vmin=vmin, vmax=vmax, stretch=AsinhStretch(asinh_softening(level, sky_grey)), clip=True)
