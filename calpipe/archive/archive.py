@@ -477,8 +477,8 @@ class Archive:
     # -- reprocessing ---------------------------------------------------------------------
     def stale(self, ref_store):
         """Default versions to reprocess, with the reasons: a reference file that is no longer
-        the store's best for the exposure under the selection rule it was chosen by, or a
-        calpipe older than this one. Returns dicts: root, version, uncal (path or None), reasons."""
+        the store's best for the exposure under the selection rule it was chosen by (or whose
+        content in the store differs from what was used), or a calpipe older than this one. Returns dicts: root, version, uncal (path or None), reasons."""
         import json
 
         from packaging.version import Version
@@ -486,6 +486,7 @@ class Archive:
         from calpipe.references.store import MissingReferenceError, RefStore
 
         store = RefStore(ref_store) if not isinstance(ref_store, RefStore) else ref_store
+        self._ref_checksums = {}
         query = (
             sa.select(roots, provenance.c.version, provenance.c.ref_files, provenance.c.parameters,
                       provenance.c.calpipe_version)
@@ -508,12 +509,14 @@ class Archive:
                 if used["name"] in ("", "N/A"):
                     continue
                 try:
-                    best = os.path.basename(store.best(reftype, exposure, select))
+                    best = store.best(reftype, exposure, select)
                 except MissingReferenceError:
                     reasons.append(f"{reftype}: {used['name']} is no longer in the store")
                     continue
-                if best != used["name"]:
-                    reasons.append(f"{reftype}: {used['name']} -> {best}")
+                if os.path.basename(best) != used["name"]:
+                    reasons.append(f"{reftype}: {used['name']} -> {os.path.basename(best)}")
+                elif used["checksum"] and self._ref_checksum(best) != used["checksum"]:
+                    reasons.append(f"{reftype}: {used['name']} has changed content in the store")
             made_with = row["calpipe_version"]
             if made_with and Version(made_with) < Version(__version__):
                 reasons.append(f"calpipe {made_with} -> {__version__}")
