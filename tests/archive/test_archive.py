@@ -233,3 +233,20 @@ def test_an_older_calpipe_is_stale(tmp_path):
         (stale,) = archive.stale(tmp_path / "arc")
     assert stale["reasons"][-1].startswith("calpipe 0.0.9 -> ") and stale["uncal"] is None
     np.testing.assert_equal(stale["version"], 1)
+
+
+def test_a_reference_rewritten_under_its_name_is_stale(tmp_path):
+    from tiny_data import write_tiny_store
+
+    store = write_tiny_store(tmp_path / "refs")
+    refs = {e["reftype"]: str(store / e["path"]) for e in RefStore(store).entries()}
+    product = write_cal(tmp_path / "in", "cp00001001001_0001_wfi01", ref_file=refs)
+    with Archive(tmp_path / "arc") as archive:
+        archive.add([product], previews=False)
+        assert archive.stale(store) == []
+        with dm.open(refs["gain"]) as gain:
+            changed = gain.copy()
+        changed.data[:] = 2.5
+        changed.save(refs["gain"])
+        (stale,) = archive.stale(store)
+    assert stale["reasons"] == ["gain: tiny_gain.asdf has changed content in the store"]
