@@ -30,7 +30,7 @@ from astropy.time import Time, TimeDelta
 from calpipe import __version__
 
 from .checksums import file_checksum
-from .db import ArchiveDB, ArchiveError, datasets, dumps, now, provenance, resolve_url, roots
+from .db import ArchiveDB, ArchiveError, datasets, dumps, first_line, now, provenance, resolve_url, roots
 from .schema import FILE_TYPES, file_name, split_name
 
 PREVIEW_TYPES = ("preview", "thumb")
@@ -260,8 +260,8 @@ class Archive:
             for action in reversed(undo):
                 action()
             if isinstance(err, sa.exc.SQLAlchemyError):
-                reason = str(getattr(err, "orig", err)).strip().splitlines()[0]
-                raise ArchiveError(f"{self.db.shown}: nothing was added, the database refused ({reason})") from None
+                raise ArchiveError(f"{self.db.shown}: nothing was added, the database refused "
+                                   f"({first_line(err)})") from None
             raise
 
     def _insert_version(self, conn, item, staged_folder, undo):

@@ -23,13 +23,12 @@ same transaction that records the migration.
 """
 
 import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from calpipe.errors import CalpipeError
-from calpipe.training.db import _safe_url, _serialise_sqlite_writers, dumps, now
+from calpipe.training.db import _safe_url, dumps, first_line, locked_transaction, make_engine, now, opening_errors
 
 from .schema import columns_for
 
@@ -143,33 +142,18 @@ class ArchiveDB:
         if not create and file and not Path(file).exists():
             # Connecting would create an empty file: a query never creates anything.
             raise ArchiveError(f"{file}: no archive database here (`calpipe archive add` makes one)")
-        try:
-            if url.startswith("sqlite"):
-                self.engine = sa.create_engine(url, connect_args={"timeout": 120})
-                _serialise_sqlite_writers(self.engine)
-            else:
-                self.engine = sa.create_engine(url, pool_pre_ping=True)
+        with opening_errors(self.shown, ArchiveError):
+            self.engine = make_engine(url)
             self.dialect = self.engine.dialect.name
             self.meta_tables = {}
             self._open(create)
-        except CalpipeError:
-            raise
-        except ModuleNotFoundError as exc:
-            raise ArchiveError(f"{self.shown}: database driver missing ({exc.name}); install calpipe[postgres]") from None
-        except sa.exc.SQLAlchemyError as exc:
-            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-            raise ArchiveError(f"{self.shown}: cannot open the archive database ({reason})") from None
 
     def close(self):
         self.engine.dispose()
 
-    @contextmanager
     def transaction(self):
         """One write transaction, serialised against other writers; rolled back on error."""
-        with self.engine.begin() as conn:
-            if self.dialect == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
-            yield conn
+        return locked_transaction(self.engine, _LOCK_KEY)
 
     # -- opening and migrations -----------------------------------------------------------
     def _open(self, create):
@@ -249,6 +233,6 @@ class ArchiveDB:
 
 
 __all__ = [
-    "ArchiveDB", "ArchiveError", "archive_meta", "datasets", "dumps", "meta_table_name", "migrations",
+    "ArchiveDB", "ArchiveError", "archive_meta", "datasets", "dumps", "first_line", "meta_table_name", "migrations",
     "now", "provenance", "resolve_url", "roots",
 ]
