@@ -107,12 +107,25 @@ def write_products(folder, n, seed=2):
             var_rnoise=zeros))
 
 
+def drop_archive_tables(url):
+    """Empty a server database of the archive's tables (a SQLite file goes with its folder)."""
+    if not url:
+        return
+    engine = sa.create_engine(url)
+    tables = sa.MetaData()
+    tables.reflect(engine, only=lambda name, _: name in D.metadata.tables or name.startswith("meta_"))
+    tables.drop_all(engine)
+    engine.dispose()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--products", type=int, default=10000)
     parser.add_argument("--add", type=int, default=1000)
-    parser.add_argument("--db", default=None, help="database URL (default: SQLite in the archive folder)")
+    parser.add_argument("--db", default=None, help="database URL (default: SQLite in the archive folder); "
+                        "its archive tables are dropped before and after")
     args = parser.parse_args()
+    drop_archive_tables(args.db)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         with Archive(tmp / "find", args.db) as archive:
@@ -126,10 +139,7 @@ def main():
             scanned, _ = time_find(archive)
         print(f"find (detector, one month, cal): {found} rows, median {indexed * 1e3:.1f} ms "
               f"(target < 100 ms); without indexes {scanned * 1e3:.1f} ms, ratio {scanned / indexed:.1f}x")
-        if args.db:
-            engine = sa.create_engine(args.db)
-            D.metadata.drop_all(engine)
-            engine.dispose()
+        drop_archive_tables(args.db)
 
         folder = tmp / "products"
         t0 = time.perf_counter()
@@ -143,6 +153,7 @@ def main():
             t0 = time.perf_counter()
             result = archive.add([folder], previews=False)
             added = time.perf_counter() - t0
+        drop_archive_tables(args.db)
         assert len(result.added) == args.add and not result.errors, result.errors[:3]
         print(f"add of {args.add} products (one transaction, no previews): {added:.1f} s (target < 60 s), "
               f"{added / args.add * 1e3:.1f} ms each; copying the files alone {copied:.2f} s, ratio {added / copied:.0f}x")
