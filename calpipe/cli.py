@@ -90,10 +90,11 @@ def _name_commands(parser):
 
 def _registered_commands():
     """Subcommands owned by other parts of calpipe."""
+    from calpipe.archive import commands as archive_commands
     from calpipe.associations import commands as asn_commands
     from calpipe.training import commands as db_commands
 
-    return [asn_commands.register, db_commands.register]
+    return [asn_commands.register, db_commands.register, archive_commands.register]
 
 
 # -- simulate -------------------------------------------------------------------------------

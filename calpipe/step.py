@@ -7,10 +7,14 @@ used (``meta.ref_file``) and what it cost (``meta.resources`` and a ``meta.cal_l
 
 import functools
 import logging
+import os
+from datetime import datetime, timezone
+from importlib import metadata
 
 from stpipe import Pipeline, Step
 
-from calpipe import _stpipe_hooks, datamodels
+from calpipe import __version__, _stpipe_hooks, datamodels
+from calpipe.archive.checksums import file_checksum
 from calpipe.datamodels import DataModel, DataModelError
 from calpipe.references import find_store
 from calpipe.references.store import WILDCARDS
@@ -185,6 +189,38 @@ class CalPipeline(Pipeline, CalStep):
 
     def _precache_references(self, input_file):
         """References are local: nothing to fetch ahead."""
+
+    def record_provenance(self, model, input_path=None):
+        """Record in ``meta.provenance`` what made the product: the calpipe and dependency
+        versions, every step's parameters, and the checksum of the input file."""
+        model.meta.provenance = {
+            "calpipe_version": __version__,
+            "dependencies": {name: _version_of(name) for name in PROVENANCE_DEPENDENCIES},
+            "parameters": _plain(self.get_pars()),
+            "inputs": {} if input_path is None else {os.path.basename(input_path): file_checksum(input_path)},
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
+        }
+
+
+PROVENANCE_DEPENDENCIES = ("stpipe", "asdf", "astropy", "numpy", "numba", "gwcs", "photutils", "tweakwcs", "scipy")
+
+
+def _version_of(distribution):
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def _plain(value):
+    """Parameters as plain YAML-able values (tuples become lists, the rest strings)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    return str(value)
 
 
 def _recorded(process):

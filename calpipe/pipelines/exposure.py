@@ -90,6 +90,11 @@ class ExposurePipeline(CalPipeline):
     def calibrate(self, raw, close_raw=False):
         """Run one exposure through every step; ``close_raw`` frees the raw file once converted."""
         log.info("Calibrating %s", raw.meta.get("filename"))
+        image = self._calibrate(raw, close_raw)
+        self.record_provenance(image, raw._path)
+        return image
+
+    def _calibrate(self, raw, close_raw):
         ramp = self.dq_init.run(raw)
         if close_raw and ramp is not raw:
             raw.close()  # its mapped pages would otherwise stay resident through the ramp fit

@@ -206,28 +206,18 @@ class TrainingDB:
         if not create and file and not Path(file).exists():
             # Connecting would create an empty file: a query never creates anything.
             raise DatabaseError(f"{self.shown}: no such database file")
-        try:
-            if self.url.startswith("sqlite"):
-                self.engine = sa.create_engine(self.url, connect_args={"timeout": 120})
-                _serialise_sqlite_writers(self.engine)
-            else:
-                self.engine = sa.create_engine(self.url, pool_pre_ping=True)
+        with opening_errors(self.shown, DatabaseError):
+            self.engine = make_engine(self.url)
             self.dialect = self.engine.dialect.name
             self._open(create, upgrade or create)
-        except DatabaseError:
-            raise
-        except ModuleNotFoundError as exc:
-            raise DatabaseError(f"{self.shown}: database driver missing ({exc.name}); install calpipe[postgres]") from None
-        except sa.exc.SQLAlchemyError as exc:
-            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-            raise DatabaseError(f"{self.shown}: cannot open database ({reason})") from None
 
     def _open(self, create, upgrade):
         with self.engine.connect() as conn:
             tables = sa.inspect(conn).get_table_names()
         if "calpipe_meta" not in tables:
-            if not create or tables:
-                # Another application's database: left exactly as it is.
+            if not create or (tables and self.dialect == "sqlite"):
+                # Another application's SQLite file: left exactly as it is. (A server database
+                # is often shared by a team's applications, the product archive among them.)
                 raise DatabaseError(f"{self.shown}: not a calpipe training database (no calpipe_meta table"
                                     f"{'; it holds other tables' if tables else ''})")
             with self.transaction() as conn:
@@ -269,13 +259,9 @@ class TrainingDB:
     def __exit__(self, *exc):
         self.close()
 
-    @contextmanager
     def transaction(self):
         """One write transaction, serialised against other writers; rolled back on error."""
-        with self.engine.begin() as conn:
-            if self.dialect == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
-            yield conn
+        return locked_transaction(self.engine, _LOCK_KEY)
 
     def get_meta(self, key, conn=None):
         stmt = sa.select(meta_table.c.value).where(meta_table.c.key == key)
@@ -312,6 +298,44 @@ class TrainingDB:
 @contextmanager
 def _nullcontext(conn):
     yield conn
+
+
+def make_engine(url):
+    """An engine for a SQLite file (writers queue for the write lock) or a database server."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 120})
+        _serialise_sqlite_writers(engine)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+@contextmanager
+def locked_transaction(engine, lock_key):
+    """One write transaction, serialised against other writers (SQLite ``BEGIN IMMEDIATE``;
+    a PostgreSQL transaction-level advisory lock on ``lock_key``); rolled back on error."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key})
+        yield conn
+
+
+@contextmanager
+def opening_errors(shown, error):
+    """Turn a missing driver or a database that cannot be opened into ``error`` (one line)."""
+    try:
+        yield
+    except CalpipeError:
+        raise
+    except ModuleNotFoundError as exc:
+        raise error(f"{shown}: database driver missing ({exc.name}); install calpipe[postgres]") from None
+    except sa.exc.SQLAlchemyError as exc:
+        raise error(f"{shown}: cannot open database ({first_line(exc)})") from None
+
+
+def first_line(exc):
+    """The first line of a database error's message (the driver's, where there is one)."""
+    text = str(getattr(exc, "orig", exc)).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def _serialise_sqlite_writers(engine):
