@@ -44,6 +44,8 @@ def build_parser():
     sim.add_argument("--nexposures", type=int, default=1,
                      help="exposures of one field in a dither pattern, with their association file "
                           "(default: %(default)s)")
+    sim.add_argument("--program", type=int, default=1,
+                     help="program number (1-99999) in the exposures' names and metadata (default: %(default)s)")
     sim.add_argument("--fully-saturated", action="store_true", help="saturate every resultant of every pixel")
     sim.set_defaults(func=run_simulate)
 
@@ -70,9 +72,10 @@ def build_parser():
 def _registered_commands():
     """Subcommands owned by other parts of calpipe."""
     from calpipe.associations import commands as asn_commands
+    from calpipe.batch import commands as batch_commands
     from calpipe.training import commands as db_commands
 
-    return [asn_commands.register, db_commands.register]
+    return [asn_commands.register, db_commands.register, batch_commands.register]
 
 
 # -- simulate -------------------------------------------------------------------------------
@@ -83,8 +86,10 @@ def _progress(message):
 def run_simulate(args):
     from calpipe.simulate import simulate, simulate_dithered
 
+    if not 1 <= args.program <= 99999:
+        raise CalpipeError(f"--program {args.program}: expected a number from 1 to 99999")
     t0 = time.perf_counter()
-    options = dict(size=args.size, nresultants=args.nresultants, seed=args.seed,
+    options = dict(size=args.size, nresultants=args.nresultants, seed=args.seed, program=args.program,
                    fully_saturated=args.fully_saturated, progress=_progress)
     if args.nexposures != 1:
         result = simulate_dithered(Path(args.out), args.nexposures, **options)
