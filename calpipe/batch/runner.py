@@ -200,11 +200,14 @@ def start_client(options):
     limit_mb = limit / 2**20
     # A worker lost mid-task is reported at once, so the client can retry higher up the ladder.
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        # Threads of this process cannot be restarted by a nanny: no memory limit to enforce there.
+        loopback = {"host": "127.0.0.1"} if options.processes else {}  # threads talk in-process
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=options.processes,
-                               host="127.0.0.1", dashboard_address=None, memory_limit=limit,
+                               dashboard_address=None, **loopback,
+                               memory_limit=limit if options.processes else 0,
                                resources={MEMORY: limit_mb})
     client = Client(cluster)
-    return client, cluster, max(1, cores // workers), limit_mb
+    return client, cluster, (max(1, cores // workers) if options.processes else None), limit_mb
 
 
 # -- progress -------------------------------------------------------------------------------
@@ -264,9 +267,9 @@ def _products_exist(row):
 
 
 class BatchRun:
-    def __init__(self, options, stream=sys.stdout):
+    def __init__(self, options, stream=None):
         self.options = options
-        self.stream = stream
+        self.stream = stream or sys.stdout
         self.out = Path(options.output_dir).resolve()
         self.staging = self.out / STAGING / "staged"
 
@@ -357,7 +360,7 @@ class BatchRun:
     def _submit(self, key, func, *args, reservation=None, **kwargs):
         self._ensure_client()
         resources = {MEMORY: reservation} if (reservation and self.cap) else None
-        future = self.client.submit(func, *args, threads=self.threads, key=f"{key}#{time.monotonic_ns()}",
+        future = self.client.submit(func, *args, threads=self.threads, client_pid=os.getpid(), key=f"{key}#{time.monotonic_ns()}",
                                     resources=resources, pure=False, **kwargs)
         self.futures[future] = key
         return future
@@ -536,16 +539,20 @@ def _outcome(future):
     from distributed import KilledWorker
 
     try:
-        return "done", None, future.result()
+        result = future.result()
     except MemoryError as err:
         return "memory", _one_line(err), None
     except KilledWorker:
         return "memory", "worker killed (out of memory or lost)", None
     except Exception as err:
         return "failed", _one_line(err), None
+    for outcome in ("failed", "memory"):
+        if outcome in result:
+            return outcome, result[outcome], None
+    return "done", None, result
 
 
-def run_batch(options, stream=sys.stdout):
+def run_batch(options, stream=None):
     """Run a batch; return the exit status (0 all done, 1 some task failed)."""
     return BatchRun(options, stream).run()
 

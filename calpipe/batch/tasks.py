@@ -14,29 +14,32 @@ import importlib
 import os
 from pathlib import Path
 
-import numpy as np
 
 from calpipe import datamodels
+from calpipe.errors import CalpipeError
 from calpipe.resources import ResourceMonitor
 
 # Test hooks (environment variables read on the worker; never set them in production):
 # a member whose root is named in KILL_HOOK kills its worker process in its first attempt;
-# a member whose root is named in NEED_HOOK ("root:MB") needs MB of memory and raises
-# MemoryError when its reservation is smaller.
+# a member named in NEED_HOOK ("root:MB,root:MB") behaves as if it needed MB of memory: it
+# raises MemoryError while its reservation is smaller.
 KILL_HOOK = "CALPIPE_BATCH_TEST_KILL"
 NEED_HOOK = "CALPIPE_BATCH_TEST_NEED_MB"
 
 _prepared = False
 
 
-def prepare_worker(threads=None):
+def prepare_worker(threads=None, client_pid=None):
     """Once per worker process: freeze the objects imports created, set the kernels' threads.
 
     stpipe runs a full garbage collection before every step; in a long-lived worker that
     holds every imported module, freezing them out of the collector's view makes each
-    collection cheap (0.4 s per step at 256x256 otherwise).
+    collection cheap (0.4 s per step at 256x256 otherwise). Workers that are threads of the
+    client's own process (``client_pid``) are left as they are.
     """
     global _prepared
+    if os.getpid() == client_pid:
+        return
     if threads:
         import numba
 
@@ -75,30 +78,32 @@ def _test_hooks(uncal, attempt, reservation_mb):
     root = root_of(uncal)
     if os.environ.get(KILL_HOOK) == root and attempt == 1:
         os.kill(os.getpid(), 9)
-    need = os.environ.get(NEED_HOOK, "")
-    if need.startswith(root + ":"):
-        need_mb = float(need.split(":", 1)[1])
-        if reservation_mb is not None and need_mb > reservation_mb:
-            raise MemoryError(f"needs {need_mb:.0f} MB, reserved {reservation_mb:.0f} MB")
-        block = np.ones(int(need_mb * 2**20) // 8)  # really use it
-        del block
+    needs = dict(item.split(":") for item in os.environ.get(NEED_HOOK, "").split(",") if ":" in item)
+    if root in needs and reservation_mb is not None and float(needs[root]) > reservation_mb:
+        raise MemoryError(f"needs {float(needs[root]):.0f} MB, reserved {reservation_mb:.0f} MB")
 
 
 def calibrate_member(uncal, class_path, pars, out_dir, staging_dir, *, attempt=1, reservation_mb=None,
-                     threads=None):
+                     threads=None, client_pid=None):
     """Calibrate one exposure up to, not including, tweakreg.
 
     Writes the exposure's source catalog and segmentation map into ``out_dir`` and its
     unaligned calibrated image into ``staging_dir``. Returns the staged path, the products,
-    the wall time and the peak resident memory of the worker during the task.
+    the wall time and the peak resident memory of the worker during the task; or
+    ``{"failed": line}`` for bad input, ``{"memory": line}`` when memory ran out.
     """
-    prepare_worker(threads)
+    prepare_worker(threads, client_pid)
     Path(staging_dir).mkdir(parents=True, exist_ok=True)
-    with ResourceMonitor() as monitor:
-        _test_hooks(uncal, attempt, reservation_mb)
-        pipeline = build_pipeline(class_path, pars, out_dir)
-        raw = datamodels.open(uncal)
-        image = pipeline.calibrate(raw, close_raw=True)
+    try:
+        with ResourceMonitor() as monitor:
+            _test_hooks(uncal, attempt, reservation_mb)
+            pipeline = build_pipeline(class_path, pars, out_dir)
+            raw = datamodels.open(uncal)
+            image = pipeline.calibrate(raw, close_raw=True)
+    except CalpipeError as err:  # bad input: one line for the summary, no traceback in the logs
+        return {"failed": str(err)}
+    except MemoryError as err:
+        return {"memory": f"MemoryError: {err}"}
     usage = monitor.record()
     # The member's own run stands where strun puts the association run's record.
     pipeline.record(image, "COMPLETE")
@@ -112,13 +117,13 @@ def calibrate_member(uncal, class_path, pars, out_dir, staging_dir, *, attempt=1
             "wall_s": usage["wall_seconds"], "peak_mb": usage["peak_rss_mb"]}
 
 
-def align_association(staged, class_path, pars, out_dir, *, threads=None):
+def align_association(staged, class_path, pars, out_dir, *, threads=None, client_pid=None):
     """Tweakreg over the staged members of one association; write their final products.
 
     Alignment gathers each member's WCS and selected sources one member at a time, and each
     aligned member is written before the next is read: no more than one image is in memory.
     """
-    prepare_worker(threads)
+    prepare_worker(threads, client_pid)
     products = []
 
     def save(model):
@@ -127,8 +132,13 @@ def align_association(staged, class_path, pars, out_dir, *, threads=None):
             products.extend(str(pipeline.tweakreg.make_output_path(basepath=model.meta.filename, suffix=s, ext=e))
                             for s, e in (("wcs", "asdf"), ("cat", "ecsv")))
 
-    with ResourceMonitor() as monitor:
-        pipeline = build_pipeline(class_path, pars, out_dir)
-        pipeline.tweakreg.align_files(staged, save)
+    try:
+        with ResourceMonitor() as monitor:
+            pipeline = build_pipeline(class_path, pars, out_dir)
+            pipeline.tweakreg.align_files(staged, save)
+    except CalpipeError as err:
+        return {"failed": str(err)}
+    except MemoryError as err:
+        return {"memory": f"MemoryError: {err}"}
     usage = monitor.record()
     return {"products": products, "wall_s": usage["wall_seconds"], "peak_mb": usage["peak_rss_mb"]}
