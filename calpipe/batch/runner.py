@@ -214,9 +214,9 @@ def start_client(options):
 class Progress:
     """A bar on a terminal (done, failed, running, ETA); plain lines otherwise."""
 
-    def __init__(self, total, bar=None, stream=sys.stderr):
+    def __init__(self, total, bar=None, stream=None):
         self.total, self.done, self.failed = total, 0, 0
-        self.stream = stream
+        self.stream = stream = stream or sys.stderr
         self.t0 = time.perf_counter()
         bar = stream.isatty() if bar is None else bar
         self.bar = None
