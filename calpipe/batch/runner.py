@@ -106,10 +106,13 @@ def plan(asn_paths):
 
 def resolve_pipeline(options):
     """(class path, parameters, parameters fingerprint) of the pipeline the tasks run."""
-    from calpipe.integration import STEPS
+    from stpipe import entry_points
+
     from calpipe.pipelines import ExposurePipeline
 
-    class_path = next((c for c, alias, _ in STEPS if alias == options.pipeline), options.pipeline)
+    # Aliases as strun knows them (the stpipe.steps entry points), else a class path.
+    class_path = next((s.class_name for s in entry_points.get_steps() if s.class_alias == options.pipeline),
+                      options.pipeline)
     try:
         cls = tasks.pipeline_class(class_path)
     except (ImportError, AttributeError, ValueError):
@@ -297,7 +300,6 @@ class BatchRun:
             self.db.upsert(f"align:{asn_path}", kind="align", association=str(asn_path), name=asn_path.name,
                            inputs=[], params={}, fingerprint="", state="failed", attempts=0, error=error)
         self.members = {m.key: m for g in self.groups for m in g.members}
-        self.fingerprints = {}
         todo = [m for m in self.members.values() if self._member_needs_run(m)]
         self.progress = Progress(len(todo) + len(self.groups), self.options.progress)
         self.client = self.cluster = None
@@ -321,14 +323,12 @@ class BatchRun:
         try:
             record = file_record(member.path, known)
         except OSError as err:
-            self.fingerprints[member.key] = None
             self.db.upsert(member.key, kind="member", association=self._asn_of(member), name=member.root, inputs=[],
                            params=self.pars, fingerprint="", state="failed",
                            attempts=(row["attempts"] if row else 0),
                            error=f"{member.path}: cannot read ({err.strerror or err})")
             return False
         fp = fingerprint(record["sha256"], self.params_fp)
-        self.fingerprints[member.key] = fp
         staged = tasks.staged_path(self.staging, member.path)
         if (not self.options.force and row and row["state"] == "done" and row["fingerprint"] == fp
                 and staged.exists() and _products_exist(row)):

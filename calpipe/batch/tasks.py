@@ -87,8 +87,8 @@ def calibrate_member(uncal, class_path, pars, out_dir, staging_dir, *, attempt=1
                      threads=None, client_pid=None):
     """Calibrate one exposure up to, not including, tweakreg.
 
-    Writes the exposure's source catalog and segmentation map into ``out_dir`` and its
-    unaligned calibrated image into ``staging_dir``. Returns the staged path, the products,
+    Writes the exposure's source catalog and segmentation map into ``out_dir`` and, in the
+    same write, its unaligned calibrated image into ``staging_dir``. Returns the staged path, the products,
     the wall time and the peak resident memory of the worker during the task; or
     ``{"failed": line}`` for bad input, ``{"memory": line}`` when memory ran out.
     """
@@ -100,21 +100,25 @@ def calibrate_member(uncal, class_path, pars, out_dir, staging_dir, *, attempt=1
             pipeline = build_pipeline(class_path, pars, out_dir)
             raw = datamodels.open(uncal)
             image = pipeline.calibrate(raw, close_raw=True)
-    except CalpipeError as err:  # bad input: one line for the summary, no traceback in the logs
-        return {"failed": str(err)}
-    except MemoryError as err:
+        usage = monitor.record()
+        # The member's own run stands where strun puts the association run's record.
+        pipeline.record(image, "COMPLETE")
+        image.meta.resources.exposure_pipeline = usage
+        image.meta.cal_logs = [*(image.meta.get("cal_logs") or []),
+                               f"exposure_pipeline: {usage['wall_seconds']:.2f} s, peak RSS {usage['peak_rss_mb']:.0f} MB"]
+        products = image.side_products  # the catalog and segmentation map, written with the image
+        staged = image.save(staged_path(staging_dir, uncal))
+    except (CalpipeError, OSError, MemoryError) as err:
+        return _failure(err)
+    return {"staged": str(staged), "products": products, "wall_s": usage["wall_seconds"],
+            "peak_mb": usage["peak_rss_mb"]}
+
+
+def _failure(err):
+    """Bad input or a refusing machine: one line for the summary, no traceback in the logs."""
+    if isinstance(err, MemoryError):
         return {"memory": f"MemoryError: {err}"}
-    usage = monitor.record()
-    # The member's own run stands where strun puts the association run's record.
-    pipeline.record(image, "COMPLETE")
-    image.meta.resources.exposure_pipeline = usage
-    image.meta.cal_logs = [*(image.meta.get("cal_logs") or []),
-                           f"exposure_pipeline: {usage['wall_seconds']:.2f} s, peak RSS {usage['peak_rss_mb']:.0f} MB"]
-    staged = image.save(staged_path(staging_dir, uncal))
-    products = [str(pipeline.source_catalog.make_output_path(basepath=image.meta.filename, suffix=s, ext=e))
-                for s, e in (("cat", "ecsv"), ("segm", "asdf"))]
-    return {"staged": str(staged), "products": [p for p in products if os.path.exists(p)],
-            "wall_s": usage["wall_seconds"], "peak_mb": usage["peak_rss_mb"]}
+    return {"failed": str(err) if isinstance(err, CalpipeError) else f"{type(err).__name__}: {err}"}
 
 
 def align_association(staged, class_path, pars, out_dir, *, threads=None, client_pid=None):
@@ -127,18 +131,15 @@ def align_association(staged, class_path, pars, out_dir, *, threads=None, client
     products = []
 
     def save(model):
+        side = model.side_products  # the aligned WCS and catalog, when tweakreg succeeded
         products.append(str(pipeline.save_model(model)))
-        if model.meta.cal_step.get("tweakreg") == "COMPLETE":
-            products.extend(str(pipeline.tweakreg.make_output_path(basepath=model.meta.filename, suffix=s, ext=e))
-                            for s, e in (("wcs", "asdf"), ("cat", "ecsv")))
+        products.extend(side)
 
     try:
         with ResourceMonitor() as monitor:
             pipeline = build_pipeline(class_path, pars, out_dir)
             pipeline.tweakreg.align_files(staged, save)
-    except CalpipeError as err:
-        return {"failed": str(err)}
-    except MemoryError as err:
-        return {"memory": f"MemoryError: {err}"}
+    except (CalpipeError, OSError, MemoryError) as err:
+        return _failure(err)
     usage = monitor.record()
     return {"products": products, "wall_s": usage["wall_seconds"], "peak_mb": usage["peak_rss_mb"]}
