@@ -13,6 +13,7 @@ from stpipe import Pipeline, Step
 from calpipe import _stpipe_hooks, datamodels
 from calpipe.datamodels import DataModel, DataModelError
 from calpipe.references import find_store
+from calpipe.references.store import WILDCARDS
 from calpipe.resources import ResourceMonitor
 
 log = logging.getLogger("calpipe")
@@ -36,6 +37,7 @@ class CalStep(Step):
     output_ext = string(default='.asdf')    # Extension of output files
     ref_store = string(default=None)        # Reference store folder (default: $CALPIPE_REFS)
     ref_select = option('before', 'after', 'nearest', default='before')  # Reference chosen by date
+    output_format = option('auto', 'calpipe', 'roman', default=None)  # Image products: auto = Roman for a Roman input
     """
 
     def __init_subclass__(cls, **kwargs):
@@ -121,18 +123,24 @@ class CalStep(Step):
     def open_reference(self, input_model, reftype):
         """The reference model of ``reftype`` for ``input_model``, checked to be of that type."""
         found = self.get_reference_file(input_model, reftype)
-        if isinstance(found, DataModel):
-            return found
+        model = found if isinstance(found, DataModel) else datamodels.open(found)
         expected = datamodels.REFERENCE_MODELS[reftype]
-        model = datamodels.open(found)
         if not isinstance(model, expected):
             raise DataModelError(
                 f"{found}: expected a {reftype} reference ({expected.__name__}), got {type(model).__name__}"
+            )
+        wanted = str(input_model.meta.instrument.get("detector") or "").upper()
+        detector = str(model.meta.instrument.get("detector") or "").upper()
+        if wanted and detector not in (wanted, *WILDCARDS):
+            raise DataModelError(
+                f"{model.meta.get('filename') or found}: a {reftype} reference for detector {detector}, "
+                f"expected one for the exposure's detector {wanted}"
             )
         return model
 
     def finalize_result(self, result, reference_files_used):
         if isinstance(result, DataModel):
+            result._output_format = self.search_attr("output_format") or "auto"
             for reftype, path in reference_files_used:
                 setattr(result.meta.ref_file, reftype, str(path))
 
@@ -168,6 +176,7 @@ class CalPipeline(Pipeline, CalStep):
     output_ext = string(default='.asdf')    # Extension of output files
     ref_store = string(default=None)        # Reference store folder (default: $CALPIPE_REFS)
     ref_select = option('before', 'after', 'nearest', default='before')  # Reference chosen by date
+    output_format = option('auto', 'calpipe', 'roman', default=None)  # Image products: auto = Roman for a Roman input
     """
 
     @classmethod

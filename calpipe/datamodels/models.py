@@ -53,6 +53,9 @@ class RawModel(DataModel):
 
     def problems(self):
         yield from _exposure_problems(self)
+        shape = self.data.shape
+        yield from _same_shape(self, ["groupdq"], shape, "as data")
+        yield from _same_shape(self, ["pixeldq"], shape[1:], "one value per pixel")
 
 
 class RampModel(DataModel):
@@ -71,6 +74,17 @@ class ImageModel(DataModel):
     """Count-rate image in DN/s (rate or calibrated), science pixels only."""
 
     schema = "image"
+
+    def write_to(self, path):
+        """A Roman exposure's image is written as a Roman Level-2 image unless asked otherwise
+        (``_output_format``: auto, calpipe or roman; steps set it from ``output_format``)."""
+        output_format = getattr(self, "_output_format", "auto")
+        if output_format == "roman" or (output_format == "auto" and "roman" in self.tree["meta"]):
+            from .roman import write_image
+
+            write_image(self, path)
+        else:
+            super().write_to(path)
 
     def problems(self):
         names = ["dq", "err", "var_poisson", "var_rnoise", "var_flat"]

@@ -12,6 +12,10 @@ from calpipe.step import CalStep
 from ._common import check_shape
 
 
+# Arrays of the ramp that the rate image keeps: the reference output and the border pixels.
+CARRIED = ("amp33", "reference_border")
+
+
 class RampFitStep(CalStep):
     """Up-the-ramp fit with jump detection: RampModel in, rate ImageModel (science pixels) out."""
 
@@ -59,6 +63,11 @@ class RampFitStep(CalStep):
             var_poisson=fit.var_poisson,
             var_rnoise=fit.var_rnoise,
         )
+        for name in CARRIED:
+            if name in model:  # read now: the ramp's file closes before the image is saved
+                value = model.tree[name]
+                image.tree[name] = ({k: np.array(v) for k, v in value.items()} if isinstance(value, dict)
+                                    else np.array(value))
         if fit.jumps is not None:
             image.jumps = fit.jumps
         image.meta.ramp_fit = {"algorithm": self.algorithm, "detect_jumps": self.detect_jumps}
