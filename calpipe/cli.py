@@ -48,6 +48,8 @@ def build_parser():
     sim.add_argument("--nexposures", type=int, default=1,
                      help="exposures of one field in a dither pattern, with their association file "
                           "(default: %(default)s)")
+    sim.add_argument("--program", type=int, default=1,
+                     help="program number (1-99999) in the exposures' names and metadata (default: %(default)s)")
     sim.add_argument("--fully-saturated", action="store_true", help="saturate every resultant of every pixel")
     sim.add_argument("--format", choices=["calpipe", "roman"], default="calpipe",
                      help="file format of the exposure and references: calpipe's, or the Roman mission's "
@@ -92,9 +94,11 @@ def _registered_commands():
     """Subcommands owned by other parts of calpipe."""
     from calpipe.archive import commands as archive_commands
     from calpipe.associations import commands as asn_commands
+    from calpipe.batch import commands as batch_commands
     from calpipe.training import commands as db_commands
 
-    return [asn_commands.register, db_commands.register, archive_commands.register]
+    return [asn_commands.register, db_commands.register, batch_commands.register,
+            archive_commands.register]
 
 
 # -- simulate -------------------------------------------------------------------------------
@@ -105,8 +109,10 @@ def _progress(message):
 def run_simulate(args):
     from calpipe.simulate import simulate, simulate_dithered
 
+    if not 1 <= args.program <= 99999:
+        raise CalpipeError(f"--program {args.program}: expected a number from 1 to 99999")
     t0 = time.perf_counter()
-    options = dict(size=args.size, nresultants=args.nresultants, seed=args.seed,
+    options = dict(size=args.size, nresultants=args.nresultants, seed=args.seed, program=args.program,
                    fully_saturated=args.fully_saturated, progress=_progress)
     if args.format == "roman":
         if args.nexposures != 1:

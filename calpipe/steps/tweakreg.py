@@ -11,6 +11,7 @@ from calpipe import datamodels, dqflags
 from calpipe.datamodels import WcsModel, side_product_meta
 from calpipe.kernels import alignment
 from calpipe.kernels.wcs import s_region
+from calpipe.resources import ResourceMonitor
 from calpipe.step import CalStep
 
 from ._common import is_imaging
@@ -85,6 +86,30 @@ class TweakRegStep(CalStep):
                 self._apply(model, entries[index], results[index])
                 library.shelve(model, index, modify=True)
         return library
+
+    def align_files(self, paths, save):
+        """Align the exposures stored at ``paths`` holding one image in memory at a time.
+
+        The same alignment as running the step on their models: each file is read once to
+        gather its WCS and sources, and once more to apply the fit, after which ``save(model)``
+        writes it before the next file is read. Returns what ``save`` returned, in order.
+        """
+        with ResourceMonitor() as monitor:
+            entries = []
+            for path in paths:
+                with datamodels.open(path) as model:
+                    entries.append(self._entry(model))
+            results = self._align(entries)
+        usage = monitor.record()
+        saved = []
+        for path, entry, result in zip(paths, entries, results):
+            with datamodels.open(path) as model:
+                self._apply(model, entry, result)
+                model.meta.resources.tweakreg = usage
+                model.meta.cal_logs = [*(model.meta.get("cal_logs") or []), f"tweakreg: {usage['wall_seconds']:.2f} s, "
+                                       f"peak RSS {usage['peak_rss_mb']:.0f} MB"]
+                saved.append(save(model))
+        return saved
 
     def _align_models(self, models):
         entries = [self._entry(m) for m in models]

@@ -1,0 +1,101 @@
+"""How much memory a batch task reserves, and how much more it gets after running out.
+
+A reservation is in MB of the Dask worker resource ``MEMORY``: a worker advertising
+``MEMORY=8000`` runs tasks whose reservations add up to at most 8000 at once.
+
+Where an estimate comes from, in order:
+
+1. ``model``: the resource model's upper bound, when the module ``calpipe.model`` exists and
+   its ``reservation_mb(meta, input_bytes=...)`` returns a number (it may return None when
+   it has no prediction for that exposure);
+2. ``history``: the size rule below scaled by the largest ratio of measured to ruled peak
+   among earlier tasks (their ``meta.resources.exposure_pipeline`` peaks, kept in the
+   state database);
+3. ``size-rule``: the size rule alone.
+
+The size rule counts what the exposure pipeline holds at its peak, per science pixel: the
+ramp as float32 plus its uint8 group flags (5 bytes per pixel and resultant, the raw uint16
+resultants freed by then) and about 40 bytes for the image, its flags, variances, the
+source catalog's background and detection images; plus the interpreter with its libraries
+(``BASE_MB``, a Dask worker with calpipe imported: 350-370 MB measured at 256x256). A
+full 4096x4096 detector with 6 resultants comes to about 1.5 GB; the exposure pipeline
+measured 1.33 GB there in one process of its own.
+"""
+
+import importlib
+from dataclasses import dataclass
+
+BASE_MB = 400.0
+BYTES_PER_PIXEL_RESULTANT = 5.0
+BYTES_PER_PIXEL = 40.0
+HISTORY_SCALE_LIMITS = (0.5, 4.0)
+
+# The ladder: each retry after running out of memory doubles the reservation, up to the
+# largest worker's capacity; a task that runs out at the cap fails for good.
+LADDER_FACTOR = 2.0
+
+
+@dataclass(frozen=True)
+class Estimate:
+    mb: float
+    source: str  # "model", "history" or "size-rule"
+
+
+def size_rule_mb(npixels, nresultants):
+    """Expected peak (MB) of calibrating one exposure of ``npixels`` with ``nresultants``."""
+    per_pixel = BYTES_PER_PIXEL_RESULTANT * nresultants + BYTES_PER_PIXEL
+    return BASE_MB + npixels * per_pixel / 2**20
+
+
+def _model_hook():
+    try:
+        module = importlib.import_module("calpipe.model")
+    except ImportError:
+        return None
+    return getattr(module, "reservation_mb", None)
+
+
+def estimate_memory_mb(meta, *, npixels, nresultants, input_bytes, history=()):
+    """The memory (MB) to reserve for calibrating one exposure, and where that figure came from.
+
+    Parameters
+    ----------
+    meta : dict
+        The raw exposure's metadata (may be empty when the file cannot be read).
+    npixels : int
+        Pixels of one resultant.
+    nresultants : int
+        Resultants in the exposure.
+    input_bytes : int
+        Size of the raw file.
+    history : iterable of (npixels, nresultants, peak_mb)
+        Earlier tasks' sizes and measured peaks.
+
+    Returns
+    -------
+    Estimate
+        ``mb`` and ``source`` (``"model"``, ``"history"`` or ``"size-rule"``).
+    """
+    hook = _model_hook()
+    if hook is not None:
+        predicted = hook(meta, input_bytes=input_bytes)
+        if predicted is not None and predicted > 0:
+            return Estimate(float(predicted), "model")
+    rule = size_rule_mb(npixels, nresultants)
+    ratios = [peak / size_rule_mb(n, r) for n, r, peak in history if peak and n and r]
+    if ratios:
+        low, high = HISTORY_SCALE_LIMITS
+        scale = min(max(max(ratios), low), high)
+        return Estimate(rule * scale, "history")
+    return Estimate(rule, "size-rule")
+
+
+def next_reservation(current_mb, cap_mb):
+    """The next rung of the ladder after running out at ``current_mb``; None past the cap."""
+    if cap_mb is not None and current_mb >= cap_mb:
+        return None
+    bigger = current_mb * LADDER_FACTOR
+    return min(bigger, cap_mb) if cap_mb is not None else bigger
+
+
+__all__ = ["Estimate", "estimate_memory_mb", "next_reservation", "size_rule_mb"]

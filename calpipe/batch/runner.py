@@ -1,0 +1,574 @@
+"""Drive a batch run: plan the tasks, skip what is done, run the rest on dask.distributed.
+
+The client is the only writer of the state database. Each association member is one task
+(:func:`calpipe.batch.tasks.calibrate_member`); once every member of an association's
+product has settled, the product's alignment is one more task
+(:func:`calpipe.batch.tasks.align_association`) over the members that succeeded.
+"""
+
+import fcntl
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from calpipe.associations.asn import AsnError, load_asn
+from calpipe.errors import CalpipeError
+
+from . import tasks
+from .memory import estimate_memory_mb, next_reservation
+from .state import StateDB, file_record, fingerprint, sha256_of
+
+log = logging.getLogger(__name__)
+
+STAGING = ".calpipe-batch"
+MEMORY = "MEMORY"  # the Dask worker resource tasks reserve, in MB
+
+
+@dataclass
+class Options:
+    inputs: list
+    output_dir: str
+    workers: int | None = None
+    scheduler: str | None = None
+    memory_limit: str | None = None
+    ref_store: str | None = None
+    pipeline: str = "exposure_pipeline"
+    config: str | None = None
+    overrides: dict = field(default_factory=dict)   # {step: {param: value}}
+    retries: int = 3
+    force: bool = False
+    ingest: str | None = None
+    processes: bool = True          # local workers as processes (threads for quick tests)
+    progress: bool | None = None    # a progress bar; default: when stderr is a terminal
+
+
+@dataclass
+class Member:
+    key: str
+    path: Path
+    root: str
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass
+class Group:
+    """One product of an association: its members are aligned together."""
+    key: str
+    asn_path: Path
+    name: str
+    members: list
+
+
+class BatchError(CalpipeError):
+    """A batch run that cannot start as asked (usage error)."""
+
+
+# -- planning -------------------------------------------------------------------------------
+def find_associations(inputs):
+    """Association files named or found (``*_asn.json``) in the folders named."""
+    found = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found += sorted(path.glob("*_asn.json"))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise BatchError(f"{item}: no such association file or folder")
+    if not found:
+        raise BatchError(f"no association files (*_asn.json) in {', '.join(map(str, inputs))}")
+    return [p.resolve() for p in dict.fromkeys(found)]
+
+
+def plan(asn_paths):
+    """Groups to align and the association files that could not be read (path, error)."""
+    groups, bad = [], []
+    members = {}
+    for asn_path in asn_paths:
+        try:
+            asn = load_asn(asn_path)
+        except AsnError as err:
+            bad.append((asn_path, str(err)))
+            continue
+        for product in asn["products"]:
+            group_members = []
+            for m in product["members"]:
+                path = (asn_path.parent / m["expname"]).resolve()
+                key = f"member:{path}"
+                members.setdefault(key, Member(key, path, tasks.root_of(path)))
+                group_members.append(members[key])
+            groups.append(Group(f"align:{asn_path}#{product['name']}", asn_path, product["name"], group_members))
+    return groups, bad
+
+
+def resolve_pipeline(options):
+    """(class path, parameters, parameters fingerprint) of the pipeline the tasks run."""
+    from stpipe import entry_points
+
+    from calpipe.pipelines import ExposurePipeline
+
+    # Aliases as strun knows them (the stpipe.steps entry points), else a class path.
+    class_path = next((s.class_name for s in entry_points.get_steps() if s.class_alias == options.pipeline),
+                      options.pipeline)
+    try:
+        cls = tasks.pipeline_class(class_path)
+    except (ImportError, AttributeError, ValueError):
+        raise BatchError(f"--pipeline {options.pipeline}: unknown pipeline, expected an alias "
+                         "such as exposure_pipeline or a class path") from None
+    if not (isinstance(cls, type) and issubclass(cls, ExposurePipeline)):
+        raise BatchError(f"--pipeline {options.pipeline}: not an exposure pipeline "
+                         "(batch runs need its per-exposure calibration and tweakreg)")
+    kwargs = {"steps": options.overrides}
+    if options.config:
+        if not os.path.isfile(options.config):
+            raise BatchError(f"--config {options.config}: no such parameter file")
+        kwargs["config_file"] = options.config
+    ref_store = options.ref_store or os.environ.get("CALPIPE_REFS")
+    if not ref_store or not os.path.isdir(ref_store):
+        raise BatchError(f"reference store {ref_store or '(none)'} not found, expected --ref-store "
+                         "DIR or CALPIPE_REFS naming a folder")
+    kwargs["ref_store"] = str(Path(ref_store).resolve())
+    try:
+        config, config_file = cls.build_config(None, **kwargs)
+        pipeline = cls.from_config_section(config, config_file=config_file)
+    except Exception as err:  # configobj and stpipe raise many kinds for bad parameters
+        raise BatchError(f"bad parameters ({_one_line(err)})") from None
+    pars = pipeline.get_pars()
+    for volatile in ("output_dir", "input_dir", "save_results", "output_use_model"):
+        pars.pop(volatile, None)
+    index = Path(kwargs["ref_store"]) / "index.json"
+    store_sum = sha256_of(index) if index.exists() else None
+    cls_path = f"{cls.__module__}.{cls.__name__}"
+    return cls_path, pars, fingerprint(cls_path, pars, store_sum)
+
+
+def _one_line(err):
+    if isinstance(err, CalpipeError):
+        return str(err)
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+def _exposure_size(path):
+    """(meta, npixels, nresultants) of a raw exposure from its header, without reading the data."""
+    import asdf
+
+    try:
+        with asdf.open(path, lazy_load=True, memmap=False) as af:
+            meta = dict(af.tree.get("meta") or {})
+            shape = tuple(af.tree["data"].shape)
+        return meta, shape[-1] * shape[-2], shape[0]
+    except Exception:
+        # Unreadable: the task will say why; reserve as for a file of that size.
+        return {}, max(os.path.getsize(path) // 12, 1), 6
+
+
+# -- the cluster ----------------------------------------------------------------------------
+def _bytes(text):
+    from dask.utils import parse_bytes
+
+    try:
+        return parse_bytes(text)
+    except (ValueError, TypeError):
+        raise BatchError(f"--memory-limit {text}: not a size, expected e.g. 4GB or 4000MB") from None
+
+
+def start_client(options):
+    """(client, cluster or None, threads per task or None, largest worker MEMORY or None)."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    if options.scheduler and options.scheduler != "local":
+        try:
+            client = Client(options.scheduler, timeout="20s")
+        except OSError as err:
+            raise BatchError(f"--scheduler {options.scheduler}: cannot connect ({_one_line(err)})") from None
+        client.wait_for_workers(1, timeout=60)
+        capacities = [w.get("resources", {}).get(MEMORY) for w in client.scheduler_info()["workers"].values()]
+        capacities = [c for c in capacities if c]
+        if not capacities:
+            log.warning("no worker advertises a %s resource: tasks run without memory reservations", MEMORY)
+        return client, None, None, (max(capacities) if capacities else None)
+    cores = os.cpu_count() or 1
+    workers = options.workers or cores
+    if options.memory_limit:
+        limit = _bytes(options.memory_limit)
+    else:
+        from distributed.system import MEMORY_LIMIT
+
+        limit = MEMORY_LIMIT // workers
+    limit_mb = limit / 2**20
+    # A worker lost mid-task is reported at once, so the client can retry higher up the ladder.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        # Threads of this process cannot be restarted by a nanny: no memory limit to enforce there.
+        loopback = {"host": "127.0.0.1"} if options.processes else {}  # threads talk in-process
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=options.processes,
+                               dashboard_address=None, **loopback,
+                               memory_limit=limit if options.processes else 0,
+                               resources={MEMORY: limit_mb})
+    client = Client(cluster)
+    return client, cluster, (max(1, cores // workers) if options.processes else None), limit_mb
+
+
+# -- progress -------------------------------------------------------------------------------
+class Progress:
+    """A bar on a terminal (done, failed, running, ETA); plain lines otherwise."""
+
+    def __init__(self, total, bar=None, stream=None):
+        self.total, self.done, self.failed = total, 0, 0
+        self.stream = stream = stream or sys.stderr
+        self.t0 = time.perf_counter()
+        bar = stream.isatty() if bar is None else bar
+        self.bar = None
+        if bar and total:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, file=stream, unit="task", dynamic_ncols=True)
+
+    def finished(self, name, state, running):
+        self.done += state == "done"
+        self.failed += state == "failed"
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(done=self.done, failed=self.failed, running=running, refresh=True)
+            return
+        finished = self.done + self.failed
+        elapsed = time.perf_counter() - self.t0
+        eta = elapsed / finished * (self.total - finished)
+        print(f"batch: {name} {state} [{finished}/{self.total}: {self.done} done, {self.failed} failed, "
+              f"{running} running, ETA {eta:.0f} s]", file=self.stream, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+# -- the run --------------------------------------------------------------------------------
+class _Lock:
+    def __init__(self, out_dir):
+        self.path = Path(out_dir) / "calpipe-batch.lock"
+
+    def __enter__(self):
+        self.file = open(self.path, "w")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.close()
+            raise BatchError(f"{self.path.parent}: another batch run is using this output folder") from None
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.file, fcntl.LOCK_UN)
+        self.file.close()
+
+
+def _products_exist(row):
+    return all(os.path.exists(p) for p in (row.get("products") or []))
+
+
+class BatchRun:
+    def __init__(self, options, stream=None):
+        self.options = options
+        self.stream = stream or sys.stdout
+        self.out = Path(options.output_dir).resolve()
+        self.staging = self.out / STAGING / "staged"
+
+    def run(self):
+        opts = self.options
+        if opts.retries < 0:
+            raise BatchError(f"--retries {opts.retries}: expected 0 or more")
+        if opts.workers is not None and opts.workers < 1:
+            raise BatchError(f"--workers {opts.workers}: expected 1 or more")
+        asn_paths = find_associations(opts.inputs)
+        self.class_path, self.pars, self.params_fp = resolve_pipeline(opts)
+        self.out.mkdir(parents=True, exist_ok=True)
+        with _Lock(self.out):
+            self.db = StateDB(self.out)
+            try:
+                return self._run(asn_paths)
+            finally:
+                self.db.close()
+
+    def _run(self, asn_paths):
+        t0 = time.perf_counter()
+        self.db.reset_running()
+        self.groups, bad = plan(asn_paths)
+        for asn_path, error in bad:
+            self.db.upsert(f"align:{asn_path}", kind="align", association=str(asn_path), name=asn_path.name,
+                           inputs=[], params={}, fingerprint="", state="failed", attempts=0, error=error)
+        self.members = {m.key: m for g in self.groups for m in g.members}
+        todo = [m for m in self.members.values() if self._member_needs_run(m)]
+        self.progress = Progress(len(todo) + len(self.groups), self.options.progress)
+        self.client = self.cluster = None
+        self.futures = {}
+        try:
+            self._execute(todo)
+        except KeyboardInterrupt:
+            self.db.reset_running()
+            raise
+        finally:
+            self.progress.close()
+            _shut_down(self.client, self.cluster)
+        if self.options.ingest:
+            self._ingest()
+        return self._summary(bad, time.perf_counter() - t0)
+
+    # -- what needs running ---------------------------------------------------------------------
+    def _member_needs_run(self, member):
+        row = self.db.get(member.key)
+        known = (row["inputs"][0] if row and row["inputs"] else None)
+        try:
+            record = file_record(member.path, known)
+        except OSError as err:
+            self.db.upsert(member.key, kind="member", association=self._asn_of(member), name=member.root, inputs=[],
+                           params=self.pars, fingerprint="", state="failed",
+                           attempts=(row["attempts"] if row else 0),
+                           error=f"{member.path}: cannot read ({err.strerror or err})")
+            return False
+        fp = fingerprint(record["sha256"], self.params_fp)
+        staged = tasks.staged_path(self.staging, member.path)
+        if (not self.options.force and row and row["state"] == "done" and row["fingerprint"] == fp
+                and staged.exists() and _products_exist(row)):
+            return False
+        meta, npixels, nresultants = _exposure_size(member.path)
+        self.db.upsert(member.key, kind="member", association=self._asn_of(member), name=member.root,
+                       inputs=[record], params=self.pars, fingerprint=fp, state="pending", attempts=0,
+                       npixels=npixels, nresultants=nresultants, error=None)
+        member.meta = meta
+        return True
+
+    def _asn_of(self, member):
+        return ", ".join(str(g.asn_path) for g in self.groups if member in g.members)
+
+    def _group_align_inputs(self, group):
+        done = []
+        for m in group.members:
+            row = self.db.get(m.key)
+            if row and row["state"] == "done":
+                done.append((m, row))
+        fp = fingerprint(self.params_fp, [(m.key, row["fingerprint"]) for m, row in done])
+        return done, fp
+
+    # -- execution ------------------------------------------------------------------------------
+    def _ensure_client(self):
+        if self.client is None:
+            self.client, self.cluster, self.threads, self.cap = start_client(self.options)
+
+    def _submit(self, key, func, *args, reservation=None, **kwargs):
+        self._ensure_client()
+        resources = {MEMORY: reservation} if (reservation and self.cap) else None
+        future = self.client.submit(func, *args, threads=self.threads, client_pid=os.getpid(), key=f"{key}#{time.monotonic_ns()}",
+                                    resources=resources, pure=False, **kwargs)
+        self.futures[future] = key
+        return future
+
+    def _finished(self, key, state):
+        running = sum(len(v) for v in self.client.processing().values()) if self.client is not None else 0
+        self.progress.finished(self._name(key), state, running)
+
+    def _name(self, key):
+        if key in self.members:
+            return self.members[key].root
+        group = next((g for g in self.groups if g.key == key), None)
+        return f"{group.name} (alignment)" if group else key
+
+    def _submit_member(self, member, attempt, reservation):
+        row = self.db.get(member.key)
+        self.db.upsert(member.key, state="running", attempts=attempt, reservation_mb=reservation,
+                       reservation_source=row["reservation_source"])
+        return self._submit(member.key, tasks.calibrate_member, str(member.path), self.class_path, self.pars,
+                            str(self.out), str(self.staging), attempt=attempt, reservation_mb=reservation,
+                            reservation=reservation)
+
+    def _enqueue(self, future):
+        from distributed import as_completed
+
+        if self.queue is None:
+            self.queue = as_completed([future])
+        else:
+            self.queue.add(future)
+
+    def _execute(self, todo):
+        history = self.db.history()
+        self.queue = None
+        waiting = {g.key: {m.key for m in g.members} & {m.key for m in todo} for g in self.groups}
+        for member in todo:
+            row = self.db.get(member.key)
+            estimate = estimate_memory_mb(member.meta, npixels=row["npixels"], nresultants=row["nresultants"],
+                                          input_bytes=row["inputs"][0]["size"], history=history)
+            self.db.upsert(member.key, reservation_source=estimate.source)
+            self._ensure_client()
+            self._enqueue(self._submit_member(member, 1, min(estimate.mb, self.cap) if self.cap else estimate.mb))
+        for group in self.groups:
+            if not waiting[group.key]:
+                self._maybe_align(group)
+        for future in self.queue or ():
+            key = self.futures.pop(future)
+            if key not in self.members:
+                self._align_finished(key, future)
+                continue
+            retry = self._member_finished(self.members[key], future)
+            if retry is not None:
+                self._enqueue(retry)
+                continue
+            for group in self.groups:
+                if key in waiting[group.key]:
+                    waiting[group.key].discard(key)
+                    if not waiting[group.key]:
+                        self._maybe_align(group)
+
+    def _member_finished(self, member, future):
+        row = self.db.get(member.key)
+        attempt, reservation = row["attempts"], row["reservation_mb"]
+        outcome, error, result = _outcome(future)
+        if outcome == "done":
+            self.db.add_attempt(member.key, attempt, reservation, "done", wall_s=result["wall_s"],
+                                peak_mb=result["peak_mb"])
+            self.db.upsert(member.key, state="done", wall_s=result["wall_s"], peak_mb=result["peak_mb"],
+                           products=[result["staged"], *result["products"]], error=None)
+            self._finished(member.key, "done")
+            return None
+        self.db.add_attempt(member.key, attempt, reservation, outcome, error=error)
+        if outcome == "memory" and attempt <= self.options.retries:
+            bigger = next_reservation(reservation, self.cap)
+            if bigger is not None:
+                log.warning("%s ran out of memory at %.0f MB (%s): retrying with %.0f MB",
+                            member.root, reservation, error, bigger)
+                return self._submit_member(member, attempt + 1, bigger)
+        if outcome == "memory":
+            error = f"out of memory after {attempt} attempt(s), last reservation {reservation:.0f} MB: {error}"
+        self.db.upsert(member.key, state="failed", error=error)
+        self._finished(member.key, "failed")
+        return None
+
+    def _maybe_align(self, group):
+        done, fp = self._group_align_inputs(group)
+        row = self.db.get(group.key)
+        if not done:
+            self.db.upsert(group.key, kind="align", association=str(group.asn_path), name=group.name,
+                           inputs=[], params=self.pars, fingerprint=fp, state="failed", attempts=0,
+                           error="no member was calibrated")
+            self._finished(group.key, "failed")
+            return
+        if (not self.options.force and row and row["state"] == "done" and row["fingerprint"] == fp
+                and _products_exist(row)):
+            self._finished(group.key, "done")
+            return
+        inputs = [{"path": str(tasks.staged_path(self.staging, m.path)), "member": m.key} for m, _ in done]
+        attempt = (row["attempts"] if row and row["fingerprint"] == fp else 0) + 1
+        self.db.upsert(group.key, kind="align", association=str(group.asn_path), name=group.name,
+                       inputs=inputs, params=self.pars, fingerprint=fp, state="running", attempts=attempt,
+                       error=None)
+        self._enqueue(self._submit(group.key, tasks.align_association, [i["path"] for i in inputs],
+                               self.class_path, self.pars, str(self.out)))
+
+    def _align_finished(self, key, future):
+        row = self.db.get(key)
+        outcome, error, result = _outcome(future)
+        if outcome == "done":
+            self.db.add_attempt(key, row["attempts"], None, "done", wall_s=result["wall_s"], peak_mb=result["peak_mb"])
+            self.db.upsert(key, state="done", wall_s=result["wall_s"], peak_mb=result["peak_mb"],
+                           products=result["products"], error=None)
+        else:
+            self.db.add_attempt(key, row["attempts"], None, outcome, error=error)
+            self.db.upsert(key, state="failed", error=error)
+        self._finished(key, "done" if outcome == "done" else "failed")
+
+    # -- after the run ----------------------------------------------------------------------------
+    def _finished_associations(self):
+        by_asn = {}
+        for group in self.groups:
+            ok = all((self.db.get(k) or {}).get("state") == "done" for k in [group.key, *(m.key for m in group.members)])
+            by_asn[group.asn_path] = by_asn.get(group.asn_path, True) and ok
+        return [asn for asn, ok in by_asn.items() if ok]
+
+    def _ingest(self):
+        from calpipe.pipelines.training_ingest import TrainingIngestPipeline
+
+        for asn_path in self._finished_associations():
+            pipeline = TrainingIngestPipeline(steps={"ingest": {"database": self.options.ingest,
+                                                                "cal_dir": str(self.out)}})
+            pipeline.run(str(asn_path))
+            print(f"ingested {asn_path.name} into {self.options.ingest}", file=self.stream)
+
+    def _summary(self, bad, wall):
+        out = self.stream
+        failures = []
+        print(f"{'association / product':<44} {'members':>7} {'done':>5} {'failed':>6} {'wall s':>8} "
+              f"{'peak MB':>8}  aligned", file=out)
+        for group in self.groups:
+            rows = [self.db.get(m.key) for m in group.members]
+            align = self.db.get(group.key) or {}
+            states = [r["state"] for r in rows]
+            walls = [r["wall_s"] or 0.0 for r in rows if r["state"] == "done"] + [align.get("wall_s") or 0.0]
+            peaks = [r["peak_mb"] or 0.0 for r in rows if r["state"] == "done"] + [align.get("peak_mb") or 0.0]
+            label = f"{group.asn_path.name} / {group.name}"
+            print(f"{label[:44]:<44} {len(rows):>7} {states.count('done'):>5} {states.count('failed'):>6} "
+                  f"{sum(walls):>8.1f} {max(peaks):>8.0f}  {align.get('state', '-')}", file=out)
+            failures += [(r["name"], r["error"]) for r in rows if r["state"] == "failed"]
+            if align.get("state") == "failed":
+                failures.append((f"{group.name} (alignment)", align["error"]))
+        failures += [(p.name, e) for p, e in bad]
+        for name, error in dict.fromkeys(failures):
+            print(f"FAILED {name}: {error}", file=out)
+        n_failed = len(dict.fromkeys(failures))
+        print(f"batch: {len(self.members)} member(s) in {len(self.groups)} product(s), {n_failed} failure(s), "
+              f"{wall:.1f} s; state in {self.db.path}", file=out)
+        return 1 if n_failed else 0
+
+
+def _shut_down(client, cluster):
+    """Close the client and a cluster this run started, without the nanny's complaints of slow exits."""
+    quiet = logging.getLogger("distributed")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    finally:
+        quiet.setLevel(level)
+
+
+def _outcome(future):
+    """('done', None, result), ('memory', error line, None) or ('failed', error line, None)."""
+    from distributed import KilledWorker
+
+    try:
+        result = future.result()
+    except MemoryError as err:
+        return "memory", _one_line(err), None
+    except KilledWorker:
+        return "memory", "worker killed (out of memory or lost)", None
+    except Exception as err:
+        return "failed", _one_line(err), None
+    for outcome in ("failed", "memory"):
+        if outcome in result:
+            return outcome, result[outcome], None
+    return "done", None, result
+
+
+def run_batch(options, stream=None):
+    """Run a batch; return the exit status (0 all done, 1 some task failed)."""
+    return BatchRun(options, stream).run()
+
+
+def status(out_dir):
+    """Every task row and the totals of a batch output folder (read only)."""
+    from .state import totals
+
+    db = StateDB(out_dir, readonly=True)
+    try:
+        rows = db.all()
+        for row in rows:
+            row["attempt_log"] = db.attempts_of(row["key"])
+    finally:
+        db.close()
+    return {"tasks": rows, "totals": totals(rows)}
+
+
+__all__ = ["BatchError", "Options", "run_batch", "status"]

@@ -1,0 +1,145 @@
+"""What runs on a worker: one member's calibration, one association's alignment.
+
+Both build the pipeline from the same parameters the client resolved, run the
+pipeline's own steps (``ExposurePipeline.calibrate`` and its ``tweakreg`` step) and write
+every product through a temporary name renamed into place, so a worker that dies leaves
+no partial product. A member's calibrated image goes first to the staging folder; the
+alignment reads the staged images one at a time and writes the final ``_cal.asdf``
+(and the ``_wcs.asdf`` and updated ``_cat.ecsv`` of aligned exposures) into the output
+folder, so a rerun of an alignment always starts from the unaligned images.
+"""
+
+import gc
+import importlib
+import os
+from pathlib import Path
+
+
+from calpipe import datamodels
+from calpipe.errors import CalpipeError
+from calpipe.resources import ResourceMonitor
+
+# Test hooks (environment variables read on the worker; never set them in production):
+# a member whose root is named in KILL_HOOK kills its worker process in its first attempt;
+# a member named in NEED_HOOK ("root:MB,root:MB") behaves as if it needed MB of memory: it
+# raises MemoryError while its reservation is smaller.
+KILL_HOOK = "CALPIPE_BATCH_TEST_KILL"
+NEED_HOOK = "CALPIPE_BATCH_TEST_NEED_MB"
+
+_prepared = False
+
+
+def prepare_worker(threads=None, client_pid=None):
+    """Once per worker process: freeze the objects imports created, set the kernels' threads.
+
+    stpipe runs a full garbage collection before every step; in a long-lived worker that
+    holds every imported module, freezing them out of the collector's view makes each
+    collection cheap (0.4 s per step at 256x256 otherwise). Workers that are threads of the
+    client's own process (``client_pid``) are left as they are.
+    """
+    global _prepared
+    if os.getpid() == client_pid:
+        return
+    if threads:
+        import numba
+
+        numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+    if not _prepared:
+        gc.collect()
+        gc.freeze()
+        _prepared = True
+
+
+def pipeline_class(path):
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def build_pipeline(class_path, pars, out_dir):
+    """The pipeline with the resolved parameters, saving its products into ``out_dir``."""
+    pars = dict(pars, output_dir=str(out_dir), save_results=True, output_use_model=True)
+    pipeline = pipeline_class(class_path)(**pars)
+    for name in pipeline.step_defs:
+        getattr(pipeline, name).output_use_model = True
+    return pipeline
+
+
+def root_of(path):
+    from calpipe.step import CalStep
+
+    return CalStep.remove_suffix(Path(path).stem)[0]
+
+
+def staged_path(staging_dir, uncal):
+    return Path(staging_dir) / f"{root_of(uncal)}_cal.asdf"
+
+
+def _test_hooks(uncal, attempt, reservation_mb):
+    root = root_of(uncal)
+    if os.environ.get(KILL_HOOK) == root and attempt == 1:
+        os.kill(os.getpid(), 9)
+    needs = dict(item.split(":") for item in os.environ.get(NEED_HOOK, "").split(",") if ":" in item)
+    if root in needs and reservation_mb is not None and float(needs[root]) > reservation_mb:
+        raise MemoryError(f"needs {float(needs[root]):.0f} MB, reserved {reservation_mb:.0f} MB")
+
+
+def calibrate_member(uncal, class_path, pars, out_dir, staging_dir, *, attempt=1, reservation_mb=None,
+                     threads=None, client_pid=None):
+    """Calibrate one exposure up to, not including, tweakreg.
+
+    Writes the exposure's source catalog and segmentation map into ``out_dir`` and, in the
+    same write, its unaligned calibrated image into ``staging_dir``. Returns the staged path, the products,
+    the wall time and the peak resident memory of the worker during the task; or
+    ``{"failed": line}`` for bad input, ``{"memory": line}`` when memory ran out.
+    """
+    prepare_worker(threads, client_pid)
+    Path(staging_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        with ResourceMonitor() as monitor:
+            _test_hooks(uncal, attempt, reservation_mb)
+            pipeline = build_pipeline(class_path, pars, out_dir)
+            raw = datamodels.open(uncal)
+            image = pipeline.calibrate(raw, close_raw=True)
+        usage = monitor.record()
+        # The member's own run stands where strun puts the association run's record.
+        pipeline.record(image, "COMPLETE")
+        image.meta.resources.exposure_pipeline = usage
+        image.meta.cal_logs = [*(image.meta.get("cal_logs") or []),
+                               f"exposure_pipeline: {usage['wall_seconds']:.2f} s, peak RSS {usage['peak_rss_mb']:.0f} MB"]
+        products = image.side_products  # the catalog and segmentation map, written with the image
+        staged = image.save(staged_path(staging_dir, uncal))
+    except (CalpipeError, OSError, MemoryError) as err:
+        return _failure(err)
+    return {"staged": str(staged), "products": products, "wall_s": usage["wall_seconds"],
+            "peak_mb": usage["peak_rss_mb"]}
+
+
+def _failure(err):
+    """Bad input or a refusing machine: one line for the summary, no traceback in the logs."""
+    if isinstance(err, MemoryError):
+        return {"memory": f"MemoryError: {err}"}
+    return {"failed": str(err) if isinstance(err, CalpipeError) else f"{type(err).__name__}: {err}"}
+
+
+def align_association(staged, class_path, pars, out_dir, *, threads=None, client_pid=None):
+    """Tweakreg over the staged members of one association; write their final products.
+
+    Alignment gathers each member's WCS and selected sources one member at a time, and each
+    aligned member is written before the next is read: no more than one image is in memory.
+    """
+    prepare_worker(threads, client_pid)
+    products = []
+
+    def save(model):
+        side = model.side_products  # the aligned WCS and catalog, when tweakreg succeeded
+        products.append(str(pipeline.save_model(model)))
+        products.extend(side)
+
+    try:
+        with ResourceMonitor() as monitor:
+            pipeline = build_pipeline(class_path, pars, out_dir)
+            pipeline.tweakreg.align_files(staged, save)
+    except (CalpipeError, OSError, MemoryError) as err:
+        return _failure(err)
+    usage = monitor.record()
+    return {"products": products, "wall_s": usage["wall_seconds"], "peak_mb": usage["peak_rss_mb"]}

@@ -1,0 +1,60 @@
+"""Memory reservations: the size rule, scaling by history, the resource model's hook, the ladder."""
+
+import sys
+import types
+
+import pytest
+
+from calpipe.batch import memory
+from calpipe.batch.memory import estimate_memory_mb, next_reservation, size_rule_mb
+
+
+def test_size_rule_counts_ramp_and_image_bytes():
+    # 4096x4096 science pixels, 6 resultants: 5 bytes per pixel and resultant, 40 per pixel.
+    npix = 4096 * 4096
+    expected = memory.BASE_MB + npix * (5 * 6 + 40) / 2**20
+    assert size_rule_mb(npix, 6) == pytest.approx(expected)
+    assert 1400 < size_rule_mb(npix, 6) < 1600
+    assert size_rule_mb(npix, 12) - size_rule_mb(npix, 6) == pytest.approx(npix * 30 / 2**20)
+
+
+def test_without_history_or_model_the_size_rule_is_used(monkeypatch):
+    monkeypatch.setitem(sys.modules, "calpipe.model", None)  # import fails as if absent
+    got = estimate_memory_mb({}, npixels=65536, nresultants=6, input_bytes=800_000)
+    assert got.source == "size-rule"
+    assert got.mb == pytest.approx(size_rule_mb(65536, 6))
+
+
+def test_history_scales_the_rule_by_the_worst_measured_ratio(monkeypatch):
+    monkeypatch.setitem(sys.modules, "calpipe.model", None)
+    rule = size_rule_mb(65536, 6)
+    history = [(65536, 6, rule * 1.2), (65536, 6, rule * 0.9), (65536, 6, None)]
+    got = estimate_memory_mb({}, npixels=65536, nresultants=6, input_bytes=1, history=history)
+    assert got.source == "history"
+    assert got.mb == pytest.approx(rule * 1.2)
+    # A wild measurement is bounded.
+    got = estimate_memory_mb({}, npixels=65536, nresultants=6, input_bytes=1, history=[(65536, 6, rule * 100)])
+    assert got.mb == pytest.approx(rule * memory.HISTORY_SCALE_LIMITS[1])
+
+
+def test_the_resource_model_wins_when_it_predicts(monkeypatch):
+    calls = []
+
+    def reservation_mb(meta, *, input_bytes):
+        calls.append((meta, input_bytes))
+        return None if meta.get("unknown") else 1234.0
+
+    monkeypatch.setitem(sys.modules, "calpipe.model", types.SimpleNamespace(reservation_mb=reservation_mb))
+    got = estimate_memory_mb({"instrument": "WFI"}, npixels=10, nresultants=6, input_bytes=99)
+    assert (got.mb, got.source) == (1234.0, "model")
+    assert calls == [({"instrument": "WFI"}, 99)]
+    fallback = estimate_memory_mb({"unknown": True}, npixels=10, nresultants=6, input_bytes=99)
+    assert fallback.source == "size-rule"
+
+
+def test_ladder_doubles_up_to_the_cap_then_stops():
+    rungs, current = [], 300.0
+    while (current := next_reservation(current, 2000.0)) is not None:
+        rungs.append(current)
+    assert rungs == [600.0, 1200.0, 2000.0]
+    assert next_reservation(500.0, None) == 1000.0

@@ -1,0 +1,228 @@
+"""calpipe batch run on two programs of dithered associations: failures, reruns, repairs,
+a killed worker, the memory ladder, and products identical to strun's."""
+
+import contextlib
+import io
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from calpipe import cli
+from calpipe import datamodels as dm
+from calpipe.batch.runner import STAGING, Options, run_batch
+from calpipe.batch.state import DB_NAME
+from calpipe.batch.tasks import KILL_HOOK, NEED_HOOK
+from calpipe.simulate import simulate_dithered
+
+BAD = "cp00002001001_0002_wfi01"
+TWEAK = "--steps.tweakreg.min_matches=5"  # 7-8 stars per 256x256 exposure of program 1
+
+
+def status_json(out):
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert cli.main(["batch", "status", str(out), "--json"]) == 0
+    return json.loads(buffer.getvalue())
+
+
+def snapshot(folder):
+    """Every file under ``folder`` (the state database aside) with its inode and modification time."""
+    return {str(p.relative_to(folder)): (p.stat().st_ino, p.stat().st_mtime_ns)
+            for p in Path(folder).rglob("*") if p.is_file() and not p.name.startswith("calpipe-batch.")}
+
+
+def by_name(report):
+    return {row["name"]: row for row in report["tasks"]}
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    """Programs 1 and 2, three 256x256 exposures each; one member of program 2 truncated.
+
+    Run 1 (2 workers): exits 1. Run 2 (the same, on ``--scheduler local``): exits 1, touches
+    nothing. Run 3 after the repair, with the repaired member's worker killed in its first
+    attempt and ``--ingest``: exits 0.
+    """
+    root = tmp_path_factory.mktemp("batch")
+    a, b, out = root / "a", root / "b", root / "out"
+    for folder, program, seed in ((a, 1, 1), (b, 2, 5)):
+        assert cli.main(["simulate", "--out", str(folder), "--size", "256", "--nexposures", "3",
+                         "--program", str(program), "--seed", str(seed)]) == 0
+    bad = b / f"{BAD}_uncal.asdf"
+    original = bad.read_bytes()
+    bad.write_bytes(original[: len(original) // 2])
+    args = ["batch", "run", str(a), str(b), "--output-dir", str(out), "--workers", "2",
+            "--ref-store", str(a / "refs"), TWEAK]
+    runs = {}
+    with pytest.MonkeyPatch.context() as mp:
+        runs["first"] = (cli.main(args), status_json(out), snapshot(out))
+        runs["again"] = (cli.main([*args, "--scheduler", "local"]), status_json(out), snapshot(out))
+        bad.write_bytes(original)
+        mp.setenv(KILL_HOOK, BAD)
+        training = root / "training.db"
+        runs["repaired"] = (cli.main([*args, "--ingest", str(training)]), status_json(out), snapshot(out))
+    return SimpleNamespace(root=root, a=a, b=b, out=out, runs=runs, training=training)
+
+
+def test_one_bad_member_fails_alone_and_the_rest_is_calibrated_and_aligned(scenario):
+    code, report, _ = scenario.runs["first"]
+    assert code == 1
+    rows = by_name(report)
+    assert rows[BAD]["state"] == "failed"
+    assert "not a readable ASDF file" in rows[BAD]["error"] and f"{BAD}_uncal.asdf" in rows[BAD]["error"]
+    assert "\n" not in rows[BAD]["error"]
+    others = [r for r in report["tasks"] if r["name"] != BAD]
+    assert len(others) == 7 and all(r["state"] == "done" for r in others)
+    assert report["totals"]["failed"] == 1
+    aligns = [r for r in report["tasks"] if r["kind"] == "align"]
+    assert len(aligns) == 2 and all(len(r["inputs"]) == (2 if "00002" in r["name"] else 3) for r in aligns)
+    files = scenario.runs["first"][2]
+    for program, n in (("cp00001001001", 3), ("cp00002001001", 2)):
+        cals = [f for f in files if f.startswith(program) and f.endswith("_cal.asdf")]
+        assert len(cals) == n and f"{BAD}_cal.asdf" not in cals
+    for path in scenario.out.glob("cp00001001001_*_cal.asdf"):  # program 1 is never rewritten
+        with dm.open(path) as cal:
+            assert cal.meta.cal_step.tweakreg == "COMPLETE"
+            assert cal.meta.resources.exposure_pipeline.peak_rss_mb > 0
+
+
+def test_the_same_command_again_redoes_nothing_that_succeeded(scenario):
+    code, report, files = scenario.runs["again"]
+    assert code == 1
+    assert files == scenario.runs["first"][2]  # not one product rewritten
+    rows, before = by_name(report), by_name(scenario.runs["first"][1])
+    assert rows[BAD]["state"] == "failed" and rows[BAD]["attempts"] == 1
+    for name, row in rows.items():
+        if name != BAD:
+            assert (row["state"], row["updated"], row["attempts"]) == (
+                "done", before[name]["updated"], before[name]["attempts"])
+
+
+def test_after_the_repair_the_rest_is_done_despite_a_killed_worker(scenario):
+    code, report, files = scenario.runs["repaired"]
+    assert code == 0
+    assert report["totals"] == {**report["totals"], "done": 8, "failed": 0, "tasks": 8}
+    repaired = by_name(report)[BAD]
+    # Every attempt is kept: the two failed runs, then the killed worker and the retry.
+    assert [a["outcome"] for a in repaired["attempt_log"]] == ["failed", "failed", "memory", "done"]
+    first, second = repaired["attempt_log"][2:]
+    assert "worker killed" in first["error"]
+    assert second["reservation_mb"] == pytest.approx(2 * first["reservation_mb"])
+    # No partial product anywhere; program 1 untouched; program 2 aligned again over 3 members.
+    assert not [f for f in files if f.endswith(".part")]
+    program1 = {f: v for f, v in scenario.runs["first"][2].items() if "cp00001001001" in f}
+    assert {f: files[f] for f in program1} == program1
+    align2 = next(r for r in report["tasks"] if r["kind"] == "align" and "00002" in r["name"])
+    assert len(align2["inputs"]) == 3
+    assert len(list(scenario.out.glob("cp00002001001_*_cal.asdf"))) == 3
+
+
+def test_finished_associations_are_ingested(scenario):
+    from calpipe.training.db import TrainingDB
+
+    with TrainingDB(str(scenario.training), create=False) as database:
+        counts = database.counts()
+    assert counts["exposures"] == 6
+    assert counts["training"] == 2  # both products matched with their measured cost
+
+
+def test_products_are_those_of_strun(scenario, tmp_path):
+    from calpipe.pipelines import ExposurePipeline
+
+    asn = next(scenario.a.glob("*_asn.json"))
+    ExposurePipeline.call(str(asn), output_dir=str(tmp_path), ref_store=str(scenario.a / "refs"),
+                          save_results=True, steps={"tweakreg": {"min_matches": 5}})
+    theirs = sorted(p.name for p in tmp_path.iterdir())
+    ours = sorted(p.name for p in scenario.out.glob("cp00001001001_*"))
+    assert theirs == ours and len(ours) == 12  # cal, cat, segm, wcs per member
+    y, x = np.mgrid[0:248:16, 0:248:16]
+    for name in theirs:
+        if not name.endswith("_cal.asdf"):
+            continue
+        with dm.open(tmp_path / name) as ref, dm.open(scenario.out / name) as got:
+            for array in ("data", "dq", "err", "var_poisson", "var_rnoise"):
+                np.testing.assert_array_equal(getattr(got, array), getattr(ref, array))
+            assert got.meta.cal_step.to_dict() == ref.meta.cal_step.to_dict()
+            assert got.meta.cal_step.tweakreg == "COMPLETE"
+            fit, ref_fit = got.meta.wcs_fit_results.to_dict(), ref.meta.wcs_fit_results.to_dict()
+            np.testing.assert_allclose(fit["relative"].get("shift", [0, 0]), ref_fit["relative"].get("shift", [0, 0]),
+                                       rtol=0, atol=1e-9)
+            np.testing.assert_allclose(got.meta.wcs(x, y), ref.meta.wcs(x, y), rtol=0, atol=1e-11)  # degrees
+            np.testing.assert_allclose(np.asarray(got.source_catalog["ra"]), np.asarray(ref.source_catalog["ra"]),
+                                       rtol=0, atol=1e-11)
+
+
+def test_the_memory_ladder_climbs_to_the_cap_and_records_every_attempt(tmp_path, monkeypatch):
+    sim = simulate_dithered(tmp_path / "sim", 2, size=128, seed=3)
+    roots = [e.root for e in sim.exposures]
+    # The first needs 700 MB: 401 -> 802 fits. The second needs more than the 1 GB cap.
+    monkeypatch.setenv(NEED_HOOK, f"{roots[0]}:700,{roots[1]}:5000")
+    out = tmp_path / "out"
+    options = Options(inputs=[str(sim.association)], output_dir=str(out), workers=1, memory_limit="1GiB",
+                      ref_store=str(sim.refs), processes=False)
+    with contextlib.redirect_stdout(io.StringIO()) as summary:
+        assert run_batch(options) == 1
+    rows = by_name(status_json(out))
+    fits, never = rows[roots[0]], rows[roots[1]]
+    assert [a["outcome"] for a in fits["attempt_log"]] == ["memory", "done"]
+    assert fits["attempt_log"][1]["reservation_mb"] == pytest.approx(2 * fits["attempt_log"][0]["reservation_mb"])
+    assert fits["reservation_source"] == "size-rule"
+    assert [a["outcome"] for a in never["attempt_log"]] == ["memory", "memory", "memory"]
+    assert [a["reservation_mb"] for a in never["attempt_log"]][-1] == pytest.approx(1024.0)
+    assert never["state"] == "failed" and never["error"].startswith("out of memory after 3 attempt(s)")
+    assert f"FAILED {roots[1]}: out of memory" in summary.getvalue()
+    # Alignment ran over the member that succeeded.
+    align = next(r for r in rows.values() if r["kind"] == "align")
+    assert align["state"] == "done" and len(align["inputs"]) == 1
+    assert (out / STAGING).is_dir() and (out / DB_NAME).is_file()
+
+
+def test_usage_errors_exit_2_without_creating_anything(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli.main(["batch", "run", str(tmp_path / "missing"), "--output-dir", str(out)]) == 2
+    assert "no such association file or folder" in capsys.readouterr().err
+    asn = tmp_path / "x_asn.json"
+    asn.write_text("{}")
+    assert cli.main(["batch", "run", str(asn), "--output-dir", str(out), "--ref-store", str(tmp_path),
+                     "--pipeline", "training_ingest"]) == 2
+    assert "not an exposure pipeline" in capsys.readouterr().err
+    assert cli.main(["batch", "run", str(asn), "--output-dir", str(out), "--ref-store", str(tmp_path),
+                     "--steps.tweakreg"]) == 2
+    assert "expected --steps.<step>.<param>=VALUE" in capsys.readouterr().err
+    assert cli.main(["batch", "status", str(out)]) == 2
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_against_a_scheduler_started_separately(scenario, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    dask = str(Path(sys.executable).with_name("dask"))
+    scheduler_file = tmp_path / "scheduler.json"
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                               "--scheduler-file", str(scheduler_file)], stderr=subprocess.DEVNULL)]
+    try:
+        while not scheduler_file.exists():
+            time.sleep(0.2)
+        address = json.loads(scheduler_file.read_text())["address"]
+        procs.append(subprocess.Popen([dask, "worker", address, "--nworkers", "2", "--nthreads", "1",
+                                       "--resources", "MEMORY=2000", "--no-dashboard"], stderr=subprocess.DEVNULL))
+        a = tmp_path / "a"
+        shutil.copytree(scenario.a, a)
+        out = tmp_path / "out"
+        args = ["batch", "run", str(a), "--output-dir", str(out), "--scheduler", address, TWEAK,
+                "--ref-store", str(a / "refs")]
+        assert cli.main(args) == 0
+        assert status_json(out)["totals"]["done"] == 4
+        files = snapshot(out)
+        assert cli.main(args) == 0 and snapshot(out) == files
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            proc.wait(30)
