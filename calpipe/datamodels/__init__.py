@@ -1,6 +1,7 @@
 """calpipe's data models: ASDF files with a schema per kind, opened with :func:`open`."""
 
 import os
+from collections.abc import Mapping
 
 import asdf
 
@@ -58,9 +59,10 @@ def model_type_of(path):
     if not os.path.exists(path):
         raise DataModelError(f"{path}: no such file")
     try:
-        with asdf.open(path, lazy_load=True, memmap=False) as af:
+        # A lazy tree converts only what is read: not the WCS a calibrated image carries.
+        with asdf.open(path, lazy_load=True, memmap=False, lazy_tree=True) as af:
             meta = af.tree.get("meta")
-            model_type = meta.get("model_type") if isinstance(meta, dict) else None
+            model_type = meta.get("model_type") if isinstance(meta, Mapping) else None
     except Exception as err:
         first = str(err).strip().splitlines()
         raise DataModelError(

@@ -208,15 +208,18 @@ class DataModel:
         return flat
 
     def save(self, path, dir_path=None, *args, **kwargs):
-        """Validate, write to a temporary name beside the target and rename into place."""
+        """Write to a temporary name beside the target, validated as it is serialized, and
+        rename into place."""
         if callable(path):
             path = path(self.meta.get("filename") or type(self).__name__.lower())
         path = os.fspath(path)
         if dir_path:
             path = os.path.join(dir_path, os.path.basename(path))
         self._tree["meta"]["filename"] = os.path.basename(path)
-        self.validate(path)
-        write_tree(path, self._tree)
+        try:
+            write_tree(path, self._tree, self.schema_uri(), check=lambda: self._check(path))
+        except ValidationError as err:
+            raise DataModelError(_describe(err, path)) from None
         return path
 
     def load_arrays(self):
@@ -254,12 +257,20 @@ class DataModel:
         return None if data is None else data.shape
 
 
-def write_tree(path, tree):
-    """Write an ASDF tree atomically: a crash never leaves a half-written file at ``path``."""
+def write_tree(path, tree, schema_uri=None, check=None):
+    """Write an ASDF tree atomically: a crash never leaves a half-written file at ``path``.
+
+    asdf validates the tree as it serializes it, against ``schema_uri`` too when given: a tree
+    that does not conform raises ``asdf.exceptions.ValidationError`` and nothing is written.
+    ``check`` (no arguments) runs once the tree has passed, before the file is put in place;
+    whatever it raises leaves nothing written either.
+    """
     path = os.fspath(path)
     tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.part")
     try:
-        asdf.AsdfFile(tree).write_to(tmp)
+        asdf.AsdfFile(tree, custom_schema=schema_uri).write_to(tmp)
+        if check is not None:
+            check()
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -284,8 +295,11 @@ def _open_asdf(path, schema_uri):
     if not os.path.exists(path):
         raise DataModelError(f"{path}: no such file")
     try:
-        af = asdf.open(path, lazy_load=True, memmap=True, custom_schema=schema_uri)
-        af.validate()  # opening alone does not check array dtypes and shapes
+        # Validating the tree as read (before its tagged objects are converted) is one pass;
+        # validating the opened file would convert them back first.
+        with asdf.config_context() as config:
+            config.validate_on_read = True
+            af = asdf.open(path, lazy_load=True, memmap=True, custom_schema=schema_uri)
     except ValidationError as err:
         raise DataModelError(_describe(err, path)) from None
     except Exception as err:  # asdf raises many kinds for a damaged file
