@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+from calpipe import compile_notice
 from calpipe.errors import CalpipeError
 
 
@@ -83,6 +84,7 @@ def _progress(message):
 def run_simulate(args):
     from calpipe.simulate import simulate, simulate_dithered
 
+    compile_notice.install(sys.stdout)
     t0 = time.perf_counter()
     options = dict(size=args.size, nresultants=args.nresultants, seed=args.seed,
                    fully_saturated=args.fully_saturated, progress=_progress)
@@ -153,6 +155,7 @@ def run_demo(args):
     from calpipe.simulate import simulate
     from calpipe.truth import compare, compare_catalog
 
+    compile_notice.install(sys.stdout)
     work = Path(args.workdir)
     print(f"1. Simulating a {args.size}x{args.size} exposure with {args.nresultants} resultants in {work}/")
     sim = simulate(work, size=args.size, nresultants=args.nresultants, seed=args.seed, progress=_progress)

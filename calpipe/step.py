@@ -11,7 +11,7 @@ import sys
 
 from stpipe import Pipeline, Step
 
-from calpipe import _dashed_options, datamodels
+from calpipe import _dashed_options, compile_notice, datamodels
 from calpipe.datamodels import DataModel, DataModelError
 from calpipe.errors import CalpipeError
 from calpipe.references import find_store
@@ -45,6 +45,8 @@ class CalStep(Step):
             cls.process = _recorded(cls.process)
 
     def run(self, *args):
+        if self.parent is None and _dashed_options.from_command_line():
+            compile_notice.install()
         try:
             return super().run(*args)
         except CalpipeError as err:
