@@ -6,6 +6,7 @@ used (``meta.ref_file``) and what it cost (``meta.resources`` and a ``meta.cal_l
 """
 
 import functools
+import gc
 import logging
 import sys
 
@@ -45,16 +46,23 @@ class CalStep(Step):
             cls.process = _recorded(cls.process)
 
     def run(self, *args):
-        if self.parent is None and _dashed_options.from_command_line():
+        command_line = self.parent is None and _dashed_options.from_command_line()
+        if command_line:
             compile_notice.install()
+            # stpipe collects garbage before every step: with the libraries' objects frozen out
+            # of the collector, each collection scans only what the run itself made.
+            gc.freeze()
         try:
             return super().run(*args)
         except CalpipeError as err:
             # A user's mistake on the command line: one line and an exit status, no traceback.
-            if self.parent is None and _dashed_options.from_command_line():
+            if command_line:
                 print(f"{self.class_alias}: error: {err}", file=sys.stderr)
                 raise SystemExit(err.exit_status) from None
             raise
+        finally:
+            if command_line:
+                gc.unfreeze()
 
     # -- models ------------------------------------------------------------------------
     @classmethod
