@@ -284,9 +284,11 @@ def _materialize(tree, writable=False):
         return {k: _materialize(v, writable) for k, v in tree.items()}
     if isinstance(tree, list):
         return [_materialize(v, writable) for v in tree]
-    if hasattr(tree, "__array__") and not isinstance(tree, np.generic):
+    if hasattr(tree, "_make_array") or isinstance(tree, np.ndarray):  # a lazy ASDF array or a mapped one
         if not isinstance(tree, np.ndarray) or (writable and not tree.flags.writeable):
             return np.array(tree)
+    elif hasattr(tree, "colnames") and hasattr(tree, "copy"):  # a table read from the file: its own copy
+        return tree.copy(copy_data=True)
     return tree
 
 
