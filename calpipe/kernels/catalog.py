@@ -23,6 +23,7 @@ import warnings
 
 import numpy as np
 from astropy.table import Table
+from numba import njit
 from scipy import ndimage
 
 FLAG_EDGE = 1
@@ -37,20 +38,102 @@ KRON_MEASUREMENT_RADIUS = 6.0  # the Kron radius is measured within 6 second-mom
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 
 
-def background(data, mask, box_size=64, filter_size=3):
-    """Mesh background and its rms, each the image's shape (float32).
+def background(data, mask, box_size=64, filter_size=3, nsigma=3.0, maxiters=10, exclude_fraction=0.5):
+    """Mesh background and its rms, each the image's shape (float32); photutils' method.
 
-    Per ``box_size`` box, values are clipped at 3 sigma around the median until stable; the
-    background is the mode estimate 2.5 median - 1.5 mean (the median where the box is
-    crowded), the rms the clipped standard deviation; both meshes are median-filtered over
-    ``filter_size`` boxes and interpolated by bicubic splines (Source Extractor's method,
-    through sep). ``data`` must hold finite values; masked pixels are left out.
+    The image is cut into ``box_size`` boxes (the last ones padded as masked). In each box the
+    unmasked values are sigma-clipped about their median (``nsigma``, at most ``maxiters``
+    passes, as astropy's ``sigma_clip``); the background is the median of what is kept and the
+    rms its standard deviation. Boxes more than ``exclude_fraction`` masked count as missing.
+    Both meshes are median-filtered over ``filter_size`` boxes (missing boxes take the
+    median of their neighbours) and interpolated bilinearly between box centres.
     """
-    import sep
+    ny, nx = data.shape
+    box = int(max(4, min(box_size, ny, nx)))
+    my, mx = -(-ny // box), -(-nx // box)
+    padded = np.full((my * box, mx * box), np.nan, np.float32)
+    padded[:ny, :nx] = np.where(mask, np.nan, data)
+    boxes = np.sort(padded.reshape(my, box, mx, box).transpose(0, 2, 1, 3).reshape(my * mx, box * box), axis=1)
+    level, rms, valid = (np.empty(my * mx), np.empty(my * mx), np.empty(my * mx, np.int64))
+    _clipped_stats(boxes, float(nsigma), int(maxiters), level, rms, valid)
+    level, rms, valid = level.reshape(my, mx), rms.reshape(my, mx), valid.reshape(my, mx)
+    missing = valid < (1.0 - exclude_fraction) * box * box
+    level[missing] = rms[missing] = np.nan
+    return tuple(_resize(_median_filter(mesh, filter_size), ny, nx) for mesh in (level, rms))
 
-    box = int(max(4, min(box_size, data.shape[0], data.shape[1])))
-    mesh = sep.Background(data, mask=mask, bw=box, bh=box, fw=filter_size, fh=filter_size)
-    return mesh.back(dtype=np.float32), mesh.rms(dtype=np.float32)
+
+@njit(cache=True)
+def _clipped_stats(rows, nsigma, maxiters, level, rms, valid):
+    """Sigma-clipped median and standard deviation of each row of ``rows``, sorted with its
+    missing values (NaN) last: astropy's ``sigma_clip`` about the median, then the median and
+    standard deviation of what it keeps."""
+    for r in range(rows.shape[0]):
+        values = rows[r]
+        n = 0
+        while n < values.size and not np.isnan(values[n]):
+            n += 1
+        valid[r] = n
+        if n == 0:
+            level[r] = rms[r] = np.nan
+            continue
+        lo, hi = 0, n
+        median, std = _median_std(values, lo, hi)
+        for _ in range(maxiters):
+            new_lo = np.searchsorted(values[:n], median - nsigma * std, side="left")
+            new_hi = np.searchsorted(values[:n], median + nsigma * std, side="right")
+            if (new_lo == lo and new_hi == hi) or new_hi <= new_lo:
+                break
+            lo, hi = new_lo, new_hi
+            median, std = _median_std(values, lo, hi)
+        level[r], rms[r] = median, std
+
+
+@njit(cache=True)
+def _median_std(values, lo, hi):
+    """Median and standard deviation of the sorted ``values[lo:hi]`` (float64 sums)."""
+    n = hi - lo
+    median = 0.5 * (np.float64(values[lo + (n - 1) // 2]) + np.float64(values[lo + n // 2]))
+    total = 0.0
+    for k in range(lo, hi):
+        total += values[k]
+    mean = total / n
+    spread = 0.0
+    for k in range(lo, hi):
+        spread += (values[k] - mean) ** 2
+    return median, np.sqrt(spread / n)
+
+
+def _median_filter(mesh, size):
+    """Median of each mesh value's ``size`` x ``size`` neighbourhood, ignoring missing (NaN)
+    values; what is still missing takes the median of the whole mesh."""
+    half = size // 2
+    padded = np.pad(mesh, half, constant_values=np.nan)
+    my, mx = mesh.shape
+    stack = [padded[dy : dy + my, dx : dx + mx] for dy in range(size) for dx in range(size)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-missing neighbourhoods
+        out = np.nanmedian(stack, axis=0)
+    if np.isnan(out).any():
+        out[np.isnan(out)] = np.nanmedian(mesh) if np.isfinite(mesh).any() else 0.0
+    return out
+
+
+def _resize(mesh, ny, nx):
+    """Bilinear interpolation of a mesh (one value per box, at the box centre) to ny x nx."""
+    return (_linear_weights(ny, mesh.shape[0]) @ mesh.astype(np.float32) @ _linear_weights(nx, mesh.shape[1]).T)
+
+
+def _linear_weights(n, nmesh):
+    """(n, nmesh) matrix interpolating linearly between box centres, constant beyond them."""
+    box = -(-n // nmesh)
+    u = np.clip((np.arange(n) + 0.5) / box - 0.5, 0, nmesh - 1)
+    first = np.minimum(np.floor(u).astype(int), nmesh - 2) if nmesh > 1 else np.zeros(n, int)
+    frac = u - first
+    weights = np.zeros((n, nmesh), np.float32)
+    weights[np.arange(n), first] = 1 - frac
+    if nmesh > 1:
+        weights[np.arange(n), first + 1] += frac
+    return weights
 
 
 def detection_kernel(fwhm):
