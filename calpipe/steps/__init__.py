@@ -4,7 +4,7 @@ Each class is imported on first use, so that running one pipeline loads only its
 (the training steps' database libraries stay out of a calibration run).
 """
 
-import importlib
+from calpipe import _lazy
 
 _MODULES = {
     "AssignWcsStep": "assign_wcs",
@@ -24,12 +24,4 @@ _MODULES = {
 
 __all__ = sorted(_MODULES)
 
-
-def __getattr__(name):
-    if name not in _MODULES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = _lazy.exports(__name__, _MODULES)
