@@ -304,10 +304,11 @@ def source_catalog(
 
     # Windowed centroid (Source Extractor's XWIN): a Gaussian window whose FWHM is twice the
     # half-light radius (within the Kron aperture, of the Kron flux; at least 0.5 pixel).
+    # As photutils: the radius from finely sampled circles, the window cut at pixel centres.
     half_light, _ = sep.flux_radius(subtracted, x, y, np.where(good_kron, kron_scale * kron_radius * a, 1.0), 0.5,
-                                    normflux=np.where(good_kron & (kron_flux > 0), kron_flux, 1.0), subpix=5, **near)
+                                    normflux=np.where(good_kron & (kron_flux > 0), kron_flux, 1.0), subpix=16, **near)
     half_light = np.maximum(half_light, 0.5)
-    xwin, ywin, _ = sep.winpos(subtracted, x, y, 2.0 * half_light * FWHM_TO_SIGMA, mask=mask)
+    xwin, ywin, _ = sep.winpos(subtracted, x, y, 2.0 * half_light * FWHM_TO_SIGMA, mask=mask, subpix=1)
     # Back to the plain centroid where the window failed or left the 1-sigma ellipse.
     dx, dy = xwin - x, ywin - y
     reset = ~np.isfinite(xwin) | ~np.isfinite(ywin) | ~good_kron | (kron_flux <= 0)
