@@ -1,11 +1,13 @@
-"""Source detection and measurement on a count-rate image (sep, the C library of Source Extractor).
+"""Source detection and measurement on a count-rate image.
 
 The image is background-subtracted with a sigma-clipped 2-D mesh, convolved with a Gaussian
 kernel for detection, segmented above ``snr_threshold`` times the background rms with a
 minimum area (optionally deblended), and each segment is measured: centroids (plain and
 windowed), sky position (from the windowed centroid through a gwcs), segment, circular
 aperture and Kron fluxes with errors from the error array, shape, and flags. The definitions
-are photutils' (``SourceCatalog``); the loops over sources run in sep's C code.
+are photutils' (``Background2D``, ``SourceCatalog``); the loops over pixels and sources run
+compiled: the background mesh in Numba, segmentation and measurement in sep (the C library
+of Source Extractor).
 
 Units: positions in science pixels (0-based, pixel centres at integers), fluxes in the
 image's units (DN/s). When the photometric conversion is known (``conversion_megajanskys``
