@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from calpipe import compile_notice
-from calpipe.errors import CalpipeError
+from calpipe.errors import EXIT_STATUS, CalpipeError, describe_os_error
 
 
 def main(argv=None):
@@ -16,13 +16,17 @@ def main(argv=None):
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
+    command = getattr(args, "command", "calpipe")
     try:
         return args.func(args) or 0
-    except (CalpipeError, OSError, ValueError, LookupError) as err:
-        print(f"calpipe: error: {err}", file=sys.stderr)
-        return 2
+    except OSError as err:
+        print(f"{command}: error: {describe_os_error(err)}", file=sys.stderr)
+        return EXIT_STATUS
+    except (CalpipeError, ValueError, LookupError) as err:
+        print(f"{command}: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return EXIT_STATUS
     except KeyboardInterrupt:
-        print("calpipe: interrupted", file=sys.stderr)
+        print(f"{command}: interrupted", file=sys.stderr)
         return 130
 
 
@@ -46,6 +50,9 @@ def build_parser():
                      help="exposures of one field in a dither pattern, with their association file "
                           "(default: %(default)s)")
     sim.add_argument("--fully-saturated", action="store_true", help="saturate every resultant of every pixel")
+    sim.add_argument("--format", choices=["calpipe", "roman"], default="calpipe",
+                     help="file format of the exposure and references: calpipe's, or the Roman mission's "
+                          "(needs calpipe[roman]) (default: %(default)s)")
     sim.set_defaults(func=run_simulate)
 
     refs = commands.add_parser("refs", help="manage and query a reference store")
@@ -62,10 +69,24 @@ def build_parser():
     ref_add = ref_commands.add_parser("add", help="copy reference files into the store and index them")
     ref_add.add_argument("files", nargs="+")
     ref_add.set_defaults(func=run_refs_add)
+    ref_import = ref_commands.add_parser(
+        "import", help="index every reference file under a folder (e.g. a mission reference cache) in place")
+    ref_import.add_argument("folder")
+    ref_import.set_defaults(func=run_refs_import)
 
     for register in _registered_commands():
         register(commands)
+    _name_commands(parser)
     return parser
+
+
+def _name_commands(parser):
+    """Each subcommand knows its full name (``calpipe db status``), for its error lines."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                sub.set_defaults(command=sub.prog)
+                _name_commands(sub)
 
 
 def _registered_commands():
@@ -88,7 +109,14 @@ def run_simulate(args):
     t0 = time.perf_counter()
     options = dict(size=args.size, nresultants=args.nresultants, seed=args.seed,
                    fully_saturated=args.fully_saturated, progress=_progress)
-    if args.nexposures != 1:
+    if args.format == "roman":
+        if args.nexposures != 1:
+            raise CalpipeError("simulate: --format roman writes one exposure (--nexposures 1)")
+        from calpipe.simulate.roman_files import simulate_roman
+
+        result = simulate_roman(Path(args.out), **options)
+        exposures = [result]
+    elif args.nexposures != 1:
         result = simulate_dithered(Path(args.out), args.nexposures, **options)
         exposures = result.exposures
     else:
@@ -135,15 +163,31 @@ def run_refs_best(args):
     return 0
 
 
-def run_refs_add(args):
+def _store_to_write(args, action):
     from calpipe.references import RefStore
 
     path = args.store or os.environ.get("CALPIPE_REFS")
     if not path:
-        raise CalpipeError("refs add needs --store or CALPIPE_REFS")
-    for entry in RefStore(path).add(args.files):
+        raise CalpipeError(f"refs {action} needs --store or CALPIPE_REFS")
+    return RefStore(path)
+
+
+def run_refs_add(args):
+    for entry in _store_to_write(args, "add").add(args.files):
         print(f"added {entry['reftype']:<11} {entry['path']}")
     return 0
+
+
+def run_refs_import(args):
+    def report(path, message):
+        print(f"calpipe refs import: {message}", file=sys.stderr)
+
+    store = _store_to_write(args, "import")
+    added, failed = store.import_tree(args.folder, report)
+    for entry in added:
+        print(f"indexed {entry['reftype']:<11} {entry['detector']:<6} {entry['useafter']}  {entry['path']}")
+    print(f"{len(added)} reference files indexed in {store.path}" + (f", {failed} unreadable" if failed else ""))
+    return 1 if failed else 0
 
 
 # -- demo -----------------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 import sys
 from pathlib import Path
 
-from .asn import AsnError
-from .pool import PoolError, load_pool, write_associations
+from .naming import naming_problem
+from .pool import load_pool, write_associations
 
 
 def register(subparsers):
@@ -24,18 +24,20 @@ def register(subparsers):
 
 
 def from_pool(args):
-    try:
-        if len(args.pool) == 1:
-            exposures = load_pool(args.pool[0])
-            pool_name = Path(args.pool[0]).resolve().name
-        else:
-            exposures = load_pool(args.pool)
-            pool_name = "files"
-        paths = write_associations(exposures, args.out, pool_name)
-    except (PoolError, AsnError) as exc:
-        print(f"calpipe asn from-pool: {exc}", file=sys.stderr)
-        return 2
+    """Write the associations; an unreadable or unnameable exposure is reported and left out."""
+    errors, locations = [], {}
+    if len(args.pool) == 1:
+        exposures = load_pool(args.pool[0], errors, locations)
+        pool_name = Path(args.pool[0]).resolve().name
+    else:
+        exposures = load_pool(args.pool, errors, locations)
+        pool_name = "files"
+    errors += [f"{e['expname']}: cannot name its product ({problem}); left out"
+               for e in exposures if (problem := naming_problem(e))]
+    paths = write_associations(exposures, args.out, pool_name, locations)
+    for message in errors:
+        print(f"{args.command}: error: {message}", file=sys.stderr)
     for path in paths:
         print(path)
     print(f"{len(paths)} association(s) from {len(exposures)} exposure(s)", file=sys.stderr)
-    return 0
+    return 1 if errors else 0

@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from calpipe.errors import CalpipeError
+
 from . import naming
 from .asn import AsnError, make_asn, write_asn
 
@@ -41,7 +43,7 @@ JWST_PRIMARY = (
 JWST_SCI = ("RA_REF", "DEC_REF", "CRVAL1", "CRVAL2")
 
 
-class PoolError(ValueError):
+class PoolError(CalpipeError, ValueError):
     """A pool or exposure that cannot be read; the message is one line."""
 
 
@@ -165,17 +167,41 @@ def read_pool_table(path):
     return [normalise({k.strip(): v for k, v in row.items() if k}) for row in rows]
 
 
-def load_pool(source):
-    """A pool from a table file, a folder of exposures, or a list of exposure files."""
+def load_pool(source, errors=None, locations=None):
+    """A pool from a table file, a folder of exposures, or a list of exposure files.
+
+    With a list ``errors``, an exposure file that cannot be read is left out and its one-line
+    message appended there (otherwise :class:`PoolError` is raised). With a dict
+    ``locations``, the path of each exposure is recorded there by name: a table's FILENAME is
+    taken relative to the table's folder.
+    """
+    locations = {} if locations is None else locations
     if isinstance(source, (str, os.PathLike)):
         source = Path(source)
         if source.is_dir():
             files = sorted(p for p in source.iterdir() if p.name.endswith(("_uncal.asdf", "_uncal.fits")))
-            return [read_exposure(p) for p in files]
+            return _read_files(files, errors, locations)
         if source.suffix.lower() in (".asdf", ".fits"):
-            return [read_exposure(source)]
-        return read_pool_table(source)
-    return [read_exposure(p) for p in source]
+            return _read_files([source], errors, locations)
+        records = read_pool_table(source)
+        locations.update((r["expname"], source.parent / r["expname"]) for r in records)
+        return records
+    return _read_files(source, errors, locations)
+
+
+def _read_files(paths, errors, locations):
+    records = []
+    for path in paths:
+        try:
+            rec = read_exposure(path)
+        except PoolError as exc:
+            if errors is None:
+                raise
+            errors.append(str(exc))
+            continue
+        locations[rec["expname"]] = Path(path)
+        records.append(rec)
+    return records
 
 
 def digest(names, length=16):
@@ -190,6 +216,8 @@ class Product:
     category: str  # image, spec or tac
     members: list = field(default_factory=list)  # [(expname, exptype)], sorted
     exposures: list = field(default_factory=list)  # normalised records, same order
+    rule: str = ""  # the Level-3 rule that makes it (naming.rules_of)
+    target: str = ""  # its target's label (naming.target_labels)
 
     @property
     def product_id(self):
@@ -199,37 +227,57 @@ class Product:
     def asn_type(self):
         return naming.ASN_TYPE[self.category]
 
+    @property
+    def match_key(self):
+        """The name without its target part: what a cost is matched on before the target."""
+        return naming.parse_product_name(self.name)["match_key"]
 
-def group_products(exposures):
+
+def numbered_exposures(exposures):
+    """The exposures whose targets need a number: those that are science of some product."""
+    return [e for e in exposures if not naming.naming_problem(e)
+            and any(naming.member_exptype(e, rule) == "science" for rule in naming.rules_of(e))]
+
+
+def group_products(exposures, labels=None, numbers=None):
     """Group normalised exposures into the Level-3 products they make, sorted by name.
 
-    Science exposures are grouped by observatory, program, observation, target, instrument
-    and optical path; background and imprint exposures join every science product of the
-    same program, instrument and optical path. Exposures that make no product (calibration,
-    acquisition, background with no science) are left out. The result depends only on the
-    set of exposures, not on their order.
+    Science exposures are grouped by observatory, program, observation, target, instrument,
+    rule and optical path; background and imprint exposures join every science product of the
+    same program, instrument, rule and optical path (under an imaging rule a background
+    target is science of its own product). Exposures that make no product (calibration,
+    acquisition, background with no science) or cannot be named
+    (:func:`naming.naming_problem`) are left out.
+
+    ``labels`` (``{expname: label}``) and ``numbers`` (``{(observatory, program, label): n}``)
+    give the targets; by default they are worked out from the exposures alone
+    (:func:`naming.target_labels`, :func:`naming.target_numbers`). The result depends only on
+    the set of exposures, not on their order.
     """
-    exposures = sorted(exposures, key=lambda e: e["expname"])
-    # Only science exposures that make products number the targets.
-    numbers = naming.target_numbers(
-        e for e in exposures if naming.rule_of(e) and naming.member_exptype(e) == "science"
-    )
-    science, extras = {}, []
+    rules = {e["expname"]: naming.rules_of(e) for e in exposures}
+    exposures = sorted((e for e in exposures if rules[e["expname"]] and not naming.naming_problem(e)),
+                       key=lambda e: e["expname"])
+    if labels is None:
+        labels = naming.target_labels(exposures)
+    science, extras, numbered = {}, [], set()
     for e in exposures:
-        rule = naming.rule_of(e)
-        if rule is None:
-            continue
-        path_key = (e["observatory"], e["program"], e["instrume"], rule, naming.optical_path(e, rule))
-        if naming.member_exptype(e) != "science":
-            extras.append((path_key, e))
-            continue
-        number = numbers[(e["observatory"], e["program"], naming.target_label(e))]
-        key = (path_key, e["observtn"], number)
-        science.setdefault(key, []).append(e)
+        for rule in rules[e["expname"]]:
+            for elem in naming.optical_paths(e, rule):
+                path_key = (e["observatory"], e["program"], e["instrume"], rule, elem)
+                if naming.member_exptype(e, rule) != "science":
+                    extras.append((path_key, e))
+                    continue
+                key = (path_key, e["observtn"], labels[e["expname"]])
+                science.setdefault(key, []).append(e)
+                numbered.add((e["observatory"], e["program"], labels[e["expname"]]))
+    if numbers is None:
+        # Only exposures that are science of a product number the targets.
+        numbers = naming.target_numbers(numbered)
     products, by_path = {}, {}
-    for (path_key, _, number), group in science.items():
-        name = naming.product_name(group, number)
-        prod = products.setdefault(name, Product(name, naming.category_of(group[0])))
+    for (path_key, _, label), group in science.items():
+        observatory, program, _, rule, elem = path_key
+        name = naming.product_name(group[0], rule, elem, numbers[(observatory, program, label)])
+        prod = products.setdefault(name, Product(name, naming.category_of(group[0], rule), rule=rule, target=label))
         prod.exposures.extend(group)
         by_path.setdefault(path_key, set()).add(name)
     for path_key, e in extras:
@@ -239,21 +287,28 @@ def group_products(exposures):
     for name in sorted(products):
         prod = products[name]
         prod.exposures.sort(key=lambda x: x["expname"])
-        prod.members = [(x["expname"], naming.member_exptype(x)) for x in prod.exposures]
+        prod.members = [(x["expname"], naming.member_exptype(x, prod.rule)) for x in prod.exposures]
         result.append(prod)
     return result
 
 
-def associations_from_pool(exposures, pool_name="none"):
-    """One association dict per product: ``[(asn_id, asn), ...]`` sorted by product name."""
+def associations_from_pool(exposures, pool_name="none", locations=None, out_dir="."):
+    """One association dict per product: ``[(asn_id, asn), ...]`` sorted by product name.
+
+    Members are written by name, or, for the exposures in ``locations`` (``{expname: path}``),
+    as paths relative to ``out_dir``, the folder the association will be written to.
+    """
+    locations = locations or {}
+    out_dir = Path(out_dir).resolve()
     out = []
     for prod in group_products(exposures):
         first = prod.exposures[0]
         prefix = "cp" if first["observatory"] == "calpipe" else "jw"
-        asn_id = f"{prefix}{first['program']:05d}-a{prod.product_id[:8]}"
+        asn_id = f"{prefix}{first['program']:05d}-a{digest([prod.name])[:8]}"
         target = prod.name.split("_")[1]
+        members = [{"expname": _member_path(n, locations, out_dir), "exptype": t} for n, t in prod.members]
         asn = make_asn(
-            [{"name": prod.name, "members": [{"expname": n, "exptype": t} for n, t in prod.members]}],
+            [{"name": prod.name, "members": members}],
             asn_id=asn_id, program=first["program"], target=target,
             asn_type=prod.asn_type, asn_rule=f"calpipe_{prod.category}", pool=pool_name,
         )
@@ -261,17 +316,26 @@ def associations_from_pool(exposures, pool_name="none"):
     return out
 
 
-def write_associations(exposures, out_dir, pool_name="none"):
-    """Write ``{asn_id}_asn.json`` per product into ``out_dir``; return the paths written."""
+def _member_path(expname, locations, out_dir):
+    if expname not in locations:
+        return expname
+    return Path(os.path.relpath(Path(locations[expname]).resolve(), out_dir)).as_posix()
+
+
+def write_associations(exposures, out_dir, pool_name="none", locations=None):
+    """Write ``{asn_id}_asn.json`` per product into ``out_dir``; return the paths written.
+
+    See :func:`associations_from_pool` for ``locations``.
+    """
     out_dir = Path(out_dir)
     paths = []
-    for asn_id, asn in associations_from_pool(exposures, pool_name):
+    for asn_id, asn in associations_from_pool(exposures, pool_name, locations, out_dir):
         paths.append(write_asn(asn, out_dir / f"{asn_id}_asn.json"))
     return paths
 
 
 __all__ = [
     "AsnError", "FIELD_TYPES", "PoolError", "Product", "associations_from_pool", "digest",
-    "group_products", "load_pool", "normalise", "read_calpipe_exposure", "read_exposure",
+    "group_products", "load_pool", "numbered_exposures", "normalise", "read_calpipe_exposure", "read_exposure",
     "read_jwst_exposure", "read_pool_table", "write_associations",
 ]

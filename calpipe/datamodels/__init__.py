@@ -1,12 +1,16 @@
 """calpipe's data models: ASDF files with a schema per kind, opened with :func:`open`."""
 
 import os
+import warnings
 from collections.abc import Mapping
 
 import asdf
 
-from . import dqflags
+from calpipe import dqflags
+
+from . import roman
 from .core import DataModel, DataModelError, Node, write_tree
+from .products import side_product_meta
 from .models import (
     MODELS,
     REFERENCE_MODELS,
@@ -29,6 +33,7 @@ from .models import (
 __all__ = [
     "MODELS",
     "REFERENCE_MODELS",
+    "ROMAN",
     "DataModel",
     "DataModelError",
     "DarkRefModel",
@@ -49,20 +54,29 @@ __all__ = [
     "dqflags",
     "model_type_of",
     "open",
+    "side_product_meta",
     "write_tree",
 ]
 
 
+ROMAN = "roman"  # what model_type_of says of a Roman mission file
+
+
 def model_type_of(path):
-    """The ``meta.model_type`` recorded in an ASDF file, without reading its arrays."""
+    """The ``meta.model_type`` recorded in an ASDF file, without reading its arrays
+    (:data:`ROMAN` for a file of the Roman mission's own formats)."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise DataModelError(f"{path}: no such file")
     try:
-        # A lazy tree converts only what is read: not the WCS a calibrated image carries.
-        with asdf.open(path, lazy_load=True, memmap=False, lazy_tree=True) as af:
-            meta = af.tree.get("meta")
-            model_type = meta.get("model_type") if isinstance(meta, Mapping) else None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a Roman file's tags are unknown without roman_datamodels
+            # A lazy tree converts only what is read: not the WCS a calibrated image carries.
+            with asdf.open(path, lazy_load=True, memmap=False, lazy_tree=True) as af:
+                if roman.is_roman_tree(af.tree):
+                    return ROMAN
+                meta = af.tree.get("meta")
+                model_type = meta.get("model_type") if isinstance(meta, Mapping) else None
     except Exception as err:
         first = str(err).strip().splitlines()
         raise DataModelError(
@@ -91,4 +105,7 @@ def open(init, **kwargs):  # noqa: A001 - the conventional name for a datamodels
         from .association import ModelLibrary
 
         return ModelLibrary(path, **kwargs)
-    return MODELS[model_type_of(path)](path)
+    model_type = model_type_of(path)
+    if model_type == ROMAN:
+        return roman.open_roman(path)
+    return MODELS[model_type](path)

@@ -3,7 +3,7 @@
 import numpy as np
 from numba import njit, prange
 
-from calpipe.datamodels import dqflags
+from calpipe import dqflags
 
 _SATURATED = np.uint8(dqflags.SATURATED)
 _NO_LIN_CORR = np.uint32(dqflags.NO_LIN_CORR)

@@ -151,6 +151,9 @@ def correct_refpix(resultants, border=4, nchannels=32, smooth=11):
     border : width in pixels of the reference border on every side.
     nchannels : amplifier channels, each ``N // nchannels`` columns wide.
     smooth : rows in the window used to smooth the left/right reference columns.
+
+    Returns the subtracted bias as :func:`refpix_offsets` gives it: ``(channel, row)``.
     """
     channel, row = refpix_offsets(resultants, border, nchannels, smooth)
     _subtract(resultants, channel, row)
+    return channel, row

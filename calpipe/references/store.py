@@ -13,6 +13,7 @@ from pathlib import Path
 
 from astropy.time import Time
 
+from calpipe.atomic import atomic_path
 from calpipe.errors import CalpipeError
 
 INDEX_NAME = "index.json"
@@ -22,6 +23,37 @@ WILDCARDS = {"", "ANY", "N/A", "ALL"}
 
 class MissingReferenceError(CalpipeError, LookupError):
     """No reference file fits; the message names the type, the exposure and the store."""
+
+
+class NotAReference(MissingReferenceError):
+    """A readable file that is not a reference file."""
+
+
+def describe(source):
+    """The index entry of a reference file (calpipe's or the Roman mission's), from its metadata."""
+    from calpipe import datamodels
+    from calpipe.datamodels import roman
+
+    if datamodels.model_type_of(source) == datamodels.ROMAN:
+        meta = roman.reference_meta(source)
+        if meta is None:
+            raise NotAReference(f"{source}: a Roman file but not a reference file")
+    else:
+        with datamodels.open(source) as model:
+            if getattr(type(model), "reftype", None) is None:
+                raise NotAReference(f"{source}: not a reference file ({type(model).__name__})")
+            meta = model.meta.to_dict()
+    instrument = meta["instrument"]
+    return {
+        "path": str(source),
+        "reftype": meta["reftype"],
+        "model_type": meta["model_type"],
+        "instrument": instrument["name"].upper(),
+        "detector": instrument["detector"].upper(),
+        "optical_element": (instrument.get("optical_element") or "").upper(),
+        "useafter": Time(meta["useafter"]).isot,
+        "description": meta.get("description", ""),
+    }
 
 
 class RefStore:
@@ -37,46 +69,70 @@ class RefStore:
         if not self.index_path.exists():
             return []
         try:
-            return json.loads(self.index_path.read_text())["files"]
-        except (ValueError, KeyError) as err:
+            entries = json.loads(self.index_path.read_text())["files"]
+        except (ValueError, KeyError, TypeError) as err:
             raise MissingReferenceError(f"{self.index_path}: unreadable store index ({err})") from None
+        if not isinstance(entries, list):
+            raise MissingReferenceError(f"{self.index_path}: 'files' is not a list of entries")
+        for i, entry in enumerate(entries):
+            problem = _entry_problem(entry)
+            if problem:
+                raise MissingReferenceError(f"{self.index_path}: files[{i}] {problem}")
+        return entries
 
     def _write_index(self, entries):
         entries = sorted(entries, key=lambda e: (e["reftype"], e["useafter"], e["path"]))
-        tmp = self.index_path.with_suffix(".part")
-        tmp.write_text(json.dumps({"version": 1, "files": entries}, indent=1) + "\n")
-        os.replace(tmp, self.index_path)
+        with atomic_path(self.index_path) as tmp:
+            tmp.write_text(json.dumps({"version": 1, "files": entries}, indent=1) + "\n")
 
     def add(self, paths):
         """Register reference files, copying in those that live outside the store."""
-        from calpipe import datamodels
-
         self.path.mkdir(parents=True, exist_ok=True)
         entries = {e["path"]: e for e in self.entries()}
         added = []
         for source in map(Path, paths):
-            model = datamodels.open(source)
-            with model:
-                if not hasattr(type(model), "reftype") or model.reftype is None:
-                    raise MissingReferenceError(f"{source}: not a reference file ({type(model).__name__})")
-                meta = model.meta
-                target = self.path / source.name
-                if source.resolve() != target.resolve():
-                    shutil.copyfile(source, target)
-                entry = {
-                    "path": target.name,
-                    "reftype": meta.reftype,
-                    "model_type": meta.model_type,
-                    "instrument": meta.instrument.name.upper(),
-                    "detector": meta.instrument.detector.upper(),
-                    "optical_element": (meta.instrument.get("optical_element") or "").upper(),
-                    "useafter": Time(meta.useafter).isot,
-                    "description": meta.get("description", ""),
-                }
+            entry = describe(source)
+            target = self.path / source.name
+            if source.resolve() != target.resolve():
+                shutil.copyfile(source, target)
+            entry["path"] = target.name
             entries[entry["path"]] = entry
             added.append(entry)
         self._write_index(entries.values())
         return added
+
+    def import_tree(self, folder, report=None):
+        """Index every reference file under ``folder`` (recursively) where it lies, without copying.
+
+        Files that are not reference files are skipped; ``report(path, message)`` hears of
+        each skipped or unreadable file. Returns ``(added entries, number of unreadable files)``.
+        """
+        report = report or (lambda path, message: None)
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise MissingReferenceError(f"{folder}: no such folder to import reference files from")
+        self.path.mkdir(parents=True, exist_ok=True)
+        entries = {e["path"]: e for e in self.entries()}
+        added, failed = [], 0
+        for source in sorted(folder.rglob("*.asdf")):
+            if source.name.startswith("."):
+                continue
+            try:
+                entry = describe(source)
+            except NotAReference as err:
+                report(source, f"skipped: {err}")
+                continue
+            except CalpipeError as err:
+                report(source, f"error: {err}")
+                failed += 1
+                continue
+            resolved = source.resolve()
+            inside = resolved.is_relative_to(self.path.resolve())
+            entry["path"] = str(resolved.relative_to(self.path.resolve()) if inside else resolved)
+            entries[entry["path"]] = entry
+            added.append(entry)
+        self._write_index(entries.values())
+        return added, failed
 
     # -- selection -----------------------------------------------------------------------
     def best(self, reftype, exposure_meta, select="before"):
@@ -107,6 +163,27 @@ class RefStore:
                 f"in store {self.path}: {found}"
             )
         return str(self.path / chosen["path"])
+
+
+INDEX_KEYS = ("path", "reftype", "instrument", "detector", "optical_element", "useafter")
+
+
+def _entry_problem(entry):
+    """What is wrong with one index entry, or None."""
+    if not isinstance(entry, dict):
+        return "is not an object"
+    missing = [k for k in INDEX_KEYS if not isinstance(entry.get(k), str)]
+    if missing:
+        return f"lacks text values for {', '.join(missing)}"
+    path = Path(entry["path"])
+    # Relative paths stay inside the store; files indexed in place (refs import) are absolute.
+    if not path.is_absolute() and (".." in path.parts or not path.parts):
+        return f"path {entry['path']!r} is outside the store (expected a path inside the store folder)"
+    try:
+        Time(entry["useafter"])
+    except ValueError:
+        return f"useafter {entry['useafter']!r} is not a time"
+    return None
 
 
 def _choose(candidates, start, select):

@@ -4,6 +4,7 @@ import numpy as np
 
 from calpipe import datamodels
 from calpipe.datamodels import RampModel, RawModel
+from calpipe.detector import BORDER
 from calpipe.errors import InputError
 from calpipe.step import CalStep
 
@@ -30,13 +31,30 @@ class DQInitStep(CalStep):
         for i in range(shape[0]):  # one resultant at a time keeps the raw file mapped, not copied
             data[i] = raw.data[i]
         meta = dict(raw.meta.to_dict(), model_type="RampModel")
+        pixeldq = np.asarray(mask.dq, dtype=np.uint32).copy()
+        if "pixeldq" in raw:  # flags the instrument set (a guide window)
+            pixeldq |= raw.pixeldq
         ramp = RampModel(
             meta=meta,
             data=data,
-            groupdq=np.zeros(shape, dtype=np.uint8),
-            pixeldq=np.asarray(mask.dq, dtype=np.uint32).copy(),
+            groupdq=np.array(raw.groupdq) if "groupdq" in raw else np.zeros(shape, dtype=np.uint8),
+            pixeldq=pixeldq,
         )
+        if "amp33" in raw:
+            ramp.amp33 = np.array(raw.amp33)
+        ramp.reference_border = reference_border(data, pixeldq)
         mask.close()
         if raw is not input:
             raw.close()
         return ramp
+
+
+def reference_border(data, pixeldq, border=BORDER):
+    """The border reference pixels of every resultant as read, kept beside the science array."""
+    b = border
+    return {
+        "left": data[:, :, :b].copy(), "right": data[:, :, -b:].copy(),
+        "top": data[:, :b, :].copy(), "bottom": data[:, -b:, :].copy(),
+        "dq_left": pixeldq[:, :b].copy(), "dq_right": pixeldq[:, -b:].copy(),
+        "dq_top": pixeldq[:b, :].copy(), "dq_bottom": pixeldq[-b:, :].copy(),
+    }

@@ -21,11 +21,12 @@ class IngestStep(CalStep):
     spec = """
     database = string(default=None)   # Database URL or SQLite file (default: $CALPIPE_DATABASE_URL, else ./calpipe-training.db)
     cal_dir = string(default=None)    # Folder of the calibrated products (default: next to the members)
-    reports = string_list(default=None)  # JWST operations CSV reports to ingest as well
+    reports = force_list(default=None)  # JWST operations CSV report(s) to ingest as well: one file or several
     """
 
     def process(self, scrubbed):
-        products = [(p["name"], p["members"]) for p in scrubbed["products"]]
+        paths = scrubbed.get("paths", {})
+        products = [(p["name"], [(paths.get(m, m), kind) for m, kind in p["members"]]) for p in scrubbed["products"]]
         costs = calpipe_costs(products, scrubbed["base_dir"], self.cal_dir, source=scrubbed["asn_path"])
         exposures = list(scrubbed["exposures"])
         for report in self.reports or []:

@@ -4,11 +4,16 @@ import numpy as np
 
 from calpipe import datamodels
 from calpipe.datamodels import ImageModel
+from calpipe.detector import science
 from calpipe.errors import InputError
 from calpipe.kernels.ramp import fit_ramps
 from calpipe.step import CalStep
 
-from ._common import check_shape, science
+from ._common import check_shape
+
+
+# Arrays of the ramp that the rate image keeps: the reference output and the border pixels.
+CARRIED = ("amp33", "reference_border")
 
 
 class RampFitStep(CalStep):
@@ -58,6 +63,11 @@ class RampFitStep(CalStep):
             var_poisson=fit.var_poisson,
             var_rnoise=fit.var_rnoise,
         )
+        for name in CARRIED:
+            if name in model:  # read now: the ramp's file closes before the image is saved
+                value = model.tree[name]
+                image.tree[name] = ({k: np.array(v) for k, v in value.items()} if isinstance(value, dict)
+                                    else np.array(value))
         if fit.jumps is not None:
             image.jumps = fit.jumps
         image.meta.ramp_fit = {"algorithm": self.algorithm, "detect_jumps": self.detect_jumps}

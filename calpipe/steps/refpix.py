@@ -1,9 +1,10 @@
 """refpix: remove bias drifts tracked by the reference pixels on the detector border."""
 
+import numpy as np
+
+from calpipe.detector import BORDER
 from calpipe.kernels.refpix import correct_refpix
 from calpipe.step import CalStep
-
-from ._common import BORDER
 
 
 class RefPixStep(CalStep):
@@ -16,5 +17,7 @@ class RefPixStep(CalStep):
 
     def process(self, input):
         model = self.open_for_update(input)
-        correct_refpix(model.data, border=BORDER, nchannels=self.nchannels)
+        channel, row = correct_refpix(model.data, border=BORDER, nchannels=self.nchannels)
+        # what was subtracted, for references made for counts with the bias in (linearity)
+        model.refpix_bias = {"channel": channel.astype(np.float32), "row": row.astype(np.float32)}
         return model

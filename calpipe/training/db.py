@@ -5,12 +5,24 @@ Tables
 ``calpipe_meta``  key/value: ``schema_version``, ``encoding_version``.
 ``ingest_runs``   one row per completed ingest: when, from what, counts (provenance).
 ``exposures``     one row per Level-1 exposure: normalised metadata (JSON) and key columns.
-``products``      one row per Level-3 product: name, family, member digest, raw features.
+``products``      one row per Level-3 product: name, family, member digest, raw features,
+                  the match key (the name without its target part) and its target's label.
+``targets``       one row per target of a program: its label (TARGNAME, position or pool
+                  TARGETID, see :mod:`calpipe.associations.naming`) and its number in product
+                  names; ``confirmed`` once a product name from operations (or a TARGETID)
+                  gave it, after which it never changes.
 ``training``      one row per product whose cost is known: targets and dates.
+``set_aside``     costs of products that are not single-observation products made from
+                  the exposures ingested (mosaics and other association candidates, per-source
+                  spectra): kept, exported, never matched.
 ``pending``       inputs waiting for their other half: a product without a cost yet
                   (``kind='product'``) or a cost whose product is not known yet (``kind='cost'``).
 ``encodings``     categorical value -> integer code per feature; codes never change once
                   given; each new value bumps ``encoding_version`` and records it.
+
+Schema versions: 1 (calpipe 0.1) lacked ``targets``, ``set_aside`` and the products'
+``match_key`` and ``target``; :func:`migrate` upgrades it in one transaction (an ingest does
+so itself; a query refuses an old database with one line).
 
 Every write happens inside :meth:`TrainingDB.transaction`: one transaction, serialised
 against other writers (SQLite ``BEGIN IMMEDIATE``; a PostgreSQL transaction-level advisory
@@ -27,7 +39,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy import event
 
-SCHEMA_VERSION = 1
+from calpipe.errors import CalpipeError
+
+SCHEMA_VERSION = 2
 DEFAULT_DATABASE = "calpipe-training.db"
 URL_ENV = "CALPIPE_DATABASE_URL"
 _LOCK_KEY = 0x63616C70  # "calp": the advisory lock every PostgreSQL writer takes
@@ -82,6 +96,35 @@ products = sa.Table(
     sa.Column("created", sa.String(32), nullable=False),
     sa.Column("updated", sa.String(32), nullable=False),
     sa.Column("run_id", sa.Integer, nullable=False),
+    sa.Column("match_key", sa.String(256), nullable=False, server_default=""),
+    sa.Column("target", sa.String(160), nullable=False, server_default=""),
+    sa.Index("ix_products_match_key", "match_key"),
+)
+targets = sa.Table(
+    "targets", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("observatory", sa.String(16), nullable=False),
+    sa.Column("program", sa.Integer, nullable=False),
+    sa.Column("label", sa.String(160), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("confirmed", sa.Integer, nullable=False, default=0),
+    sa.Column("source", sa.Text, nullable=False, default=""),
+    sa.Column("run_id", sa.Integer, nullable=False),
+    sa.UniqueConstraint("observatory", "program", "label", name="uq_targets_label"),
+    sa.UniqueConstraint("observatory", "program", "number", name="uq_targets_number"),
+)
+set_aside = sa.Table(
+    "set_aside", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("product", sa.String(256), nullable=False, unique=True),
+    sa.Column("reason", sa.String(16), nullable=False),
+    sa.Column("peak_memory_mb", sa.Float),
+    sa.Column("wall_seconds", sa.Float),
+    sa.Column("image_size_kb", sa.Float),
+    sa.Column("cost_source", sa.Text, nullable=False),
+    sa.Column("cost_digest", sa.String(32), nullable=False),
+    sa.Column("updated", sa.String(32), nullable=False),
+    sa.Column("run_id", sa.Integer, nullable=False),
 )
 training = sa.Table(
     "training", metadata,
@@ -119,7 +162,7 @@ encodings = sa.Table(
 )
 
 
-class DatabaseError(RuntimeError):
+class DatabaseError(CalpipeError, RuntimeError):
     """A database that cannot be used as asked; the message is one line."""
 
 
@@ -149,11 +192,20 @@ def _safe_url(url):
 
 
 class TrainingDB:
-    """An open training database. ``TrainingDB(url_or_path)``; close with :meth:`close`."""
+    """An open training database. ``TrainingDB(url_or_path)``; close with :meth:`close`.
 
-    def __init__(self, database=None, *, create=True):
+    ``create``: make the tables when the database has none, and upgrade an older schema
+    (what an ingest needs); without it a missing or old database is refused, unless
+    ``upgrade`` is set. ``migrated_from`` is the schema version found on opening.
+    """
+
+    def __init__(self, database=None, *, create=True, upgrade=False):
         self.url = resolve_url(database)
         self.shown = _safe_url(self.url)
+        file = sa.engine.make_url(self.url).database if self.url.startswith("sqlite") else None
+        if not create and file and not Path(file).exists():
+            # Connecting would create an empty file: a query never creates anything.
+            raise DatabaseError(f"{self.shown}: no such database file")
         try:
             if self.url.startswith("sqlite"):
                 self.engine = sa.create_engine(self.url, connect_args={"timeout": 120})
@@ -161,7 +213,7 @@ class TrainingDB:
             else:
                 self.engine = sa.create_engine(self.url, pool_pre_ping=True)
             self.dialect = self.engine.dialect.name
-            self._open(create)
+            self._open(create, upgrade or create)
         except DatabaseError:
             raise
         except ModuleNotFoundError as exc:
@@ -170,21 +222,43 @@ class TrainingDB:
             reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
             raise DatabaseError(f"{self.shown}: cannot open database ({reason})") from None
 
-    def _open(self, create):
+    def _open(self, create, upgrade):
         with self.engine.connect() as conn:
-            present = sa.inspect(conn).has_table("calpipe_meta")
-        if not present:
-            if not create:
-                raise DatabaseError(f"{self.shown}: not a calpipe training database (no calpipe_meta table)")
+            tables = sa.inspect(conn).get_table_names()
+        if "calpipe_meta" not in tables:
+            if not create or tables:
+                # Another application's database: left exactly as it is.
+                raise DatabaseError(f"{self.shown}: not a calpipe training database (no calpipe_meta table"
+                                    f"{'; it holds other tables' if tables else ''})")
             with self.transaction() as conn:
                 metadata.create_all(conn)
                 for key, value in (("schema_version", SCHEMA_VERSION), ("encoding_version", 0)):
                     conn.execute(_upsert(self.dialect, meta_table, ["key"], {"key": key, "value": str(value)}, nothing=True))
-        version = self.get_meta("schema_version")
-        if version != str(SCHEMA_VERSION):
+        version = self.migrated_from = self.get_meta("schema_version")
+        if version in _MIGRATIONS and upgrade:
+            self.migrate()
+        elif version in _MIGRATIONS:
+            raise DatabaseError(
+                f"{self.shown}: database schema version {version}, this calpipe needs {SCHEMA_VERSION}; "
+                f"upgrade it with `calpipe db migrate --db {self.shown}` (or any ingest)"
+            )
+        elif version != str(SCHEMA_VERSION):
             raise DatabaseError(
                 f"{self.shown}: database schema version {version}, this calpipe needs {SCHEMA_VERSION}"
             )
+
+    def migrate(self):
+        """Upgrade an older schema to :data:`SCHEMA_VERSION` in one transaction.
+
+        Returns the version found (the current one when there was nothing to do).
+        """
+        with self.transaction() as conn:
+            found = self.get_meta("schema_version", conn)
+            version = found
+            while version in _MIGRATIONS:
+                version = _MIGRATIONS[version](conn)
+            conn.execute(meta_table.update().where(meta_table.c.key == "schema_version").values(value=version))
+        return found
 
     def close(self):
         self.engine.dispose()
@@ -213,7 +287,7 @@ class TrainingDB:
     def counts(self):
         with self.engine.connect() as conn:
             out = {t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar()
-                   for t in (exposures, products, training, pending, encodings, runs)}
+                   for t in (exposures, products, targets, training, set_aside, pending, encodings, runs)}
             for kind in ("product", "cost"):
                 out[f"pending_{kind}"] = conn.execute(
                     sa.select(sa.func.count()).select_from(pending).where(pending.c.kind == kind)
@@ -262,18 +336,24 @@ def _insert_for(dialect):
     return insert
 
 
-def _upsert(dialect, table, keys, rows, update=(), nothing=False):
-    """INSERT ... ON CONFLICT (keys) DO UPDATE SET update-columns (or DO NOTHING)."""
-    stmt = _insert_for(dialect)(table).values(rows)
+def _upsert(dialect, table, keys, rows=None, update=(), nothing=False):
+    """INSERT ... ON CONFLICT (keys) DO UPDATE SET update-columns (or DO NOTHING).
+
+    With ``rows`` the values are part of the statement; without, the statement takes
+    parameters (one compiled statement for any number of rows).
+    """
+    stmt = _insert_for(dialect)(table)
+    if rows is not None:
+        stmt = stmt.values(rows)
     if nothing or not update:
         return stmt.on_conflict_do_nothing(index_elements=keys)
     return stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update})
 
 
-def upsert_many(conn, dialect, table, keys, rows, update=(), chunk=500):
-    """Upsert ``rows`` (dicts with the same keys) in chunks; returns nothing."""
-    for i in range(0, len(rows), chunk):
-        conn.execute(_upsert(dialect, table, keys, rows[i:i + chunk], update))
+def upsert_many(conn, dialect, table, keys, rows, update=()):
+    """Upsert ``rows`` (dicts with the same keys) as one executemany; returns nothing."""
+    if rows:
+        conn.execute(_upsert(dialect, table, keys, update=update), rows)
 
 
 def assign_codes(conn, dialect, values_by_feature, run_version):
@@ -305,9 +385,59 @@ def assign_codes(conn, dialect, values_by_feature, run_version):
     return table, added
 
 
+def _migrate_1(conn):
+    """Schema 1 -> 2: targets and set_aside tables; products' match_key and target.
+
+    Each stored product's target label comes from its first science member's exposure; a
+    trained product's number is confirmed (a report gave it). A never-trained product whose
+    number disagrees with its target's (a name left behind by version 1 renumbering targets
+    by rank) is dropped: the next ingest of its program regroups its exposures.
+    """
+    from calpipe.associations import naming
+
+    for column, size in (("match_key", 256), ("target", 160)):
+        conn.execute(sa.text(f"ALTER TABLE products ADD COLUMN {column} VARCHAR({size}) NOT NULL DEFAULT ''"))
+    for index in products.indexes:
+        index.create(conn)
+    metadata.create_all(conn)
+    trained = set(conn.execute(sa.select(training.c.product)).scalars())
+    rows = conn.execute(sa.select(products.c.name, products.c.observatory, products.c.program,
+                                  products.c.members, products.c.run_id)).all()
+    labels, numbers, stale = {}, {}, []
+    # Trained products first: their numbers are the ones operations gave.
+    for name, observatory, program, members_text, run_id in sorted(rows, key=lambda r: (r[0] not in trained, r[0])):
+        parsed = naming.parse_product_name(name)
+        if (observatory, program) not in labels:
+            exps = [json.loads(t) for t in conn.execute(sa.select(exposures.c.metadata).where(
+                (exposures.c.observatory == observatory) & (exposures.c.program == program))).scalars()]
+            labels[(observatory, program)] = naming.target_labels(exps)
+        members = json.loads(members_text)
+        science = [m for m, kind in members if kind == "science"] or [m for m, _ in members]
+        label = labels[(observatory, program)].get(science[0], "none")
+        values = {"match_key": parsed["match_key"] if parsed else name, "target": label}
+        if parsed and parsed["target"] is not None:
+            held = numbers.setdefault((observatory, program), {})
+            if label not in held and parsed["target"] not in held.values():
+                held[label] = parsed["target"]
+                conn.execute(targets.insert().values(
+                    observatory=observatory, program=program, label=label, number=parsed["target"],
+                    confirmed=int(name in trained), source="schema 1", run_id=run_id))
+            elif held.get(label) != parsed["target"] and name not in trained:
+                stale.append(name)
+                continue
+        conn.execute(products.update().where(products.c.name == name).values(**values))
+    for chunk in range(0, len(stale), 500):
+        names = stale[chunk:chunk + 500]
+        conn.execute(products.delete().where(products.c.name.in_(names)))
+        conn.execute(pending.delete().where((pending.c.kind == "product") & pending.c.name.in_(names)))
+    return "2"
+
+
+_MIGRATIONS = {"1": _migrate_1}
+
 __all__ = [
     "DatabaseError", "SCHEMA_VERSION", "TrainingDB", "assign_codes", "dumps", "encodings",
     "exposures", "ingest_runs", "meta_table", "now", "pending", "products", "resolve_url",
-    "runs", "training", "upsert_many",
+    "runs", "set_aside", "targets", "training", "upsert_many",
 ]
 ingest_runs = runs

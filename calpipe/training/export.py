@@ -10,6 +10,12 @@
                    and coronagraphy): ``dname``, the encoded features, the targets.
 ``rem-image.csv``, ``rem-spec.csv``, ``rem-tac.csv``
                    products still waiting for a cost, encoded the same way (to predict).
+``set-aside.csv``  costs set aside (mosaics and other association candidates, per-source
+                   spectra): ``dname``, ``reason``, the targets, ``cost_source``, ``updated``.
+
+:func:`export_spacekit` writes the trained products instead in spacekit's layout: one file
+per spacekit family (``image``, ``spec``, ``fgs``, ``tac``) with spacekit's column names and
+order (:data:`SPACEKIT_COLUMNS`) and ``imagesize`` as the target.
 
 Encoded features replace each categorical value by its code from the database's encoding
 table; missing numbers are 0 in the encoded files.
@@ -18,11 +24,11 @@ table; missing numbers are 0 in the encoded files.
 import csv
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import sqlalchemy as sa
+
+from calpipe.atomic import atomic_path
 
 from . import db as D
 from .scrub import CATEGORICAL, FEATURES, encode
@@ -33,30 +39,37 @@ TRAINING_COLUMNS = ("dname", "category", "date_obs", *FEATURES, *TARGETS, "n_rep
 INGEST_COLUMNS = ("dname", "category", "date_obs", "status", *FEATURES)
 ENCODED_COLUMNS = ("dname", *FEATURES)
 TRAIN_COLUMNS = (*ENCODED_COLUMNS, *TARGETS)
+SET_ASIDE_COLUMNS = ("dname", "reason", *TARGETS, "cost_source", "updated")
+# spacekit's JWST calibration feature columns per model family, in its order. Every one is a
+# calpipe feature of the same name except ``offset``, which calpipe does not compute.
+SPACEKIT_COLUMNS = {
+    "image": ("instr", "detector", "visitype", "filter", "pupil", "channel", "subarray", "bkgdtarg",
+              "nexposur", "numdthpt", "offset", "max_offset", "mean_offset", "sigma_offset", "err_offset",
+              "sigma1_mean", "frac", "targ_frac"),
+    "spec": ("instr", "detector", "visitype", "filter", "pupil", "grating", "subarray", "band", "nexposur",
+             "numdthpt", "targ_max_offset", "offset", "max_offset", "mean_offset", "sigma_offset",
+             "err_offset", "sigma1_mean", "frac"),
+    "fgs": ("instr", "detector", "visitype", "subarray", "nexposur", "numdthpt", "crowdfld", "gs_mag"),
+    "tac": ("instr", "detector", "visitype", "exp_type", "tsovisit", "filter", "grating", "subarray",
+            "nexposur", "numdthpt", "targ_max_offset", "offset", "max_offset", "mean_offset", "sigma_offset",
+            "err_offset", "sigma1_mean", "frac"),
+}
 
 
 def _write_csv(path, columns, rows):
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(columns)
-            for row in rows:
-                w.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(columns)
+        for row in rows:
+            w.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
 
 
 def _zero_nan(row):
     return {k: (0.0 if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
 
 
-def export(database, out_dir):
-    """Write every export CSV into ``out_dir``; return ``{file name: row count}``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def _product_rows(database):
+    """Every product with its training targets (None when untrained), and the encoding table."""
     with database.engine.connect() as conn:
         q = sa.select(
             D.products.c.name, D.products.c.category, D.products.c.date_obs, D.products.c.features,
@@ -66,6 +79,16 @@ def export(database, out_dir):
                       ).order_by(D.products.c.name)
         rows = conn.execute(q).all()
         table = database.encoding_table(conn)
+    return rows, table
+
+
+def export(database, out_dir):
+    """Write every export CSV into ``out_dir``; return ``{file name: row count}``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows, table = _product_rows(database)
+    with database.engine.connect() as conn:
+        aside = conn.execute(sa.select(D.set_aside).order_by(D.set_aside.c.product)).mappings().all()
     trained, ingest_rows = [], []
     encoded = {f"{kind}-{fam}.csv": [] for kind in ("train", "rem") for fam in FAMILIES}
     for name, category, date_obs, feats_text, peak, wall, size, nrep, t_at, u_at in rows:
@@ -88,6 +111,36 @@ def export(database, out_dir):
     for fname, frows in encoded.items():
         _write_csv(out_dir / fname, TRAIN_COLUMNS if fname.startswith("train") else ENCODED_COLUMNS, frows)
         counts[fname] = len(frows)
+    _write_csv(out_dir / "set-aside.csv", SET_ASIDE_COLUMNS, [
+        {"dname": r["product"], "reason": r["reason"], "peak_memory_mb": r["peak_memory_mb"],
+         "wall_seconds": r["wall_seconds"], "imagesize": r["image_size_kb"], "cost_source": r["cost_source"],
+         "updated": r["updated"]} for r in aside])
+    counts["set-aside.csv"] = len(aside)
+    return counts
+
+
+def export_spacekit(database, out_dir):
+    """Write the trained products in spacekit's layout (``{family}.csv``); return the row counts.
+
+    Categorical values are calpipe's codes (the database's encoding table), flags 0/1, a
+    missing number 0; ``offset`` is left empty. FGS products form spacekit's ``fgs`` family,
+    the rest follow calpipe's families.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows, table = _product_rows(database)
+    files = {family: [] for family in SPACEKIT_COLUMNS}
+    for name, category, _, feats_text, _, _, size, _, t_at, _ in rows:
+        if t_at is None:
+            continue
+        feats = json.loads(feats_text)
+        family = "fgs" if feats["instr"] == "FGS" else category
+        enc = _zero_nan(encode(feats, _complete(table, feats)))
+        files[family].append({"dname": name, **enc, "imagesize": size})
+    counts = {}
+    for family, frows in files.items():
+        _write_csv(out_dir / f"{family}.csv", ("dname", *SPACEKIT_COLUMNS[family], "imagesize"), frows)
+        counts[f"{family}.csv"] = len(frows)
     return counts
 
 

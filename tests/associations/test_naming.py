@@ -47,8 +47,6 @@ def names(exps):
          "jw01234-o001_t001_nircam_f322w2-grismr-subgrism256"),
         (dict(INSTRUME="NIRISS", EXP_TYPE="NIS_SOSS", FILTER="CLEAR", PUPIL="GR700XD", SUBARRAY="SUBSTRIP256", TSOVISIT="T"),
          "jw01234-o001_t001_niriss_clear-gr700xd-substrip256"),
-        (dict(INSTRUME="NIRSPEC", EXP_TYPE="NRS_BRIGHTOBJ", FILTER="CLEAR", GRATING="PRISM", FXD_SLIT="S1600A1", SUBARRAY="SUB512"),
-         "jw01234-o001_t001_nirspec_clear-prism-sub512"),
         (dict(INSTRUME="MIRI", EXP_TYPE="MIR_LRS-SLITLESS", FILTER="P750L", SUBARRAY="SLITLESSPRISM", TSOVISIT=True),
          "jw01234-o001_t001_miri_p750l-slitlessprism"),
         # Spectroscopy: fixed slit (source-based, slit and subarray), MSA prism, IFU grating first.
@@ -69,17 +67,6 @@ def names(exps):
 )
 def test_single_rule_names(kw, expected):
     assert names([jw("a_uncal.fits", **kw)]) == [expected]
-
-
-def test_miri_mrs_channels_and_bands_union():
-    exps = [
-        jw("a_mirifushort_uncal.fits", INSTRUME="MIRI", DETECTOR="MIRIFUSHORT", EXP_TYPE="MIR_MRS", CHANNEL="12", BAND="SHORT"),
-        jw("a_mirifulong_uncal.fits", INSTRUME="MIRI", DETECTOR="MIRIFULONG", EXP_TYPE="MIR_MRS", CHANNEL="34", BAND="SHORT"),
-        jw("b_mirifushort_uncal.fits", INSTRUME="MIRI", DETECTOR="MIRIFUSHORT", EXP_TYPE="MIR_MRS", CHANNEL="12", BAND="LONG"),
-        jw("c_mirifushort_uncal.fits", INSTRUME="MIRI", DETECTOR="MIRIFUSHORT", EXP_TYPE="MIR_MRS", CHANNEL="12", BAND="MEDIUM"),
-    ]
-    assert names(exps) == ["jw01234-o001_t001_miri_ch1-2-3-4-shortmediumlong"]
-    assert names(exps[:1]) == ["jw01234-o001_t001_miri_ch1-2-short"]
 
 
 def test_wavefront_sensing_one_product_per_detector():
@@ -110,6 +97,7 @@ def test_wfss_parallel_with_prime_imaging():
 
 
 def test_background_and_imprint_join_science_and_calibration_is_left_out():
+    # JWST's IFU background rule (Asn_Lv3NRSIFUBackground): background joins as a member.
     exps = [
         jw("s1_uncal.fits", INSTRUME="NIRSPEC", EXP_TYPE="NRS_IFU", FILTER="F290LP", GRATING="G395H"),
         jw("b1_uncal.fits", INSTRUME="NIRSPEC", EXP_TYPE="NRS_IFU", FILTER="F290LP", GRATING="G395H",
@@ -138,6 +126,113 @@ def test_several_targets_and_observations():
     ]
     # A pool's TARGETID wins over the name's rank.
     assert names([jw("y_uncal.fits", FILTER="F200W", TARGETID=17)]) == ["jw01234-o001_t017_nircam_f200w"]
+
+
+# -- JWST Level-3 rules (jwst.associations.lib.rules_level3) ---------------------------------
+
+def test_jwst_background_imaging_makes_its_own_image3_product():
+    # Asn_Lv3ImageBackground: a background target's imaging is an image3 product of its own
+    # observation and target, never folded into the science target's product.
+    exps = [jw("s1_uncal.fits", FILTER="F200W", PUPIL="CLEAR"),
+            jw("s2_uncal.fits", DETECTOR="NRCA2", FILTER="F200W", PUPIL="CLEAR"),
+            jw("b1_uncal.fits", FILTER="F200W", PUPIL="CLEAR", BKGDTARG="T", TARGNAME="BKG-FIELD", OBSERVTN="002")]
+    prods = group_products(exps)
+    assert [(p.name, p.members) for p in prods] == [
+        ("jw01234-o001_t002_nircam_clear-f200w", [("s1_uncal.fits", "science"), ("s2_uncal.fits", "science")]),
+        ("jw01234-o002_t001_nircam_clear-f200w", [("b1_uncal.fits", "science")]),
+    ]
+    assert [p.category for p in prods] == ["image", "image"]
+    # Alone (the science observation not yet taken), it is still a product.
+    assert names(exps[2:]) == ["jw01234-o002_t001_nircam_clear-f200w"]
+
+
+def test_jwst_tso_nirspec_fixed_slit_is_named():
+    # Asn_Lv3TSO with Constraint_Optical_Path: the bright-object fixed slit is part of the
+    # optical path, so the product name carries it before the subarray.
+    exp = jw("a_uncal.fits", INSTRUME="NIRSPEC", DETECTOR="NRS1", EXP_TYPE="NRS_BRIGHTOBJ", FILTER="CLEAR",
+             GRATING="PRISM", FXD_SLIT="S1600A1", SUBARRAY="SUB512", TSOVISIT="T")
+    ((prod,),) = [group_products([exp])]
+    assert prod.name == "jw01234-o001_t001_nirspec_clear-prism-s1600a1-sub512" and prod.category == "tac"
+
+
+def test_jwst_mrs_one_product_per_channel_and_band():
+    # Asn_Lv3MIRMRS: spec3 builds cubes per channel and band, which operations report as
+    # separate products (ch1-short, ...). Each exposure belongs to every channel/band it covers.
+    mrs = dict(INSTRUME="MIRI", EXP_TYPE="MIR_MRS")
+    exps = [
+        jw("a_mirifushort_uncal.fits", DETECTOR="MIRIFUSHORT", CHANNEL="12", BAND="SHORT", **mrs),
+        jw("a_mirifulong_uncal.fits", DETECTOR="MIRIFULONG", CHANNEL="34", BAND="SHORT", **mrs),
+        jw("b_mirifushort_uncal.fits", DETECTOR="MIRIFUSHORT", CHANNEL="12", BAND="LONG", **mrs),
+    ]
+    prods = group_products(exps)
+    assert [(p.name.split("_")[-1], [m for m, _ in p.members]) for p in prods] == [
+        ("ch1-long", ["b_mirifushort_uncal.fits"]),
+        ("ch1-short", ["a_mirifushort_uncal.fits"]),
+        ("ch2-long", ["b_mirifushort_uncal.fits"]),
+        ("ch2-short", ["a_mirifushort_uncal.fits"]),
+        ("ch3-short", ["a_mirifulong_uncal.fits"]),
+        ("ch4-short", ["a_mirifulong_uncal.fits"]),
+    ]
+    assert prods[0].name == "jw01234-o001_t001_miri_ch1-long" and {p.category for p in prods} == {"spec"}
+    # A background exposure joins the matching channel/band products (Asn_Lv3MIRMRSBackground).
+    bkg = jw("c_mirifushort_uncal.fits", DETECTOR="MIRIFUSHORT", CHANNEL="12", BAND="SHORT", BKGDTARG=True, **mrs)
+    with_bkg = {p.name.split("_")[-1]: p.members for p in group_products(exps + [bkg])}
+    assert with_bkg["ch1-short"] == [("a_mirifushort_uncal.fits", "science"), ("c_mirifushort_uncal.fits", "background")]
+    assert ("c_mirifushort_uncal.fits", "background") not in with_bkg["ch3-short"]
+
+
+@pytest.mark.parametrize("detector, subarray, expected", [
+    ("NRCA2", "FULL", ["jw01234-o001_t001_nircam_f210m-maskrnd", "jw01234-o001_t001_nircam_f210m-maskrnd-image3"]),
+    ("NRCALONG", "FULL", ["jw01234-o001_t001_nircam_f335m-maskrnd"]),
+    ("NRCA2", "SUB640A210R", ["jw01234-o001_t001_nircam_f210m-maskrnd-sub640a210r"]),
+])
+def test_jwst_nircam_coronagraphy_image3(detector, subarray, expected):
+    # Asn_Lv3NRCCoronImage: short-wavelength full-frame coronagraphy is also processed as
+    # plain imaging (image3, "-image3" product), besides Asn_Lv3NRCCoron's coron3 product.
+    filt = "F335M" if detector.endswith("LONG") else "F210M"
+    prods = group_products([jw("a_uncal.fits", EXP_TYPE="NRC_CORON", DETECTOR=detector, FILTER=filt,
+                               PUPIL="MASKRND", SUBARRAY=subarray)])
+    assert [p.name for p in prods] == expected
+    assert [p.category for p in prods] == ["tac", "image"][:len(expected)]
+
+
+@pytest.mark.parametrize("pupil, detector, makes", [
+    ("CLEAR", "NRCALONG", False), ("GRISMR", "NRCBLONG", False), ("GRISMR", "NRCALONG", True),
+])
+def test_jwst_tsgrism_engineering_modes_make_no_product(pupil, detector, makes):
+    # Asn_Lv3TSO excludes NRC_TSGRISM with PUPIL=CLEAR and NRC_TSGRISM on NRCBLONG.
+    exp = jw("a_uncal.fits", EXP_TYPE="NRC_TSGRISM", DETECTOR=detector, FILTER="F322W2", PUPIL=pupil,
+             SUBARRAY="SUBGRISM256", TSOVISIT="T")
+    assert len(names([exp])) == int(makes)
+
+
+def test_products_that_cannot_be_named_are_refused():
+    # JWST names need the program and the instrument: no "_none_" or "jw00000" product.
+    from calpipe.associations.naming import naming_problem
+
+    no_instrument = jw("a_uncal.fits", FILTER="F200W", INSTRUME="")
+    no_program = jw("b_uncal.fits", FILTER="F200W", PROGRAM="")
+    both = jw("c_uncal.fits", FILTER="F200W", PROGRAM="", INSTRUME="N/A")
+    good = jw("d_uncal.fits", FILTER="F200W")
+    assert [naming_problem(e) for e in (no_instrument, no_program, both, good)] == [
+        "INSTRUME missing", "PROGRAM missing", "INSTRUME and PROGRAM missing", None]
+    assert names([no_instrument, no_program, both, good]) == ["jw01234-o001_t001_nircam_f200w"]
+    # A calibration exposure makes no product, so it has nothing to name.
+    assert naming_problem(jw("d_uncal.fits", EXP_TYPE="NRC_DARK", INSTRUME="")) is None
+
+
+def test_targets_known_by_position_only():
+    from calpipe.associations.naming import target_labels
+
+    # No name: exposures within a second of arc of one another are one target.
+    exps = [jw(f"p{i}_uncal.fits", FILTER="F200W", TARGNAME="", TARG_RA=150.0 + dra, TARG_DEC=2.0)
+            for i, dra in enumerate((0.0, 0.5 / 3600, 5.0 / 3600))]
+    labels = target_labels(exps)
+    assert labels["p0_uncal.fits"] == labels["p1_uncal.fits"] == "pos:150.000000,+2.000000"
+    assert labels["p2_uncal.fits"] == "pos:150.001389,+2.000000"
+    # A position near a known label takes that label.
+    assert target_labels(exps[2:], known=["pos:150.001500,+2.000000"]) == {"p2_uncal.fits": "pos:150.001500,+2.000000"}
+    assert names(exps) == ["jw01234-o001_t001_nircam_f200w", "jw01234-o001_t002_nircam_f200w"]
 
 
 def test_calpipe_rule():

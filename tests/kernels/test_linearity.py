@@ -1,6 +1,6 @@
 import numpy as np
 
-from calpipe.datamodels import dqflags
+from calpipe import dqflags
 from calpipe.kernels.linearity import correct_linearity
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from calpipe.datamodels import dqflags
+from calpipe import dqflags
 from calpipe.kernels.saturation import dilution_factors, flag_saturation
 
 SAT = dqflags.SATURATED | dqflags.DO_NOT_USE

@@ -78,3 +78,53 @@ def test_store_comes_from_the_environment(store, monkeypatch):
     monkeypatch.delenv("CALPIPE_REFS")
     with pytest.raises(MissingReferenceError, match="CALPIPE_REFS"):
         find_store()
+
+
+def test_import_indexes_a_folder_tree_in_place_and_reports_bad_files(tmp_path, capsys):
+    from calpipe import cli
+
+    cache = tmp_path / "cache"
+    (cache / "wfi" / "dark").mkdir(parents=True)
+    _dark(cache / "wfi" / "dark" / "dark_2020.asdf", "2020-01-01T00:00:00")
+    _dark(cache / "dark_2027.asdf", "2027-05-01T00:00:00")
+    (cache / "wfi" / "broken.asdf").write_bytes(b"#ASDF 1.0.0\nnot yaml: [")
+    meta = exposure_meta()
+    dm.RawModel(meta=meta, data=np.zeros((3, 8, 8), np.uint16)).save(cache / "x_uncal.asdf")
+
+    status = cli.main(["refs", "--store", str(tmp_path / "S"), "import", str(cache)])
+    out, err = capsys.readouterr()
+    assert status == 1  # one unreadable file: reported, the others indexed
+    assert [line for line in err.splitlines() if "error:" in line] == [
+        line for line in err.splitlines() if "broken.asdf" in line]
+    assert "x_uncal.asdf" in err and "not a reference file" in err
+    entries = RefStore(tmp_path / "S").entries()
+    assert sorted(e["path"] for e in entries) == sorted(
+        str(p.resolve()) for p in [cache / "dark_2027.asdf", cache / "wfi" / "dark" / "dark_2020.asdf"])
+    assert not (tmp_path / "S" / "dark_2027.asdf").exists()  # indexed where it lies
+    assert RefStore(tmp_path / "S").best("dark", meta) == str((cache / "dark_2027.asdf").resolve())
+
+
+def test_roman_reference_files_are_indexed_by_their_own_metadata(tmp_path):
+    rdm = pytest.importorskip("roman_datamodels.datamodels", reason="needs calpipe[roman] (roman_datamodels)")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        flat = rdm.FlatRefModel.create_fake_data(shape=(8, 8))
+        flat.meta.instrument.detector, flat.meta.instrument.optical_element = "WFI07", "F158"
+        flat.save(tmp_path / "roman_flat.asdf")
+        dark = rdm.DarkRefModel.create_fake_data(shape=(2, 8, 8))
+        dark.meta.instrument.detector, dark.meta.instrument.optical_element = "WFI07", "F062"
+        dark.save(tmp_path / "roman_dark.asdf")
+    store = RefStore(tmp_path / "S")
+    flat_entry, dark_entry = store.add([tmp_path / "roman_flat.asdf", tmp_path / "roman_dark.asdf"])
+    assert flat_entry == {"path": "roman_flat.asdf", "reftype": "flat", "model_type": "FlatRefModel",
+                          "instrument": "WFI", "detector": "WFI07", "optical_element": "F158",
+                          "useafter": "2020-01-01T00:00:00.000", "description": flat.meta.description}
+    # a Roman dark names a filter but serves every one
+    assert dark_entry["reftype"] == "dark" and dark_entry["optical_element"] == ""
+    meta = exposure_meta()
+    meta["instrument"].update(detector="WFI07", optical_element="F158")
+    assert store.best("dark", meta) == str(store.path / "roman_dark.asdf")
+    with dm.open(store.best("flat", meta)) as model:
+        assert isinstance(model, dm.FlatRefModel) and model.data.shape == (8, 8)

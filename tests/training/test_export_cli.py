@@ -1,27 +1,16 @@
-import argparse
-
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from calpipe.associations import commands as asn_commands
-from calpipe.training import commands, db as D, export as E, ingest as I
+from calpipe import cli
+from calpipe.training import db as D, export as E, ingest as I
 from calpipe.training.scrub import FEATURES
 
-from test_ingest import l1_row, l3_row, products_of, write_report
-
-
-def parser():
-    p = argparse.ArgumentParser(prog="calpipe")
-    sub = p.add_subparsers(dest="command", required=True)
-    commands.register(sub)
-    asn_commands.register(sub)
-    return p
+from test_ingest import l1_row, l3_row, products_of, snapshot, write_report
 
 
 def run(argv):
-    args = parser().parse_args(argv)
-    return args.func(args)
+    return cli.main(argv)
 
 
 def test_export_csvs_load_with_documented_columns(db, tmp_path):
@@ -31,8 +20,10 @@ def test_export_csvs_load_with_documented_columns(db, tmp_path):
     I.ingest(db, *I.read_report(write_report(tmp_path / "r.csv", l1 + [tso] + [l3_row(names[0], 10), l3_row(names[1], 20)])))
     counts = E.export(db, tmp_path / "out")
     assert counts == {"training.csv": 2, "ingest.csv": 4, "train-image.csv": 2, "train-spec.csv": 0,
-                      "train-tac.csv": 0, "rem-image.csv": 1, "rem-spec.csv": 0, "rem-tac.csv": 1}
+                      "train-tac.csv": 0, "rem-image.csv": 1, "rem-spec.csv": 0, "rem-tac.csv": 1,
+                      "set-aside.csv": 0}
     frames = {f: pd.read_csv(tmp_path / "out" / f) for f in counts}
+    assert list(frames["set-aside.csv"].columns) == list(E.SET_ASIDE_COLUMNS)
     assert list(frames["training.csv"].columns) == list(E.TRAINING_COLUMNS)
     assert list(frames["ingest.csv"].columns) == list(E.INGEST_COLUMNS)
     for fam in E.FAMILIES:
@@ -58,12 +49,57 @@ def test_cli_export_and_status(db_url, tmp_path, capsys):
     assert pd.read_csv(tmp_path / "x" / "training.csv")["dname"].tolist() == names
 
 
+def test_spacekit_layout(db, tmp_path):
+    l1, names = products_of(2)
+    fgs = l1_row("jw01234050001_02101_00001_guider1", "050", "NONE", det="GUIDER1")
+    fgs.update(INSTRUME="FGS", EXP_TYPE="FGS_IMAGE", PUPIL="NONE")
+    fgs_name = "jw01234-o050_t001_fgs_clear"
+    mosaic = "jw01234-c1001_t001_nircam_clear-f200w"
+    rows = l1 + [fgs, l3_row(names[0], 10), l3_row(fgs_name, 30), l3_row(mosaic, 99)]
+    I.ingest(db, *I.read_report(write_report(tmp_path / "r.csv", rows)))
+    counts = E.export_spacekit(db, tmp_path / "sk")
+    assert counts == {"image.csv": 1, "spec.csv": 0, "fgs.csv": 1, "tac.csv": 0}
+    for family, columns in E.SPACEKIT_COLUMNS.items():
+        frame = pd.read_csv(tmp_path / "sk" / f"{family}.csv")
+        assert list(frame.columns) == ["dname", *columns, "imagesize"]
+        assert set(columns) - {"offset"} <= set(FEATURES)
+    image = pd.read_csv(tmp_path / "sk" / "image.csv")
+    assert image["dname"].tolist() == [names[0]] and image["imagesize"].tolist() == [10.0]
+    assert image["offset"].isna().all() and image["pupil"].tolist() == [db.encoding_table()["pupil"]["CLEAR"]]
+    assert pd.read_csv(tmp_path / "sk" / "fgs.csv")["dname"].tolist() == [fgs_name]
+    # The mosaic is set aside, in its own export.
+    E.export(db, tmp_path / "out")
+    aside = pd.read_csv(tmp_path / "out" / "set-aside.csv")
+    assert aside[["dname", "reason", "imagesize"]].values.tolist() == [[mosaic, "mosaic", 99.0]]
+
+
+def test_cli_ingest_reports(db_url, tmp_path, capsys):
+    l1, names = products_of(2)
+    day1 = write_report(tmp_path / "day1.csv", l1 + [l3_row(names[0], 10), {"Dataset": "x", "DagNodeName": "LEVEL_2B",
+                                                                            "ImageSize": "1"}])
+    day2 = write_report(tmp_path / "day2.csv", [l3_row(names[1], 20)])
+    (tmp_path / "bad.csv").write_text("Dataset,ImageSize\nx,1\n")
+    argv = ["db", "ingest-reports", str(day1), str(tmp_path / "bad.csv"), str(tmp_path / "none.csv"), str(day2),
+            "--db", db_url]
+    assert run(argv) == 1
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [
+        f"calpipe db ingest-reports: warning: {day1}: 1 of 6 rows not used: 1 with stage LEVEL_2B",
+        f"calpipe db ingest-reports: error: {tmp_path / 'bad.csv'}: report lacks column(s) DagNodeName; left out",
+        f"calpipe db ingest-reports: error: {tmp_path / 'none.csv'}: cannot read report (No such file or directory);"
+        " left out",
+    ]
+    assert [line.split(":")[0] for line in out.splitlines()] == [str(day1), str(day2)]
+    with D.TrainingDB(db_url) as database:
+        assert database.counts()["training"] == 2 and database.counts()["pending"] == 0
+    assert run(["db", "ingest-reports", str(day1), str(day2), "--db", db_url]) == 0
+
+
 def test_cli_user_errors_exit_2(tmp_path, capsys):
     assert run(["db", "status", "--db", str(tmp_path / "missing.db")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "not a calpipe training database" in err
-    assert run(["asn", "from-pool", str(tmp_path / "nopool.csv"), "--out", str(tmp_path)]) == 2
-    assert "cannot read pool" in capsys.readouterr().err
+    assert err.count("\n") == 1 and "calpipe db status: error:" in err and "no such database file" in err
+    assert not (tmp_path / "missing.db").exists()
 
 
 def test_schema_version_checked(tmp_path):
@@ -73,21 +109,43 @@ def test_schema_version_checked(tmp_path):
     with engine.begin() as conn:
         conn.execute(D.meta_table.update().where(D.meta_table.c.key == "schema_version").values(value="99"))
     engine.dispose()
-    with pytest.raises(D.DatabaseError, match="schema version 99, this calpipe needs 1"):
+    with pytest.raises(D.DatabaseError, match="schema version 99, this calpipe needs 2"):
         D.TrainingDB(url)
 
 
-def test_asn_from_pool_table(tmp_path, capsys):
-    pool = tmp_path / "pool.csv"
-    pool.write_text("FILENAME|PROGRAM|OBSERVTN|TARGETID|TARGNAME|INSTRUME|DETECTOR|EXP_TYPE|FILTER|PUPIL\n"
-                    "a_uncal.fits|1234|1|3|X|NIRCAM|NRCA1|NRC_IMAGE|F200W|CLEAR\n"
-                    "b_uncal.fits|1234|1|3|X|NIRCAM|NRCA2|NRC_IMAGE|F200W|CLEAR\n"
-                    "c_uncal.fits|1234|2|3|X|NIRCAM|NRCA1|NRC_DARK|F200W|CLEAR\n")
-    assert run(["asn", "from-pool", str(pool), "--out", str(tmp_path / "asn")]) == 0
-    from calpipe.associations.asn import load_asn
+def _as_schema_1(url):
+    """Turn a database into what calpipe 0.1 wrote: no targets, set_aside, match_key, target."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE targets")
+        conn.exec_driver_sql("DROP TABLE set_aside")
+        conn.exec_driver_sql("DROP INDEX ix_products_match_key")
+        conn.exec_driver_sql("ALTER TABLE products DROP COLUMN match_key")
+        conn.exec_driver_sql("ALTER TABLE products DROP COLUMN target")
+        conn.execute(D.meta_table.update().where(D.meta_table.c.key == "schema_version").values(value="1"))
+    engine.dispose()
 
-    (path,) = sorted((tmp_path / "asn").glob("*_asn.json"))
-    asn = load_asn(path)
-    assert asn["products"][0]["name"] == "jw01234-o001_t003_nircam_clear-f200w"
-    assert [m["expname"] for m in asn["products"][0]["members"]] == ["a_uncal.fits", "b_uncal.fits"]
-    assert asn["asn_pool"] == "pool.csv"
+
+def test_schema_1_is_migrated(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'v1.db'}"
+    l1, names = products_of(2)
+    with D.TrainingDB(url) as database:
+        I.ingest(database, *I.read_report(write_report(tmp_path / "a.csv", l1 + [l3_row(names[0], 10)])))
+        expected = snapshot(database)
+    _as_schema_1(url)
+    # A query refuses the old schema with one line and changes nothing.
+    assert run(["db", "status", "--db", url]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "schema version 1, this calpipe needs 2; upgrade it with `calpipe db migrate" in err
+    assert run(["db", "migrate", "--db", url]) == 0
+    assert "schema version 1 upgraded to 2" in capsys.readouterr().out
+    with D.TrainingDB(url, create=False) as database:
+        got = snapshot(database)
+        # Everything as before; the targets say where their numbers came from.
+        assert [t[:5] for t in got.pop("targets")] == [t[:5] for t in expected.pop("targets")]
+        assert got == expected
+        # Ingesting the rest after the upgrade trains the second product under its stored name.
+        I.ingest(database, *I.read_report(write_report(tmp_path / "b.csv", [l3_row(names[1], 20)])))
+        assert database.counts()["training"] == 2 and database.counts()["pending"] == 0
+    assert run(["db", "migrate", "--db", url]) == 0
+    assert "nothing to do" in capsys.readouterr().out

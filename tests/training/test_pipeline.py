@@ -1,3 +1,7 @@
+import subprocess
+import sys
+from pathlib import Path
+
 import asdf
 import numpy as np
 import pandas as pd
@@ -61,3 +65,59 @@ def test_training_ingest_pipeline_targets_are_measured_costs(tmp_path):
         row = conn.execute(D.sa.select(D.training.c.peak_memory_mb, D.training.c.wall_seconds,
                                        D.training.c.n_reprocessed)).one()
     assert tuple(row) == (800.0, 9.5, 1)
+
+
+def _run(*argv, cwd):
+    bin_dir = Path(sys.executable).parent
+    return subprocess.run([str(bin_dir / argv[0]), *argv[1:]], cwd=cwd, capture_output=True, text=True)
+
+
+def test_readme_workflow_from_the_command_line(tmp_path, monkeypatch):
+    """asn from-pool sim/ --out asn/, then strun training_ingest asn/<product>_asn.json, as a user types them."""
+    sim = tmp_path / "sim"
+    sim.mkdir()
+    roots = [write_exposure(sim, e, d) for e in (1, 2) for d in ("WFI01", "WFI02")]
+    res = _run("calpipe", "asn", "from-pool", "sim/", "--out", "asn/", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    (asn,) = [Path(line) for line in res.stdout.split()]
+    assert asn.parent == Path("asn")
+
+    # Calibrated products in out/ (their resources as the exposure pipeline records them),
+    # and one day's operations report given without a trailing comma.
+    (tmp_path / "out").mkdir()
+    for i, root in enumerate(roots):
+        write_cal(tmp_path / "out", root, peak=500.0 + 10 * i, wall=2.0)
+    with open(tmp_path / "day.csv", "w") as f:
+        f.write("Dataset,DagNodeName,ImageSize,PROGRAM,OBSERVTN,TARGNAME,INSTRUME,DETECTOR,EXP_TYPE,FILTER,PUPIL\n"
+                "jw01234001001_02101_00001_nrca1,CAL_LEVEL_1B,2048,1234,1,NGC-1,NIRCAM,NRCA1,NRC_IMAGE,F200W,CLEAR\n"
+                "jw01234-o001_t003_nircam_clear-f200w,CAL_LEVEL_3,777,,,,,,,,\n")
+    res = _run("strun", "training_ingest", str(asn), "--steps.ingest.cal_dir=out",
+               "--steps.ingest.database=train.db", "--steps.ingest.reports=day.csv", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    res = _run("calpipe", "db", "export", "--out", "exports", "--db", "train.db", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    train = pd.read_csv(tmp_path / "exports" / "training.csv")
+    assert train["dname"].tolist() == ["cp00003-o002_t001_wfi_f087", "jw01234-o001_t003_nircam_clear-f200w"]
+    assert train["peak_memory_mb"].tolist()[0] == 530.0 and train["wall_seconds"].tolist()[0] == 8.0
+    assert train["imagesize"].tolist()[1] == 777.0
+
+    # The same reports from a parameter file: one file as a string, several as a list.
+    for reports in ("day.csv", ["day.csv", "day.csv"]):
+        pars = {"class": "calpipe.pipelines.training_ingest.TrainingIngestPipeline", "name": "TrainingIngestPipeline",
+                "parameters": {}, "steps": [{"class": "calpipe.steps.ingest.IngestStep", "name": "ingest",
+                                             "parameters": {"reports": reports, "database": "pars.db"}}]}
+        asdf.AsdfFile(pars).write_to(tmp_path / "pars.asdf")
+        monkeypatch.chdir(tmp_path)
+        TrainingIngestPipeline.call(str(asn), config_file="pars.asdf")
+        with D.TrainingDB(tmp_path / "pars.db") as db, db.engine.connect() as conn:
+            assert conn.execute(D.sa.select(D.training.c.product)).scalars().all() == [
+                "jw01234-o001_t003_nircam_clear-f200w"]
+
+    # A report alone, no association; then a bad one: one line, exit 2 from strun.
+    res = _run("calpipe", "db", "ingest-reports", "day.csv", "--db", "reports.db", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    res = _run("strun", "training_ingest", str(asn), "--steps.ingest.database=train.db",
+               "--steps.ingest.reports=missing.csv", cwd=tmp_path)
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines()[-1] == (
+        "training_ingest: error: missing.csv: cannot read report (No such file or directory)")

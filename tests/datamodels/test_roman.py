@@ -1,0 +1,215 @@
+"""The Roman adapter: Level-1 exposures and reference files in, Level-2 images out."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import asdf
+import numpy as np
+import pytest
+
+from calpipe import datamodels as dm
+from calpipe import dqflags
+from calpipe.datamodels import roman
+from calpipe.steps import PhotomStep
+
+rdm = pytest.importorskip("roman_datamodels.datamodels", reason="needs calpipe[roman] (roman_datamodels)")
+# roman_datamodels warns about schema versions of the files its own makers write
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+PATTERN = [[1], [2, 3], [4, 5, 6, 7], [8], [9, 10], [11]]
+STRUN = str(Path(sys.executable).with_name("strun"))
+
+
+def make_raw(path, size=64, **arrays):
+    """A Roman Level-1 file written by roman_datamodels' own maker, with counts we know."""
+    rng = np.random.default_rng(5)
+    raw = rdm.ScienceRawModel.create_fake_data(shape=(len(PATTERN), size, size))
+    raw.meta.exposure.read_pattern = PATTERN
+    raw.meta.exposure.nresultants = len(PATTERN)
+    raw.meta.exposure.frame_time = 3.04
+    raw.data = rng.integers(100, 3000, (len(PATTERN), size, size)).astype(np.uint16)
+    raw.amp33 = np.zeros((len(PATTERN), size, 128), np.uint16)
+    for name, value in arrays.items():
+        if name.startswith("meta."):
+            node = raw.meta
+            *branches, leaf = name.split(".")[1:]
+            for branch in branches:
+                node = node[branch]
+            node[leaf] = value
+        else:
+            raw[name] = value
+    raw.save(path)
+    return raw
+
+
+def test_level1_is_read_as_the_roman_dq_init_reads_it(tmp_path):
+    path = tmp_path / "r0000101001001001001_0001_wfi01_uncal.asdf"
+    reference = np.full((64, 64), 700, np.uint16)
+    resultantdq = np.zeros((6, 64, 64), np.uint8)
+    resultantdq[2, 5, 6] = dqflags.DROPOUT
+    written = make_raw(path, reference_read=reference, resultantdq=resultantdq,
+                       **{"meta.instrument.data_encoding_offset": 200,
+                          "meta.guide_star.window_xstart": 10, "meta.guide_star.window_xstop": 20,
+                          "meta.guide_star.window_ystart": 30, "meta.guide_star.window_ystop": 34})
+    raw = dm.open(path)
+    assert isinstance(raw, dm.RawModel) and raw.data.dtype == np.uint16
+    expected = written.data.astype(np.int64) + 700 - 200
+    np.testing.assert_array_equal(raw.data, expected)
+    assert raw.groupdq[2, 5, 6] == dqflags.DROPOUT and raw.groupdq.sum() == dqflags.DROPOUT
+    gw = raw.pixeldq & dqflags.GW_AFFECTED_DATA
+    assert gw[:, 10:20].all() and not gw[:, :10].any() and not gw[:, 20:].any()
+    unusable = (raw.pixeldq & dqflags.DO_NOT_USE) != 0
+    assert unusable[30:34, 10:20].all() and unusable.sum() == 40
+    assert raw.meta.exposure.read_pattern == PATTERN and raw.meta.exposure.frame_time == 3.04
+    assert raw.meta.roman["instrument"]["data_encoding_offset"] == 200
+    # lz4-compressed blocks, as roman_datamodels writes them
+    with asdf.open(path) as af:
+        assert af.get_array_compression(af.tree["roman"]["data"]) == "lz4"
+
+
+def test_sentinel_guide_window_and_counts_outside_the_adc_range(tmp_path):
+    path = tmp_path / "r_uncal.asdf"
+    data = np.full((6, 64, 64), 1000, np.uint16)
+    data[1, 3, 4] = 10  # below the encoding offset: negative once it is removed
+    make_raw(path, data=data, **{"meta.instrument.data_encoding_offset": 50})
+    raw = dm.open(path)
+    assert raw.pixeldq.sum() == 0  # -999999: no guide window
+    assert raw.data[1, 3, 4] == 0
+    assert raw.groupdq[1, 3, 4] == dqflags.AD_FLOOR | dqflags.DO_NOT_USE and raw.groupdq.sum() == raw.groupdq[1, 3, 4]
+
+
+@pytest.mark.parametrize("problem, expected", [
+    ("missing amp33", "amp33"),
+    ("wrong dtype", "data"),
+    ("read pattern", "read_pattern: lists 5 resultants but data holds 6"),
+    ("frame time", "frame_time"),
+])
+def _edit_header(path, old, new):
+    """Change the YAML header of a file in place (same length: the array blocks stay put),
+    as a damaged file or another writer could leave it; asdf would refuse to write it."""
+    blob = path.read_bytes()
+    header_end = blob.index(b"\xd3BLK")
+    assert len(old) == len(new) and old in blob[:header_end]
+    path.write_bytes(blob[:header_end].replace(old, new, 1) + blob[header_end:])
+
+
+@pytest.mark.parametrize("problem, expected", [
+    ("missing amp33", "amp33"),
+    ("wrong dtype", "data"),
+    ("read pattern", "read_pattern: lists 5 resultants but data holds 6"),
+    ("frame time", "frame_time"),
+])
+def test_bad_level1_files_get_one_line(tmp_path, problem, expected):
+    path = tmp_path / "bad_uncal.asdf"
+    if problem == "read pattern":
+        make_raw(path, **{"meta.exposure.read_pattern": PATTERN[:5], "meta.exposure.nresultants": -999999})
+    elif problem == "frame time":
+        make_raw(path, **{"meta.exposure.frame_time": -999999.0})
+    else:
+        make_raw(path)
+        if problem == "missing amp33":
+            _edit_header(path, b"  amp33: !core", b"  amp34: !core")
+        else:
+            _edit_header(path, b"source: 0\n    datatype: uint16", b"source: 0\n    datatype:  int16")
+    with pytest.raises(dm.DataModelError) as err:
+        dm.open(path)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(str(path)) and expected in message
+
+
+def test_bad_level1_from_strun_exits_2_without_output(tmp_path):
+    make_raw(tmp_path / "r_uncal.asdf", **{"meta.exposure.read_pattern": PATTERN[:4],
+                                            "meta.exposure.nresultants": -999999})
+    done = subprocess.run([STRUN, "dq_init", "r_uncal.asdf", "--output-dir", "out"], cwd=tmp_path,
+                          env={**os.environ, "CALPIPE_REFS": str(tmp_path)}, capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "read_pattern" in errors[0] and "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_without_roman_datamodels_a_roman_file_names_the_extra(tmp_path, monkeypatch):
+    make_raw(tmp_path / "r_uncal.asdf")
+    monkeypatch.setitem(sys.modules, "roman_datamodels", None)
+    monkeypatch.setitem(sys.modules, "roman_datamodels.datamodels", None)
+    with pytest.raises(dm.DataModelError, match=r'Roman file .*pip install "calpipe\[roman\]"'):
+        dm.open(tmp_path / "r_uncal.asdf")
+
+
+def write_roman_ref(path, name, detector="WFI01", **arrays):
+    ref = getattr(rdm, name).create_fake_data(shape=arrays.pop("shape", None))
+    ref.meta.instrument.detector = detector
+    for key, value in arrays.items():
+        ref[key] = value
+    ref.save(path)
+    return path
+
+
+def test_reference_files_become_calpipe_references(tmp_path):
+    shape = (64, 64)
+    ramp = np.ones((2, *shape), np.float32)
+    cases = {
+        "MaskRefModel": dict(dq=np.full(shape, 4, np.uint32)),
+        "SaturationRefModel": dict(data=np.full(shape, 6e4, np.float32), dq=np.zeros(shape, np.uint32)),
+        "LinearityRefModel": dict(coeffs=np.stack([np.zeros(shape), np.ones(shape)]).astype(np.float32),
+                                  dq=np.zeros(shape, np.uint32)),
+        "DarkRefModel": dict(dark_slope=np.full(shape, 0.01, np.float32), dq=np.zeros(shape, np.uint32),
+                             dark_slope_error=np.zeros(shape, np.float32), shape=ramp.shape),
+        "GainRefModel": dict(data=np.full(shape, 2.0, np.float32)),
+        "ReadnoiseRefModel": dict(data=np.full(shape, 5.0, np.float32)),
+        "FlatRefModel": dict(data=np.ones(shape, np.float32), dq=np.zeros(shape, np.uint32),
+                             err=np.zeros(shape, np.float32)),
+    }
+    for name, arrays in cases.items():
+        model = dm.open(write_roman_ref(tmp_path / f"{name}.asdf", name, **arrays))
+        reftype = roman.REFERENCE_CLASSES[name]
+        assert isinstance(model, dm.REFERENCE_MODELS[reftype]) and model.meta.reftype == reftype
+        assert model.meta.instrument.detector == "WFI01"
+    assert dm.open(tmp_path / "LinearityRefModel.asdf").meta.input_counts == "raw"
+    np.testing.assert_array_equal(dm.open(tmp_path / "DarkRefModel.asdf").data, 0.01 * np.ones(shape, np.float32))
+
+
+def test_linearity_for_raw_counts_is_the_same_correction_around_the_bias():
+    rng = np.random.default_rng(2)
+    coeffs = np.zeros((4, 3, 5))
+    coeffs[1] = 1.0
+    coeffs[2] = rng.uniform(1e-6, 3e-6, (3, 5))
+    coeffs[3] = rng.uniform(1e-11, 3e-11, (3, 5))
+    coeffs[:, 0, 0] = 0.0  # all zero: no correction, stays zero
+    bias = rng.uniform(4000, 12000, (3, 5))
+    raw = roman.linearity_for_raw_counts(coeffs, bias)
+    assert not raw[:, 0, 0].any()
+    m = np.linspace(0, 50000, 7)
+    for y, x in [(1, 2), (2, 4)]:
+        want = np.polyval(coeffs[::-1, y, x], m)
+        got = np.polyval(raw[::-1, y, x].astype(np.float64), m + bias[y, x]) - bias[y, x]
+        np.testing.assert_allclose(got, want, atol=0.05)  # DN, float32 coefficients
+
+
+def test_image_model_keeps_calpipe_format_when_asked(tmp_path):
+    meta = {"instrument": {"name": "WFI", "detector": "WFI01", "optical_element": "F158"},
+            "exposure": {"type": "WFI_IMAGE", "start_time": "2027-01-01T00:00:00", "nresultants": 6,
+                         "read_pattern": PATTERN, "frame_time": 3.04},
+            "roman": {"telescope": "ROMAN"}}
+    zeros = np.zeros((8, 8), np.float32)
+    image = dm.ImageModel(meta=meta, data=zeros, dq=np.zeros((8, 8), np.uint32), err=zeros,
+                          var_poisson=zeros, var_rnoise=zeros)
+    PhotomStep(output_format="calpipe").finalize_result(image, [])  # what --output-format sets
+    assert image._output_format == "calpipe"
+    image.save(tmp_path / "x_cal.asdf")
+    assert isinstance(dm.open(tmp_path / "x_cal.asdf"), dm.ImageModel)
+    image._output_format = "auto"
+    image.save(tmp_path / "y_cal.asdf")
+    with rdm.open(tmp_path / "y_cal.asdf") as written:
+        written.validate()
+        assert type(written).__name__ == "ImageModel" and written.data.shape == (8, 8)
+    # a calpipe exposure's image as a Roman one: its metadata mapped
+    del meta["roman"]
+    image._output_format = "roman"
+    image.save(tmp_path / "z_cal.asdf")
+    with rdm.open(tmp_path / "z_cal.asdf") as written:
+        written.validate()
+        assert written.meta.exposure.start_time.isot.startswith("2027-01-01")
+        assert [list(r) for r in written.meta.exposure.read_pattern] == PATTERN
