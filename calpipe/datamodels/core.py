@@ -336,7 +336,8 @@ def _open_asdf(path, schema_uri):
         _touch_arrays(af.tree)
     except Exception as err:
         af.close()
-        raise DataModelError(f"{path}: damaged or truncated array data ({_one_line(err)})") from None
+        what = "damaged array data" if "checksum" in str(err) else "damaged or truncated array data"
+        raise DataModelError(f"{path}: {what} ({_one_line(err)})") from None
     return af
 
 
