@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+from calpipe import compile_notice
 from calpipe.errors import EXIT_STATUS, CalpipeError, describe_os_error
 
 
@@ -111,6 +112,7 @@ def run_simulate(args):
 
     if not 1 <= args.program <= 99999:
         raise CalpipeError(f"--program {args.program}: expected a number from 1 to 99999")
+    compile_notice.install(sys.stdout)
     t0 = time.perf_counter()
     options = dict(size=args.size, nresultants=args.nresultants, seed=args.seed, program=args.program,
                    fully_saturated=args.fully_saturated, progress=_progress)
@@ -204,6 +206,7 @@ def run_demo(args):
     from calpipe.simulate import simulate
     from calpipe.truth import compare, compare_catalog
 
+    compile_notice.install(sys.stdout)
     work = Path(args.workdir)
     print(f"1. Simulating a {args.size}x{args.size} exposure with {args.nresultants} resultants in {work}/")
     sim = simulate(work, size=args.size, nresultants=args.nresultants, seed=args.seed, progress=_progress)

@@ -6,6 +6,7 @@ used (``meta.ref_file``) and what it cost (``meta.resources`` and a ``meta.cal_l
 """
 
 import functools
+import gc
 import logging
 import os
 from datetime import datetime, timezone
@@ -13,7 +14,7 @@ from importlib import metadata
 
 from stpipe import Pipeline, Step
 
-from calpipe import __version__, _stpipe_hooks, datamodels
+from calpipe import __version__, _stpipe_hooks, compile_notice, datamodels
 from calpipe.archive.checksums import file_checksum
 from calpipe.datamodels import DataModel, DataModelError
 from calpipe.references import find_store
@@ -50,16 +51,25 @@ class CalStep(Step):
             cls.process = _recorded(cls.process)
 
     def run(self, *args):
+        command_line = self.parent is None and _stpipe_hooks.is_command_line_run(self)
+        if command_line:
+            compile_notice.install()
+            # stpipe collects garbage before every step: with the libraries' objects frozen out
+            # of the collector, each collection scans only what the run itself made.
+            gc.freeze()
         try:
             return super().run(*args)
         except Exception as err:
             # A user's mistake in a strun run: one line and exit status 2, no traceback.
             # (SystemExit passes stpipe's handler, which would print the error again.)
-            if self.parent is None and _stpipe_hooks.is_command_line_run(self):
+            if command_line:
                 status = _stpipe_hooks.report(self.class_alias, err)
                 if status is not None:
                     raise SystemExit(status) from None
             raise
+        finally:
+            if command_line:
+                gc.unfreeze()
 
     # -- models ------------------------------------------------------------------------
     @classmethod
@@ -157,7 +167,6 @@ class CalStep(Step):
         base = model.meta.get("filename") or type(model).__name__.lower()
         if isinstance(product, DataModel):
             path = self.make_output_path(basepath=base, suffix=suffix, ext="asdf")
-            product.validate(path)
             write = product.write_to
         else:
             path = self.make_output_path(basepath=base, suffix=suffix, ext="ecsv")

@@ -2,6 +2,7 @@
 
 import os
 import warnings
+from collections.abc import Mapping
 
 import asdf
 
@@ -70,11 +71,12 @@ def model_type_of(path):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a Roman file's tags are unknown without roman_datamodels
-            with asdf.open(path, lazy_load=True, memmap=False) as af:
+            # A lazy tree converts only what is read: not the WCS a calibrated image carries.
+            with asdf.open(path, lazy_load=True, memmap=False, lazy_tree=True) as af:
                 if roman.is_roman_tree(af.tree):
                     return ROMAN
                 meta = af.tree.get("meta")
-                model_type = meta.get("model_type") if isinstance(meta, dict) else None
+                model_type = meta.get("model_type") if isinstance(meta, Mapping) else None
     except Exception as err:
         first = str(err).strip().splitlines()
         raise DataModelError(

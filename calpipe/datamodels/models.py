@@ -75,7 +75,7 @@ class ImageModel(DataModel):
 
     schema = "image"
 
-    def write_to(self, path):
+    def write_to(self, path, name=None):
         """A Roman exposure's image is written as a Roman Level-2 image unless asked otherwise
         (``_output_format``: auto, calpipe or roman; steps set it from ``output_format``)."""
         output_format = getattr(self, "_output_format", "auto")
@@ -84,7 +84,7 @@ class ImageModel(DataModel):
 
             write_image(self, path)
         else:
-            super().write_to(path)
+            super().write_to(path, name)
 
     def problems(self):
         names = ["dq", "err", "var_poisson", "var_rnoise", "var_flat"]

@@ -1,6 +1,9 @@
-"""calpipe's pipelines."""
+"""calpipe's pipelines (each imported on first use, with only the steps it runs)."""
 
-from .exposure import ExposurePipeline
-from .training_ingest import TrainingIngestPipeline
+from calpipe import _lazy
 
-__all__ = ["ExposurePipeline", "TrainingIngestPipeline"]
+_MODULES = {"ExposurePipeline": "exposure", "TrainingIngestPipeline": "training_ingest"}
+
+__all__ = sorted(_MODULES)
+
+__getattr__, __dir__ = _lazy.exports(__name__, _MODULES)

@@ -1,31 +1,27 @@
-"""calpipe's steps: each reads its parameters and references, calls a kernel, records what it did."""
+"""calpipe's steps: each reads its parameters and references, calls a kernel, records what it did.
 
-from .assign_wcs import AssignWcsStep
-from .dark_current import DarkCurrentStep
-from .dq_init import DQInitStep
-from .flat_field import FlatFieldStep
-from .ingest import IngestStep
-from .linearity import LinearityStep
-from .photom import PhotomStep
-from .ramp_fit import RampFitStep
-from .refpix import RefPixStep
-from .saturation import SaturationStep
-from .scrub import ScrubStep
-from .source_catalog import SourceCatalogStep
-from .tweakreg import TweakRegStep
+Each class is imported on first use, so that running one pipeline loads only its own steps
+(the training steps' database libraries stay out of a calibration run).
+"""
 
-__all__ = [
-    "AssignWcsStep",
-    "DQInitStep",
-    "IngestStep",
-    "ScrubStep",
-    "SourceCatalogStep",
-    "TweakRegStep",
-    "DarkCurrentStep",
-    "FlatFieldStep",
-    "LinearityStep",
-    "PhotomStep",
-    "RampFitStep",
-    "RefPixStep",
-    "SaturationStep",
-]
+from calpipe import _lazy
+
+_MODULES = {
+    "AssignWcsStep": "assign_wcs",
+    "DarkCurrentStep": "dark_current",
+    "DQInitStep": "dq_init",
+    "FlatFieldStep": "flat_field",
+    "IngestStep": "ingest",
+    "LinearityStep": "linearity",
+    "PhotomStep": "photom",
+    "RampFitStep": "ramp_fit",
+    "RefPixStep": "refpix",
+    "SaturationStep": "saturation",
+    "ScrubStep": "scrub",
+    "SourceCatalogStep": "source_catalog",
+    "TweakRegStep": "tweakreg",
+}
+
+__all__ = sorted(_MODULES)
+
+__getattr__, __dir__ = _lazy.exports(__name__, _MODULES)

@@ -1,4 +1,4 @@
-"""source_catalog: detect and measure the sources of a calibrated image (photutils)."""
+"""source_catalog: detect and measure the sources of a calibrated image (sep, photutils)."""
 
 import logging
 import os
@@ -74,7 +74,7 @@ class SourceCatalogStep(CalStep):
             deblend_nlevels=self.deblend_nlevels,
             deblend_contrast=self.deblend_contrast,
             aperture_radii=tuple(self.aperture_radii or ()),
-            kron_params=(self.kron_scale, self.kron_min_radius, 0.0),
+            kron_params=(self.kron_scale, self.kron_min_radius),
             conversion_megajanskys=conversion,
             pixelarea_steradians=area,
         )
