@@ -16,6 +16,7 @@ class LinearityStep(CalStep):
         model = self.open_for_update(input)
         ref = self.open_reference(model, "linearity")
         check_shape(ref.coeffs[0], "coeffs", model.data.shape[1:], ref.meta.filename)
-        correct_linearity(model.data, model.groupdq, ref.coeffs, model.pixeldq, coeffs_dq=ref.dq)
+        correct_linearity(model.data, model.groupdq, ref.coeffs, model.pixeldq,
+                          model.meta.exposure.read_pattern, coeffs_dq=ref.dq)
         ref.close()
         return model

@@ -51,7 +51,7 @@ def calibrate_resultants(exp, det, coeffs):
     sat_dq = np.where(det.no_sat_check, dqflags.NO_SAT_CHECK, 0).astype(np.uint32)
     flag_saturation(cube, threshold_of(det), exp.read_pattern, gdq, pdq, sat_dq)
     correct_refpix(cube)
-    correct_linearity(cube, gdq, coeffs, pdq)
+    correct_linearity(cube, gdq, coeffs, pdq, exp.read_pattern)
     return cube, gdq, pdq
 
 
@@ -191,7 +191,7 @@ def test_noisy_ramp_statistics(detector, coeffs, scene):
     # slopes scatter around the truth without bias
     gdq = np.zeros(cube.shape, np.uint8)
     pdq = detector.mask.copy()
-    correct_linearity(cube, gdq, coeffs, pdq)
+    correct_linearity(cube, gdq, coeffs, pdq, exp.read_pattern)
     tbar = mean_read_times(exp.read_pattern, exp.frame_time)
     slope, _ = ols_slopes(cube[:, B:-B, B:-B], gdq[:, B:-B, B:-B], tbar)
     truth = exp.truth["slope"]
