@@ -1,13 +1,17 @@
 """refpix: remove bias drifts tracked by the reference pixels on the detector border."""
 
-from calpipe.kernels.refpix import correct_refpix
+from calpipe.kernels.refpix import correct_refpix, refpix_variance
 from calpipe.step import CalStep
 
 from ._common import BORDER
 
 
 class RefPixStep(CalStep):
-    """Subtract per-channel, per-resultant bias drifts measured on the border pixels."""
+    """Subtract per-channel, per-resultant bias drifts measured on the border pixels.
+
+    Records in ``refpix_variance`` the variance the estimates add per read (see
+    docs/steps/refpix.md), for ramp fitting to add to the read noise.
+    """
 
     class_alias = "refpix"
     spec = """
@@ -16,5 +20,8 @@ class RefPixStep(CalStep):
 
     def process(self, input):
         model = self.open_for_update(input)
+        channel, row = refpix_variance(model.data, model.meta.exposure.read_pattern, border=BORDER,
+                                       nchannels=self.nchannels)
         correct_refpix(model.data, border=BORDER, nchannels=self.nchannels)
+        model.refpix_variance = {"channel": channel.astype("float32"), "row": row.astype("float32")}
         return model
