@@ -39,7 +39,14 @@ def build_parser():
     sim = commands.add_parser("simulate", help="write a raw exposure, its reference store and its truth")
     sim.add_argument("--out", required=True, help="output folder")
     sim.add_argument("--size", type=int, default=4096, help="detector size incl. border (default: %(default)s)")
-    sim.add_argument("--nresultants", type=int, default=6, help="resultants (default: %(default)s)")
+    sim.add_argument("--nresultants", type=int, help="resultants of the default uneven pattern (default: 6)")
+    sim.add_argument("--read-pattern",
+                     help="uneven6, skip6, 3, 8x8, 24, 40 or an explicit list such as '1;2,3;4-7;8' "
+                          "(resultants separated by ';'); replaces --nresultants")
+    sim.add_argument("--cosmic-ray-fraction", type=float, default=0.02,
+                     help="expected cosmic-ray hit pixels per science pixel (default: %(default)s)")
+    sim.add_argument("--multi-hit-fraction", type=float, default=0.0,
+                     help="fraction of hit pixels hit once or twice more (default: %(default)s)")
     sim.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     sim.add_argument("--nexposures", type=int, default=1,
                      help="exposures of one field in a dither pattern, with their association file "
@@ -81,11 +88,19 @@ def _progress(message):
 
 
 def run_simulate(args):
-    from calpipe.simulate import simulate, simulate_dithered
+    from calpipe.simulate import check_cosmic_rays, parse_read_pattern, simulate, simulate_dithered
 
     t0 = time.perf_counter()
-    options = dict(size=args.size, nresultants=args.nresultants, seed=args.seed,
-                   fully_saturated=args.fully_saturated, progress=_progress)
+    check_cosmic_rays(args.cosmic_ray_fraction, args.multi_hit_fraction)
+    pattern = None
+    if args.read_pattern is not None:
+        pattern = parse_read_pattern(args.read_pattern)
+        if args.nresultants is not None and args.nresultants != len(pattern):
+            raise ValueError(f"--nresultants {args.nresultants} disagrees with --read-pattern "
+                             f"({len(pattern)} resultants); give one of them")
+    options = dict(size=args.size, nresultants=6 if args.nresultants is None else args.nresultants, read_pattern=pattern, seed=args.seed,
+                   fully_saturated=args.fully_saturated, cosmic_ray_fraction=args.cosmic_ray_fraction,
+                   multi_hit_fraction=args.multi_hit_fraction, progress=_progress)
     if args.nexposures != 1:
         result = simulate_dithered(Path(args.out), args.nexposures, **options)
         exposures = result.exposures
