@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from calpipe.datamodels import dqflags
+from calpipe import dqflags
 from calpipe.kernels.ramp import fit_ramps, resultant_times
 
 FRAME_TIME = 3.04

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from calpipe.errors import CalpipeError
+from calpipe.errors import EXIT_STATUS, CalpipeError, describe_os_error
 
 
 def main(argv=None):
@@ -15,13 +15,17 @@ def main(argv=None):
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
+    command = getattr(args, "command", "calpipe")
     try:
         return args.func(args) or 0
-    except (CalpipeError, OSError, ValueError, LookupError) as err:
-        print(f"calpipe: error: {err}", file=sys.stderr)
-        return 2
+    except OSError as err:
+        print(f"{command}: error: {describe_os_error(err)}", file=sys.stderr)
+        return EXIT_STATUS
+    except (CalpipeError, ValueError, LookupError) as err:
+        print(f"{command}: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return EXIT_STATUS
     except KeyboardInterrupt:
-        print("calpipe: interrupted", file=sys.stderr)
+        print(f"{command}: interrupted", file=sys.stderr)
         return 130
 
 
@@ -71,7 +75,17 @@ def build_parser():
 
     for register in _registered_commands():
         register(commands)
+    _name_commands(parser)
     return parser
+
+
+def _name_commands(parser):
+    """Each subcommand knows its full name (``calpipe db status``), for its error lines."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                sub.set_defaults(command=sub.prog)
+                _name_commands(sub)
 
 
 def _registered_commands():

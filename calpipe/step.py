@@ -7,25 +7,24 @@ used (``meta.ref_file``) and what it cost (``meta.resources`` and a ``meta.cal_l
 
 import functools
 import logging
-import sys
 
 from stpipe import Pipeline, Step
 
-from calpipe import _dashed_options, datamodels
+from calpipe import _stpipe_hooks, datamodels
 from calpipe.datamodels import DataModel, DataModelError
-from calpipe.errors import CalpipeError
 from calpipe.references import find_store
 from calpipe.resources import ResourceMonitor
 
 log = logging.getLogger("calpipe")
-_dashed_options.install()
+_stpipe_hooks.install()
 
-# Suffixes calpipe writes; stripped from an input name before a new one is added.
-KNOWN_SUFFIXES = {
-    "uncal", "ramp", "rate", "cal", "cat", "segm", "wcs",
+# Suffixes calpipe writes (products, and every step's alias), stripped from an input name
+# before a new one is added; tests/test_integration.py keeps the list equal to the steps'.
+PRODUCT_SUFFIXES = {"uncal", "ramp", "rate", "cal", "cat", "segm", "wcs"}
+KNOWN_SUFFIXES = PRODUCT_SUFFIXES | {
     "dq_init", "saturation", "refpix", "linearity", "ramp_fit", "dark_current",
     "flat_field", "photom", "assign_wcs", "source_catalog", "tweakreg",
-    "exposure_pipeline", "exposurepipeline",
+    "exposure_pipeline", "scrub", "ingest", "training_ingest",
 }
 SUFFIXES_LONGEST_FIRST = sorted(KNOWN_SUFFIXES, key=len, reverse=True)
 
@@ -47,11 +46,13 @@ class CalStep(Step):
     def run(self, *args):
         try:
             return super().run(*args)
-        except CalpipeError as err:
-            # A user's mistake on the command line: one line and an exit status, no traceback.
-            if self.parent is None and _dashed_options.from_command_line():
-                print(f"{self.class_alias}: error: {err}", file=sys.stderr)
-                raise SystemExit(err.exit_status) from None
+        except Exception as err:
+            # A user's mistake in a strun run: one line and exit status 2, no traceback.
+            # (SystemExit passes stpipe's handler, which would print the error again.)
+            if self.parent is None and _stpipe_hooks.is_command_line_run(self):
+                status = _stpipe_hooks.report(self.class_alias, err)
+                if status is not None:
+                    raise SystemExit(status) from None
             raise
 
     # -- models ------------------------------------------------------------------------
@@ -80,9 +81,13 @@ class CalStep(Step):
         return name, "_"
 
     def open_for_update(self, input):
-        """The input as a model whose arrays this step may change in place."""
+        """The input as a model whose arrays this step may change in place.
+
+        A model still reading its file (whether opened here or passed in) has its arrays read
+        into writable memory first: mapped file pages are read-only.
+        """
         model = datamodels.open(input)
-        return model if model is input else model.load_arrays()
+        return model.load_arrays() if model.file_backed else model
 
     # -- references (never CRDS) --------------------------------------------------------
     @classmethod
@@ -130,6 +135,26 @@ class CalStep(Step):
         if isinstance(result, DataModel):
             for reftype, path in reference_files_used:
                 setattr(result.meta.ref_file, reftype, str(path))
+
+    def add_side_product(self, model, suffix, product):
+        """Save ``product`` as ``<root>_<suffix>`` whenever ``model`` is saved, in the same write.
+
+        ``product`` is a data model (written as ASDF) or a table (written as ECSV). Returns the
+        path it will have.
+        """
+        base = model.meta.get("filename") or type(model).__name__.lower()
+        if isinstance(product, DataModel):
+            path = self.make_output_path(basepath=base, suffix=suffix, ext="asdf")
+            product.validate(path)
+            write = product.write_to
+        else:
+            path = self.make_output_path(basepath=base, suffix=suffix, ext="ecsv")
+
+            def write(tmp):
+                product.write(tmp, format="ascii.ecsv", overwrite=True)
+
+        model.add_side_product(path, write)
+        return path
 
     def record(self, model, status):
         """Set ``meta.cal_step.<alias>`` (COMPLETE, SKIPPED, FAILED)."""

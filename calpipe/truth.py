@@ -3,7 +3,7 @@
 import numpy as np
 from scipy.spatial import cKDTree
 
-from calpipe.datamodels import dqflags
+from calpipe import dqflags
 
 # Pixels whose flags say the calibrated value is not a plain measurement.
 EXCLUDE = (

@@ -58,7 +58,7 @@ def tiny_rate():
 
 
 def write_tiny_store(folder):
-    from calpipe.datamodels import dqflags
+    from calpipe import dqflags
     from calpipe.references import RefStore
 
     folder.mkdir(parents=True, exist_ok=True)

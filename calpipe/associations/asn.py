@@ -15,8 +15,10 @@ Member paths stay as written: relative to the association file. ``exptype`` is l
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
+
+from calpipe.atomic import atomic_path
+from calpipe.errors import CalpipeError
 
 SCHEMA_PATH = Path(__file__).with_name("asn-1.0.0.json")
 
@@ -31,7 +33,7 @@ _JSON_TYPES = {
 }
 
 
-class AsnError(ValueError):
+class AsnError(CalpipeError, ValueError):
     """An association that cannot be read or is invalid; the message is one line."""
 
 
@@ -125,15 +127,8 @@ def write_asn(asn, path):
     path = Path(path)
     validate_asn(asn, str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(asn, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(asn, indent=2) + "\n", encoding="utf-8")
     return path
 
 

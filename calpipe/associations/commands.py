@@ -3,8 +3,7 @@
 import sys
 from pathlib import Path
 
-from .asn import AsnError
-from .pool import PoolError, load_pool, write_associations
+from .pool import load_pool, write_associations
 
 
 def register(subparsers):
@@ -24,17 +23,13 @@ def register(subparsers):
 
 
 def from_pool(args):
-    try:
-        if len(args.pool) == 1:
-            exposures = load_pool(args.pool[0])
-            pool_name = Path(args.pool[0]).resolve().name
-        else:
-            exposures = load_pool(args.pool)
-            pool_name = "files"
-        paths = write_associations(exposures, args.out, pool_name)
-    except (PoolError, AsnError) as exc:
-        print(f"calpipe asn from-pool: {exc}", file=sys.stderr)
-        return 2
+    if len(args.pool) == 1:
+        exposures = load_pool(args.pool[0])
+        pool_name = Path(args.pool[0]).resolve().name
+    else:
+        exposures = load_pool(args.pool)
+        pool_name = "files"
+    paths = write_associations(exposures, args.out, pool_name)
     for path in paths:
         print(path)
     print(f"{len(paths)} association(s) from {len(exposures)} exposure(s)", file=sys.stderr)

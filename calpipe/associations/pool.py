@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from calpipe.errors import CalpipeError
+
 from . import naming
 from .asn import AsnError, make_asn, write_asn
 
@@ -41,7 +43,7 @@ JWST_PRIMARY = (
 JWST_SCI = ("RA_REF", "DEC_REF", "CRVAL1", "CRVAL2")
 
 
-class PoolError(ValueError):
+class PoolError(CalpipeError, ValueError):
     """A pool or exposure that cannot be read; the message is one line."""
 
 

@@ -4,8 +4,9 @@ import os
 
 import asdf
 
-from . import dqflags
+from calpipe import dqflags
 from .core import DataModel, DataModelError, Node, write_tree
+from .products import side_product_meta
 from .models import (
     MODELS,
     REFERENCE_MODELS,
@@ -48,6 +49,7 @@ __all__ = [
     "dqflags",
     "model_type_of",
     "open",
+    "side_product_meta",
     "write_tree",
 ]
 

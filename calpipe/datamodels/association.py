@@ -1,5 +1,7 @@
 """The models of an association, loaded one at a time (stpipe's model container)."""
 
+import os
+
 import asdf
 from stpipe import library as stpipe_models
 
@@ -20,6 +22,16 @@ def _group_id(observation):
 
 class ModelLibrary(stpipe_models.AbstractModelLibrary):
     """An association's members as calpipe models."""
+
+    def __init__(self, init, **kwargs):
+        from_file = isinstance(init, (str, os.PathLike))
+        self._folder = os.path.dirname(os.path.abspath(init)) if from_file else None
+        super().__init__(init, **kwargs)
+
+    def member_paths(self):
+        """Each member's file, resolved against the association file's folder."""
+        members = self.asn["products"][0]["members"]
+        return [os.path.join(self._folder or "", m["expname"]) for m in members]
 
     @property
     def crds_observatory(self):

@@ -1,14 +1,29 @@
 """The calpipe model classes, one per kind of file."""
 
+import math
+from datetime import datetime
+
 from .core import DataModel
 from .products import DistortionRefModel, SegmentationModel, WcsModel
 
 
-def _nresultants_problems(model):
-    meta = model.tree["meta"]
-    exposure = meta.get("exposure", {})
+def _exposure_problems(model):
+    """Exposure metadata that has the right types but cannot describe a real readout."""
+    exposure = model.tree["meta"].get("exposure", {})
     data = model.tree.get("data")
     pattern = exposure.get("read_pattern")
+    frame_time = exposure.get("frame_time")
+    if frame_time is not None and not (isinstance(frame_time, (int, float))
+                                       and math.isfinite(frame_time) and frame_time > 0):
+        yield f"meta.exposure.frame_time is {frame_time!r}, expected a finite number of seconds > 0"
+    if pattern is not None:
+        last = 0
+        for i, reads in enumerate(pattern):
+            if not reads or reads[0] <= last or any(b <= a for a, b in zip(reads, reads[1:])):
+                yield (f"meta.exposure.read_pattern[{i}] is {list(reads)!r}, expected read numbers "
+                       ">= 1 increasing through the whole pattern")
+                break
+            last = reads[-1]
     if data is not None and pattern is not None and len(pattern) != data.shape[0]:
         yield (
             f"meta.exposure.read_pattern lists {len(pattern)} resultants "
@@ -16,6 +31,12 @@ def _nresultants_problems(model):
         )
     if pattern is not None and exposure.get("nresultants") not in (None, len(pattern)):
         yield f"meta.exposure.nresultants is {exposure['nresultants']}, read_pattern has {len(pattern)}"
+    start = exposure.get("start_time")
+    if isinstance(start, str):
+        try:
+            datetime.fromisoformat(start)
+        except ValueError:
+            yield f"meta.exposure.start_time is {start!r}, expected an ISO time like 2027-06-01T00:00:00.000"
 
 
 def _same_shape(model, names, shape, what):
@@ -31,7 +52,7 @@ class RawModel(DataModel):
     schema = "raw"
 
     def problems(self):
-        yield from _nresultants_problems(self)
+        yield from _exposure_problems(self)
 
 
 class RampModel(DataModel):
@@ -40,7 +61,7 @@ class RampModel(DataModel):
     schema = "ramp"
 
     def problems(self):
-        yield from _nresultants_problems(self)
+        yield from _exposure_problems(self)
         shape = self.data.shape
         yield from _same_shape(self, ["groupdq"], shape, "as data")
         yield from _same_shape(self, ["pixeldq"], shape[1:], "one value per pixel")

@@ -52,4 +52,11 @@ class WcsModel(DataModel):
     schema = "wcs_product"
 
 
-PRODUCT_MODELS = [DistortionRefModel, SegmentationModel, WcsModel]
+
+def side_product_meta(model, model_type):
+    """An exposure's identifying metadata for a product written beside it (no WCS object, no logs)."""
+    meta = model.meta.to_dict()
+    keep = ("telescope", "instrument", "exposure", "observation", "wcsinfo", "photometry", "filename")
+    out = {k: meta[k] for k in keep if k in meta}
+    out["model_type"] = model_type
+    return out

@@ -24,8 +24,9 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Table
 from astropy.time import Time
 
+from calpipe.detector import GAIA_EPOCH
+
 FITGEOMS = ("shift", "rshift", "rscale", "general")
-DEFAULT_REF_EPOCH = 2016.0  # Gaia DR3
 
 _RA_NAMES = ("ra", "ra_deg", "raj2000", "ra_icrs")
 _DEC_NAMES = ("dec", "dec_deg", "dej2000", "decj2000", "de_icrs", "dec_icrs")
@@ -67,7 +68,7 @@ def _column(table, names):
     return None
 
 
-def reference_at_epoch(table, epoch, default_epoch=DEFAULT_REF_EPOCH):
+def reference_at_epoch(table, epoch, default_epoch=GAIA_EPOCH):
     """A reference catalog with ``RA``/``DEC`` (deg) at ``epoch`` (Julian year), for tweakwcs.
 
     Columns are found case-insensitively (ra/dec, pmra/pmdec, ref_epoch or epoch); the epoch

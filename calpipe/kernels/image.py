@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from calpipe.datamodels import dqflags
+from calpipe import dqflags
 
 
 def dark_scale(reference_temperature, exposure_temperature, factor, interval):

@@ -25,7 +25,7 @@ Errors in ``r`` change the result only through the curvature terms, so one pass 
 import numpy as np
 from numba import njit, prange
 
-from calpipe.datamodels import dqflags
+from calpipe import dqflags
 
 _SATURATED = np.uint8(dqflags.SATURATED)
 _UNUSABLE = np.uint8(dqflags.SATURATED | dqflags.DO_NOT_USE)

@@ -31,7 +31,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from calpipe.datamodels import dqflags
+from calpipe import dqflags
 
 DEFAULT_INTERCEPT = 5.5
 """Jump threshold at 1 e/s, in sigma (Sharma & Casertano)."""

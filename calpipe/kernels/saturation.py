@@ -11,7 +11,7 @@ can have if its last read reached the threshold (see :func:`flag_saturation`).
 import numpy as np
 from numba import njit, prange
 
-from calpipe.datamodels import dqflags
+from calpipe import dqflags
 
 _SAT = np.uint8(dqflags.SATURATED | dqflags.DO_NOT_USE)
 _FLOOR = np.uint8(dqflags.AD_FLOOR | dqflags.DO_NOT_USE)
@@ -124,9 +124,22 @@ def flag_saturation(resultants, threshold, read_pattern, groupdq, pixeldq, thres
     )
 
 
-def fully_saturated(groupdq):
-    """True when every resultant of every pixel carries SATURATED."""
-    return all(np.all(plane & dqflags.SATURATED) for plane in groupdq)
+def fully_saturated(groupdq, pixeldq=None):
+    """True when every resultant of every pixel carries SATURATED.
+
+    Pixels whose ``pixeldq`` has NO_SAT_CHECK cannot saturate and do not count, unless no
+    pixel can.
+    """
+    unchecked = None if pixeldq is None else (pixeldq & dqflags.NO_SAT_CHECK) > 0
+    if unchecked is not None and unchecked.all():
+        return False
+    for plane in groupdq:
+        saturated = (plane & dqflags.SATURATED) > 0
+        if unchecked is not None:
+            saturated |= unchecked
+        if not saturated.all():
+            return False
+    return True
 
 
 def saturated_pixel_dq(pixeldq, first_groupdq):

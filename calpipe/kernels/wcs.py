@@ -28,7 +28,8 @@ from astropy.modeling import models
 from gwcs import coordinate_frames as cf
 from gwcs import wcs as gwcs_wcs
 
-BORDER = 4
+from calpipe.detector import BORDER
+
 WCSINFO_KEYS = ("ra_ref", "dec_ref", "v2_ref", "v3_ref", "roll_ref")
 
 

@@ -1,11 +1,14 @@
 """ExposurePipeline: raw up-the-ramp exposures in, calibrated count-rate images out."""
 
 import logging
+import os
 
 import numpy as np
 
 from calpipe import datamodels
 from calpipe.datamodels import ImageModel
+from calpipe.detector import science
+from calpipe.errors import InputError
 from calpipe.kernels.saturation import fully_saturated, saturated_pixel_dq
 from calpipe.step import CalPipeline
 from calpipe.steps import (
@@ -21,7 +24,6 @@ from calpipe.steps import (
     SourceCatalogStep,
     TweakRegStep,
 )
-from calpipe.steps._common import science
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ class ExposurePipeline(CalPipeline):
         self.output_use_model = True
         for step in self.step_defs:
             getattr(self, step).output_use_model = True
+        self.check_members(library.member_paths())
         images = []
         with library:
             for index, model in enumerate(library):
@@ -71,14 +74,27 @@ class ExposurePipeline(CalPipeline):
         # stay in memory until then (about 320 MB each for a full detector).
         return self.tweakreg.run(images)
 
+    def check_members(self, paths):
+        """Before calibrating anything: every member opens whole, and no two would be written
+        under the same product name."""
+        products = {}
+        for path in paths:
+            datamodels.open(path).close()  # schema and block checksums
+            root, _ = self.remove_suffix(os.path.splitext(os.path.basename(path))[0])
+            if root in products:
+                raise InputError(
+                    f"association members {products[root]} and {path} would both be written as "
+                    f"{root}_{self.suffix}{self.output_ext}: expected members with distinct names")
+            products[root] = path
+
     def calibrate(self, raw, close_raw=False):
         """Run one exposure through every step; ``close_raw`` frees the raw file once converted."""
         log.info("Calibrating %s", raw.meta.get("filename"))
         ramp = self.dq_init.run(raw)
-        if close_raw:
+        if close_raw and ramp is not raw:
             raw.close()  # its mapped pages would otherwise stay resident through the ramp fit
         ramp = self.saturation.run(ramp)
-        if fully_saturated(ramp.groupdq):
+        if fully_saturated(ramp.groupdq, ramp.pixeldq):
             log.warning("Every resultant of every pixel is saturated: zero image, later steps skipped")
             image = saturated_image(ramp)
             for name in AFTER_SATURATION:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from astropy.time import Time
 
+from calpipe.atomic import atomic_path
 from calpipe.errors import CalpipeError
 
 INDEX_NAME = "index.json"
@@ -37,15 +38,21 @@ class RefStore:
         if not self.index_path.exists():
             return []
         try:
-            return json.loads(self.index_path.read_text())["files"]
-        except (ValueError, KeyError) as err:
+            entries = json.loads(self.index_path.read_text())["files"]
+        except (ValueError, KeyError, TypeError) as err:
             raise MissingReferenceError(f"{self.index_path}: unreadable store index ({err})") from None
+        if not isinstance(entries, list):
+            raise MissingReferenceError(f"{self.index_path}: 'files' is not a list of entries")
+        for i, entry in enumerate(entries):
+            problem = _entry_problem(entry)
+            if problem:
+                raise MissingReferenceError(f"{self.index_path}: files[{i}] {problem}")
+        return entries
 
     def _write_index(self, entries):
         entries = sorted(entries, key=lambda e: (e["reftype"], e["useafter"], e["path"]))
-        tmp = self.index_path.with_suffix(".part")
-        tmp.write_text(json.dumps({"version": 1, "files": entries}, indent=1) + "\n")
-        os.replace(tmp, self.index_path)
+        with atomic_path(self.index_path) as tmp:
+            tmp.write_text(json.dumps({"version": 1, "files": entries}, indent=1) + "\n")
 
     def add(self, paths):
         """Register reference files, copying in those that live outside the store."""
@@ -107,6 +114,25 @@ class RefStore:
                 f"in store {self.path}: {found}"
             )
         return str(self.path / chosen["path"])
+
+
+INDEX_KEYS = ("path", "reftype", "instrument", "detector", "optical_element", "useafter")
+
+
+def _entry_problem(entry):
+    """What is wrong with one index entry, or None."""
+    if not isinstance(entry, dict):
+        return "is not an object"
+    missing = [k for k in INDEX_KEYS if not isinstance(entry.get(k), str)]
+    if missing:
+        return f"lacks text values for {', '.join(missing)}"
+    if Path(entry["path"]).name != entry["path"] or entry["path"] in ("", ".", ".."):
+        return f"path {entry['path']!r} is outside the store (expected a file name in the store folder)"
+    try:
+        Time(entry["useafter"])
+    except ValueError:
+        return f"useafter {entry['useafter']!r} is not a time"
+    return None
 
 
 def _choose(candidates, start, select):

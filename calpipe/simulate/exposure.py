@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit, prange
 
-from calpipe.datamodels import dqflags
+from calpipe import dqflags
+from calpipe.detector import BORDER
 
-BORDER = 4
 NCHANNELS = 32
 FRAME_TIME = 3.04
 NCOEFF = 6

@@ -17,13 +17,11 @@ from astropy.modeling import fitting, models
 from astropy.table import Table
 from astropy.time import Time
 
+from calpipe.detector import BORDER, GAIA_EPOCH, PIXEL_SCALE
 from calpipe.kernels import wcs as wcs_kernel
 from calpipe.kernels.alignment import propagate  # noqa: F401 - part of this module's API
 
 DETECTOR_SIZE = 4096
-BORDER = wcs_kernel.BORDER
-PIXEL_SCALE = 0.11  # arcsec per pixel, WFI-like
-GAIA_EPOCH = 2016.0
 
 # Where a WFI-like detector sits in the V2/V3 plane (arcsec); used as its reference point.
 DETECTOR_V2V3 = {"WFI01": (-1312.9, -1040.8)}

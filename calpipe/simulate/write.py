@@ -1,13 +1,14 @@
 """Write a simulated exposure, its truth and a matching reference set to disk."""
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import asdf
 import numpy as np
 
-from calpipe.datamodels import dqflags
+from calpipe import dqflags
+from calpipe.atomic import atomic_path
+from calpipe.detector import PIXEL_AREA_SR
 
 from . import sky
 from .exposure import FRAME_TIME, linearity_coefficients, make_detector, make_scene, simulate_exposure
@@ -16,8 +17,6 @@ USEAFTER = "2020-01-01T00:00:00.000"
 START_TIME = "2027-06-01T00:00:00.000"
 AUTHOR = "calpipe simulator"
 PEDIGREE = "DUMMY"
-# 0.11 arcsec pixels
-PIXEL_AREA_SR = (0.11 / 206264.806) ** 2
 # MJy/sr per DN/s for a 26.5 AB zero point (1 e/s) at a gain of 2 e/DN
 PHOTMJSR = {"F158": 0.64}
 # Where the simulated telescope points: a field near the south ecliptic pole.
@@ -182,13 +181,8 @@ def _write_truth(path, exposure, sources, meta):
         "bias": {"channel": truth["bias_channel"], "row": truth["bias_row"]},
         "sources": Table(sources),
     }
-    tmp = Path(path).with_name(f".{Path(path).name}.part")
-    try:
+    with atomic_path(path) as tmp:
         asdf.AsdfFile(tree).write_to(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _field_sources(sky_field, wcsinfo, shape, start_time):

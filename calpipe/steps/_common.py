@@ -2,19 +2,12 @@
 
 from calpipe.errors import InputError
 
-BORDER = 4  # reference pixels on every side of the detector
-
 # Exposure types that are not direct images: no flat field, catalog or alignment.
 NON_IMAGING_PREFIXES = ("WFI_SPECTRAL", "WFI_PRISM", "WFI_GRISM", "WFI_DARK", "WFI_FLAT", "WFI_LOLO")
 
 
 def is_imaging(model):
     return not str(model.meta.exposure.type).upper().startswith(NON_IMAGING_PREFIXES)
-
-
-def science(array):
-    """The science pixels of a full-detector array (last two axes)."""
-    return array[..., BORDER:-BORDER, BORDER:-BORDER]
 
 
 def check_shape(reference, name, expected, what):

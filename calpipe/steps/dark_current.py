@@ -2,11 +2,12 @@
 
 import logging
 
+from calpipe.detector import science
 from calpipe.errors import InputError
 from calpipe.kernels.image import dark_scale, subtract_dark
 from calpipe.step import CalStep
 
-from ._common import check_shape, science
+from ._common import check_shape
 
 log = logging.getLogger(__name__)
 

@@ -2,10 +2,11 @@
 
 import logging
 
+from calpipe.detector import science
 from calpipe.kernels.image import apply_flat
 from calpipe.step import CalStep
 
-from ._common import check_shape, is_imaging, science
+from ._common import check_shape, is_imaging
 
 log = logging.getLogger(__name__)
 

@@ -4,11 +4,12 @@ import numpy as np
 
 from calpipe import datamodels
 from calpipe.datamodels import ImageModel
+from calpipe.detector import science
 from calpipe.errors import InputError
 from calpipe.kernels.ramp import fit_ramps
 from calpipe.step import CalStep
 
-from ._common import check_shape, science
+from ._common import check_shape
 
 
 class RampFitStep(CalStep):

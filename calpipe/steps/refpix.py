@@ -1,9 +1,8 @@
 """refpix: remove bias drifts tracked by the reference pixels on the detector border."""
 
+from calpipe.detector import BORDER
 from calpipe.kernels.refpix import correct_refpix, refpix_variance
 from calpipe.step import CalStep
-
-from ._common import BORDER
 
 
 class RefPixStep(CalStep):

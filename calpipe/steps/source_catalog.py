@@ -5,8 +5,8 @@ import os
 
 import numpy as np
 
-from calpipe import datamodels
-from calpipe.datamodels import SegmentationModel, dqflags
+from calpipe import datamodels, dqflags
+from calpipe.datamodels import SegmentationModel, side_product_meta
 from calpipe.kernels.catalog import source_catalog
 from calpipe.step import CalStep
 
@@ -85,45 +85,8 @@ class SourceCatalogStep(CalStep):
         info = {"n_sources": len(table), "snr_threshold": self.snr_threshold, "npixels": self.npixels,
                 "deblend": self.deblend}
         log.info("%d sources detected", len(table))
-        if side_products_wanted(self):
-            info["catalog_file"] = write_table(table, side_product_path(self, model, "cat", "ecsv"))
-            segm_model = SegmentationModel(meta=_product_meta(model, "SegmentationModel"), data=segm)
-            info["segmentation_file"] = segm_model.save(side_product_path(self, model, "segm", "asdf"))
-            log.info("Wrote %s and %s", info["catalog_file"], info["segmentation_file"])
+        segm_model = SegmentationModel(meta=side_product_meta(model, "SegmentationModel"), data=segm)
+        info["catalog_file"] = os.path.basename(self.add_side_product(model, "cat", table))
+        info["segmentation_file"] = os.path.basename(self.add_side_product(model, "segm", segm_model))
         model.meta.source_catalog = info
         return model
-
-
-def _product_meta(model, model_type):
-    """The exposure's identifying metadata for a side product (no WCS object, no logs)."""
-    meta = model.meta.to_dict()
-    keep = ("telescope", "instrument", "exposure", "observation", "wcsinfo", "photometry", "filename")
-    out = {k: meta[k] for k in keep if k in meta}
-    out["model_type"] = model_type
-    return out
-
-
-# -- side products (also used by tweakreg) ---------------------------------------------------
-def side_products_wanted(step):
-    """Side products are written whenever the step's own result, or its pipeline's, is saved."""
-    if step.save_results:
-        return True
-    parent = getattr(step, "parent", None)
-    return bool(parent is not None and parent.save_results)
-
-
-def side_product_path(step, model, suffix, ext):
-    base = model.meta.get("filename") or type(model).__name__.lower()
-    return step.make_output_path(basepath=base, suffix=suffix, ext=ext)
-
-
-def write_table(table, path):
-    """Write a table as ECSV through a temporary name, renamed into place."""
-    tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.part")
-    try:
-        table.write(tmp, format="ascii.ecsv", overwrite=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path

@@ -7,14 +7,13 @@ import numpy as np
 from astropy.table import Table
 from astropy.time import Time
 
-from calpipe import datamodels
-from calpipe.datamodels import WcsModel, dqflags
+from calpipe import datamodels, dqflags
+from calpipe.datamodels import WcsModel, side_product_meta
 from calpipe.kernels import alignment
 from calpipe.kernels.wcs import s_region
 from calpipe.step import CalStep
 
 from ._common import is_imaging
-from .source_catalog import _product_meta, side_product_path, side_products_wanted, write_table
 
 log = logging.getLogger(__name__)
 
@@ -205,15 +204,11 @@ class TweakRegStep(CalStep):
             log.warning("%s: tweakreg FAILED, WCS left as it was: %s", entry["name"], record["reason"])
         model.meta.wcs_fit_results = record
         self.record(model, status)
-        if status == "COMPLETE" and side_products_wanted(self):
-            self._save_products(model)
-
-    def _save_products(self, model):
-        product = WcsModel(meta=_product_meta(model, "WcsModel"), wcs=model.meta.wcs)
-        product.meta.wcs_fit_results = model.meta.wcs_fit_results.to_dict()
-        path = product.save(side_product_path(self, model, "wcs", "asdf"))
-        cat_path = write_table(model.source_catalog, side_product_path(self, model, "cat", "ecsv"))
-        log.info("Wrote %s and %s", path, cat_path)
+        if status == "COMPLETE":
+            product = WcsModel(meta=side_product_meta(model, "WcsModel"), wcs=model.meta.wcs)
+            product.meta.wcs_fit_results = record
+            self.add_side_product(model, "wcs", product)
+            self.add_side_product(model, "cat", model.source_catalog)  # sky positions updated
 
 
 __all__ = ["TweakRegStep", "read_reference_catalog"]

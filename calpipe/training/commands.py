@@ -1,8 +1,6 @@
 """``calpipe db ...``: export and inspect the training database."""
 
-import sys
-
-from .db import DatabaseError, TrainingDB
+from .db import TrainingDB
 
 
 def register(subparsers):
@@ -28,27 +26,19 @@ def _open(args):
 def export_command(args):
     from .export import export
 
-    try:
-        with _open(args) as database:
-            counts = export(database, args.out)
-    except (DatabaseError, OSError) as exc:
-        print(f"calpipe db export: {exc}", file=sys.stderr)
-        return 2
+    with _open(args) as database:
+        counts = export(database, args.out)
     for name, n in counts.items():
         print(f"{name:16s} {n:8d} rows")
     return 0
 
 
 def status_command(args):
-    try:
-        with _open(args) as database:
-            counts = database.counts()
-            recent = database.recent_runs(args.runs)
-            print(f"database   {database.shown}")
-            print(f"encodings  version {database.get_meta('encoding_version')}, {counts['encodings']} values")
-    except DatabaseError as exc:
-        print(f"calpipe db status: {exc}", file=sys.stderr)
-        return 2
+    with _open(args) as database:
+        counts = database.counts()
+        recent = database.recent_runs(args.runs)
+        print(f"database   {database.shown}")
+        print(f"encodings  version {database.get_meta('encoding_version')}, {counts['encodings']} values")
     for key in ("exposures", "products", "training", "pending_product", "pending_cost", "ingest_runs"):
         print(f"{key:16s} {counts[key]:8d}")
     if recent:

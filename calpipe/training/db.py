@@ -27,6 +27,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from calpipe.errors import CalpipeError
+
 SCHEMA_VERSION = 1
 DEFAULT_DATABASE = "calpipe-training.db"
 URL_ENV = "CALPIPE_DATABASE_URL"
@@ -119,7 +121,7 @@ encodings = sa.Table(
 )
 
 
-class DatabaseError(RuntimeError):
+class DatabaseError(CalpipeError, RuntimeError):
     """A database that cannot be used as asked; the message is one line."""
 
 
@@ -154,6 +156,10 @@ class TrainingDB:
     def __init__(self, database=None, *, create=True):
         self.url = resolve_url(database)
         self.shown = _safe_url(self.url)
+        file = sa.engine.make_url(self.url).database if self.url.startswith("sqlite") else None
+        if not create and file and not Path(file).exists():
+            # Connecting would create an empty file: a query never creates anything.
+            raise DatabaseError(f"{self.shown}: no such database file")
         try:
             if self.url.startswith("sqlite"):
                 self.engine = sa.create_engine(self.url, connect_args={"timeout": 120})
@@ -172,10 +178,12 @@ class TrainingDB:
 
     def _open(self, create):
         with self.engine.connect() as conn:
-            present = sa.inspect(conn).has_table("calpipe_meta")
-        if not present:
-            if not create:
-                raise DatabaseError(f"{self.shown}: not a calpipe training database (no calpipe_meta table)")
+            tables = sa.inspect(conn).get_table_names()
+        if "calpipe_meta" not in tables:
+            if not create or tables:
+                # Another application's database: left exactly as it is.
+                raise DatabaseError(f"{self.shown}: not a calpipe training database (no calpipe_meta table"
+                                    f"{'; it holds other tables' if tables else ''})")
             with self.transaction() as conn:
                 metadata.create_all(conn)
                 for key, value in (("schema_version", SCHEMA_VERSION), ("encoding_version", 0)):

@@ -18,11 +18,11 @@ table; missing numbers are 0 in the encoded files.
 import csv
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import sqlalchemy as sa
+
+from calpipe.atomic import atomic_path
 
 from . import db as D
 from .scrub import CATEGORICAL, FEATURES, encode
@@ -36,17 +36,11 @@ TRAIN_COLUMNS = (*ENCODED_COLUMNS, *TARGETS)
 
 
 def _write_csv(path, columns, rows):
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(columns)
-            for row in rows:
-                w.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(columns)
+        for row in rows:
+            w.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
 
 
 def _zero_nan(row):

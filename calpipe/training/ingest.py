@@ -28,6 +28,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from calpipe.associations.pool import group_products, normalise
+from calpipe.errors import CalpipeError
+
 from . import db as D
 from .scrub import categorical_values, product_features
 
@@ -59,7 +61,7 @@ class IngestSummary:
     n_pending: int = 0  # pending rows after the run
 
 
-class IngestError(ValueError):
+class IngestError(CalpipeError, ValueError):
     """An ingest input that cannot be used; the message is one line."""
 
 

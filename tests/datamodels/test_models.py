@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from calpipe import datamodels as dm
-from calpipe.datamodels import dqflags
+from calpipe import dqflags
 
 
 def test_roundtrip_keeps_arrays_and_meta(tmp_path, raw_model):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from calpipe.datamodels import dqflags
+from calpipe import dqflags
 from calpipe.kernels.image import apply_flat, dark_scale, subtract_dark
 
 

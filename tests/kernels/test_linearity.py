@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import readout
 
-from calpipe.datamodels import dqflags
+from calpipe import dqflags
 from calpipe.kernels.linearity import correct_linearity
 from calpipe.kernels.ramp import fit_ramps
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calpipe.datamodels import dqflags
+from calpipe import dqflags
 from calpipe.kernels.ramp import RampFit, fit_ramps, resultant_times
 
 ALGORITHMS = ["optimal", "likely"]

@@ -8,7 +8,7 @@ generalised least squares with a dense solver and search jumps by brute force.
 import numpy as np
 import pytest
 
-from calpipe.datamodels import dqflags
+from calpipe import dqflags
 from calpipe.kernels.ramp import fit_ramps, resultant_times
 from calpipe.kernels.ramp_likely import chisq_thresholds
 

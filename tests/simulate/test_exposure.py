@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from calpipe.datamodels import dqflags
+from calpipe import dqflags
 from calpipe.kernels.linearity import correct_linearity
 from calpipe.kernels.refpix import correct_refpix, refpix_offsets
 from calpipe.kernels.saturation import flag_saturation

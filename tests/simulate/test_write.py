@@ -4,7 +4,7 @@ import pytest
 from astropy.table import Table
 
 from calpipe import datamodels as dm
-from calpipe.datamodels import dqflags
+from calpipe import dqflags
 from calpipe.kernels.wcs import build_wcs
 from calpipe.references import RefStore
 from calpipe.simulate import default_read_pattern, exposure_root, simulate

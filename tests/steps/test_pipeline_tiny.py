@@ -5,7 +5,7 @@ import pytest
 from tiny_data import BAD_LIN, DARK_RATE, DEAD, HALF_FLAT, NAN_FLAT, tiny_rate, write_tiny_exposure
 
 from calpipe import datamodels as dm
-from calpipe.datamodels import dqflags
+from calpipe import dqflags
 from calpipe.pipelines import ExposurePipeline
 from calpipe.steps import DarkCurrentStep, DQInitStep, RampFitStep, SaturationStep
 

@@ -1,27 +1,16 @@
-import argparse
-
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from calpipe.associations import commands as asn_commands
-from calpipe.training import commands, db as D, export as E, ingest as I
+from calpipe import cli
+from calpipe.training import db as D, export as E, ingest as I
 from calpipe.training.scrub import FEATURES
 
 from test_ingest import l1_row, l3_row, products_of, write_report
 
 
-def parser():
-    p = argparse.ArgumentParser(prog="calpipe")
-    sub = p.add_subparsers(dest="command", required=True)
-    commands.register(sub)
-    asn_commands.register(sub)
-    return p
-
-
 def run(argv):
-    args = parser().parse_args(argv)
-    return args.func(args)
+    return cli.main(argv)
 
 
 def test_export_csvs_load_with_documented_columns(db, tmp_path):
@@ -61,7 +50,8 @@ def test_cli_export_and_status(db_url, tmp_path, capsys):
 def test_cli_user_errors_exit_2(tmp_path, capsys):
     assert run(["db", "status", "--db", str(tmp_path / "missing.db")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "not a calpipe training database" in err
+    assert err.count("\n") == 1 and "calpipe db status: error:" in err and "no such database file" in err
+    assert not (tmp_path / "missing.db").exists()
     assert run(["asn", "from-pool", str(tmp_path / "nopool.csv"), "--out", str(tmp_path)]) == 2
     assert "cannot read pool" in capsys.readouterr().err
 

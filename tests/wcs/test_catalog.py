@@ -3,7 +3,7 @@ import pytest
 from astropy.table import Table
 from scipy.spatial import cKDTree
 
-from calpipe.datamodels import dqflags
+from calpipe import dqflags
 from calpipe.kernels import catalog as kc
 from calpipe.kernels import wcs as kw
 from sky_field import CONVERSION, GAIN_TIME, PIXEL_AREA, PSF_SIGMA, READ_VAR, SKY_RATE, render
