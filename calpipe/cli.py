@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from calpipe.errors import EXIT_STATUS, CalpipeError, describe_os_error
+from calpipe.errors import EXIT_STATUS, CalpipeError, InputError, describe_os_error
 
 
 def main(argv=None):
@@ -110,9 +110,10 @@ def run_simulate(args):
     if args.read_pattern is not None:
         pattern = parse_read_pattern(args.read_pattern)
         if args.nresultants is not None and args.nresultants != len(pattern):
-            raise ValueError(f"--nresultants {args.nresultants} disagrees with --read-pattern "
+            raise InputError(f"--nresultants {args.nresultants} disagrees with --read-pattern "
                              f"({len(pattern)} resultants); give one of them")
-    options = dict(size=args.size, nresultants=6 if args.nresultants is None else args.nresultants, read_pattern=pattern, seed=args.seed,
+    nresultants = 6 if args.nresultants is None else args.nresultants
+    options = dict(size=args.size, nresultants=nresultants, read_pattern=pattern, seed=args.seed,
                    fully_saturated=args.fully_saturated, cosmic_ray_fraction=args.cosmic_ray_fraction,
                    multi_hit_fraction=args.multi_hit_fraction, progress=_progress)
     if args.nexposures != 1:

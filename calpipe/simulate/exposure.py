@@ -17,6 +17,7 @@ from numba import njit, prange
 
 from calpipe import dqflags
 from calpipe.detector import BORDER
+from calpipe.errors import InputError
 
 NCHANNELS = 32
 FRAME_TIME = 3.04
@@ -89,7 +90,7 @@ def parse_read_pattern(text):
                 reads.extend(range(int(lo), int(hi or lo) + 1))
             pattern.append(reads)
     except ValueError:
-        raise ValueError(
+        raise InputError(
             f"read pattern {text!r} is neither one of {', '.join(READ_PATTERNS)} nor a list like '1;2,3;4-7;8'"
         ) from None
     return check_read_pattern(pattern)
@@ -429,9 +430,9 @@ def _bias_per_read(detector, nreads, frame_time, seed):
 def check_cosmic_rays(fraction, multi_fraction):
     """Refuse a negative hit fraction or a multi-hit fraction outside 0..1."""
     if not fraction >= 0:
-        raise ValueError(f"the cosmic-ray fraction must be >= 0 (hit pixels per pixel), got {fraction}")
+        raise InputError(f"the cosmic-ray fraction must be >= 0 (hit pixels per pixel), got {fraction}")
     if not 0 <= multi_fraction <= 1:
-        raise ValueError(f"the multi-hit fraction must be within 0..1 (of the hit pixels), got {multi_fraction}")
+        raise InputError(f"the multi-hit fraction must be within 0..1 (of the hit pixels), got {multi_fraction}")
 
 
 def _cosmic_rays(detector, first_read, last_read, seed, fraction, multi_fraction=0.0):
@@ -596,7 +597,9 @@ def simulate_exposure(
         "flat": detector.flat[sci].copy(),
         "jumps": jumps,
         "saturated": saturated,
-        "saturated_read": np.where(respond[sci], saturated_read, 0).astype(np.int16),
+        # the same event as ``saturated`` (a pixel at the threshold to rounding gets the last read)
+        "saturated_read": np.where(saturated, np.where(saturated_read > 0, saturated_read, last_read), 0
+                                   ).astype(np.int16),
         "cosmic_rays": {"y": cr_y.astype(np.int32), "x": cr_x.astype(np.int32),
                         "read": cr_read.astype(np.int32), "amplitude": cr_amp},
         "bias_channel": bias_channel,
