@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from calpipe import compile_notice
-from calpipe.errors import EXIT_STATUS, CalpipeError, describe_os_error
+from calpipe.errors import EXIT_STATUS, CalpipeError, InputError, describe_os_error
 
 
 def main(argv=None):
@@ -44,7 +44,14 @@ def build_parser():
     sim = commands.add_parser("simulate", help="write a raw exposure, its reference store and its truth")
     sim.add_argument("--out", required=True, help="output folder")
     sim.add_argument("--size", type=int, default=4096, help="detector size incl. border (default: %(default)s)")
-    sim.add_argument("--nresultants", type=int, default=6, help="resultants (default: %(default)s)")
+    sim.add_argument("--nresultants", type=int, help="resultants of the default uneven pattern (default: 6)")
+    sim.add_argument("--read-pattern",
+                     help="uneven6, skip6, 3, 8x8, 24, 40 or an explicit list such as '1;2,3;4-7;8' "
+                          "(resultants separated by ';'); replaces --nresultants")
+    sim.add_argument("--cosmic-ray-fraction", type=float, default=0.02,
+                     help="expected cosmic-ray hit pixels per science pixel (default: %(default)s)")
+    sim.add_argument("--multi-hit-fraction", type=float, default=0.0,
+                     help="fraction of hit pixels hit once or twice more (default: %(default)s)")
     sim.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     sim.add_argument("--nexposures", type=int, default=1,
                      help="exposures of one field in a dither pattern, with their association file "
@@ -108,14 +115,24 @@ def _progress(message):
 
 
 def run_simulate(args):
-    from calpipe.simulate import simulate, simulate_dithered
+    from calpipe.simulate import check_cosmic_rays, parse_read_pattern, simulate, simulate_dithered
 
     if not 1 <= args.program <= 99999:
         raise CalpipeError(f"--program {args.program}: expected a number from 1 to 99999")
     compile_notice.install(sys.stdout)
     t0 = time.perf_counter()
-    options = dict(size=args.size, nresultants=args.nresultants, seed=args.seed, program=args.program,
-                   fully_saturated=args.fully_saturated, progress=_progress)
+    check_cosmic_rays(args.cosmic_ray_fraction, args.multi_hit_fraction)
+    pattern = None
+    if args.read_pattern is not None:
+        pattern = parse_read_pattern(args.read_pattern)
+        if args.nresultants is not None and args.nresultants != len(pattern):
+            raise InputError(f"--nresultants {args.nresultants} disagrees with --read-pattern "
+                             f"({len(pattern)} resultants); give one of them")
+    nresultants = 6 if args.nresultants is None else args.nresultants
+    options = dict(size=args.size, nresultants=nresultants, read_pattern=pattern, seed=args.seed,
+                   program=args.program, fully_saturated=args.fully_saturated,
+                   cosmic_ray_fraction=args.cosmic_ray_fraction,
+                   multi_hit_fraction=args.multi_hit_fraction, progress=_progress)
     if args.format == "roman":
         if args.nexposures != 1:
             raise CalpipeError("simulate: --format roman writes one exposure (--nexposures 1)")

@@ -132,6 +132,19 @@ def test_refs_add_copies_and_indexes(tiny, tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("options, message", [
+    (["--read-pattern", "7x"], "neither one of uneven6"),
+    (["--read-pattern", "3", "--nresultants", "4"], "disagrees with --read-pattern"),
+    (["--multi-hit-fraction", "1.5"], "multi-hit fraction must be within 0..1"),
+    (["--cosmic-ray-fraction", "-0.1"], "cosmic-ray fraction must be >= 0"),
+])
+def test_simulate_refuses_bad_cosmic_ray_and_pattern_options(tmp_path, capsys, options, message):
+    assert cli.main(["simulate", "--out", str(tmp_path / "sim"), "--size", "64", *options]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "sim").exists()
+
+
 def test_simulate_refuses_an_empty_dither(tmp_path, capsys):
     assert cli.main(["simulate", "--out", str(tmp_path / "sim"), "--size", "64", "--nexposures", "0"]) == 2
     assert "nexposures must be >= 1" in capsys.readouterr().err

@@ -12,10 +12,19 @@ drifts per amplifier channel, plus a common-mode component that varies along the
    linear trend, also at the array edges) and is the row offset;
 3. both offsets are subtracted from every pixel of the resultant.
 
-The level of the row offsets rests on the first and last channels' offsets, so its
-uncertainty falls as the channels widen (about 0.2 DN per read on a 4096-column detector).
-
 Bad reference pixels are rejected by clipping at five robust (MAD) sigmas.
+
+The estimates carry the reference pixels' read noise. A resultant of ``N`` reads has
+reference pixels with variance ``sigma^2 / N``, so the subtracted bias adds to every
+pixel a variance ``v / N`` with ``v`` fixed per pixel: exactly like extra read noise,
+independent between resultants. :func:`refpix_variance` gives ``v`` (DN^2 per read) as
+a per-channel plus a per-row term:
+
+- channel term: the channel's offset (a mean of ``2 border width`` reference pixels) less
+  half of each of the first and last channels' offsets (the row offsets are referenced
+  to them, so their noise reaches every pixel of the detector);
+- row term: the side columns' mean over ``2 border`` pixels per row, smoothed by the local
+  line fit (its leverage at that row).
 """
 
 import numpy as np
@@ -156,4 +165,54 @@ def correct_refpix(resultants, border=4, nchannels=32, smooth=11):
     """
     channel, row = refpix_offsets(resultants, border, nchannels, smooth)
     _subtract(resultants, channel, row)
+    return channel, row
+
+
+def _robust_variance(pairs):
+    """Variance of single values from differences of neighbours with the same bias."""
+    return (1.4826 * np.median(np.abs(pairs - np.median(pairs)))) ** 2 / 2.0
+
+
+def refpix_variance(resultants, read_pattern, border=4, nchannels=32, smooth=11):
+    """Variance that the subtracted bias estimates add to every pixel, per read.
+
+    Returns ``(channel, row)``: float64 arrays (nchannels,) and (ny,) in DN^2 per read. In
+    resultant i (of ``N_i`` reads) pixel (y, x) gets ``(channel[x // (nx // nchannels)] +
+    row[y]) / N_i`` on top of its own read noise: adding ``channel[c] + row[y]`` to the
+    per-read read-noise variance accounts for it. Clipping is neglected (it removes
+    only outliers).
+
+    The reference pixels' noise per read is measured here, per channel, from the
+    differences of horizontally adjacent top and bottom reference pixels (same row and
+    channel: the same bias), each resultant's scaled by its number of reads; the median
+    over the resultants is used.
+    """
+    if len(read_pattern) != resultants.shape[0]:
+        raise ValueError(f"read_pattern has {len(read_pattern)} resultants, data has {resultants.shape[0]}")
+    nres, ny, nx = resultants.shape
+    width = nx // nchannels
+    nreads = np.array([len(reads) for reads in read_pattern], dtype=np.float64)
+    sigma2 = np.empty(nchannels)
+    for c in range(nchannels):
+        columns = slice(c * width, (c + 1) * width)
+        per_resultant = []
+        for i in range(nres):
+            rows = np.concatenate([resultants[i, :border, columns], resultants[i, ny - border:, columns]])
+            rows = rows.astype(np.float64)
+            per_resultant.append(_robust_variance(np.diff(rows, axis=1).ravel()) * nreads[i])
+        sigma2[c] = np.median(per_resultant)
+    offset = sigma2 / (2 * border * width)  # variance of each channel offset
+    weights = np.eye(nchannels)
+    weights[:, 0] -= 0.5
+    weights[:, -1] -= 0.5
+    channel = (weights**2) @ offset
+    half = smooth // 2
+    y = np.arange(ny)
+    lo = np.maximum(0, y - half)
+    hi = np.minimum(ny, y + half + 1)
+    n = hi - lo
+    centre = (lo + hi - 1) / 2.0
+    spread = n * (n * n - 1) / 12.0  # sum of (k - centre)^2 over the window
+    leverage = 1.0 / n + (y - centre) ** 2 / spread
+    row = (sigma2[0] + sigma2[-1]) / (4 * border) * leverage
     return channel, row

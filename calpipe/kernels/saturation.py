@@ -1,10 +1,11 @@
 """Saturation flagging of up-the-ramp resultants.
 
 A pixel whose measured counts reach its full well stops responding: that resultant and
-every later one carry no information about the flux. Resultants are means of reads, so
-the resultant just before the first saturated one may already average some saturated
-reads; it is caught by comparing it with the threshold diluted by the fraction of its
-read time that can have been spent below saturation (mean read index / last read index).
+every later one carry no information about the flux. Resultants are means of reads, so a
+resultant whose mean stays below the threshold may still average reads taken at or after
+saturation: the one just before the first resultant that reaches the threshold, or the
+last resultant when none reaches it. That resultant is tested against the lowest mean it
+can have if its last read reached the threshold (see :func:`flag_saturation`).
 """
 
 import numpy as np
@@ -17,13 +18,41 @@ _FLOOR = np.uint8(dqflags.AD_FLOOR | dqflags.DO_NOT_USE)
 _NO_SAT_CHECK = np.uint32(dqflags.NO_SAT_CHECK)
 
 
-def dilution_factors(read_pattern):
-    """Per resultant: mean read index over last read index (1 for a single-read resultant)."""
-    return np.array([np.mean(reads) / reads[-1] for reads in read_pattern], dtype=np.float64)
+def read_index_moments(read_pattern):
+    """Per resultant: mean read index and last read index (float64 arrays)."""
+    mean = np.array([np.mean(reads) for reads in read_pattern], dtype=np.float64)
+    last = np.array([reads[-1] for reads in read_pattern], dtype=np.float64)
+    return mean, last
+
+
+@njit(cache=True)
+def _holds_saturated_read(resultants, i, y, x, thr, mean_read, last_read):
+    """True when resultant ``i``'s mean is at least the lowest mean it can have if its last
+    read reached ``thr``.
+
+    Below saturation the measured counts rise with the read index and bend down (the
+    response is concave); from saturation on they stay at or over ``thr``. So the reads of
+    such a ramp lie on or above the straight line from an earlier point of the ramp to
+    ``thr`` at the last read, and so does their mean. The earlier point is the resultant
+    before (its mean read index and value, which by concavity lies on or below the ramp;
+    the nearest one gives the tightest line), or the reset (read index 0, value 0) when
+    ``i`` is the first resultant; the bias level, being in every read, then only raises
+    the mean and errs on the side of flagging.
+    """
+    value = resultants[i, y, x]
+    k_mean = mean_read[i]
+    k_last = last_read[i]
+    if k_mean == k_last:
+        return value >= thr  # one read
+    if i == 0:
+        return value >= thr * k_mean / k_last
+    start = resultants[i - 1, y, x]
+    fraction = (k_mean - mean_read[i - 1]) / (k_last - mean_read[i - 1])
+    return value >= start + (thr - start) * fraction
 
 
 @njit(parallel=True, cache=True)
-def _flag(resultants, threshold, dilution, groupdq, pixeldq, threshold_dq):
+def _flag(resultants, threshold, mean_read, last_read, groupdq, pixeldq, threshold_dq):
     nres, ny, nx = resultants.shape
     for y in prange(ny):
         for x in range(nx):
@@ -41,12 +70,14 @@ def _flag(resultants, threshold, dilution, groupdq, pixeldq, threshold_dq):
                     groupdq[i, y, x] |= _FLOOR
                 if check and first == nres and value >= thr:
                     first = i
-            if first < nres:
-                for i in range(first, nres):
-                    groupdq[i, y, x] |= _SAT
-                # the resultant before may average reads taken after saturation
-                if first > 0 and resultants[first - 1, y, x] >= thr * dilution[first - 1]:
-                    groupdq[first - 1, y, x] |= _SAT
+            if not check:
+                continue
+            for i in range(first, nres):
+                groupdq[i, y, x] |= _SAT
+            # the resultant before the first saturated one (the last one if none is) may
+            # average reads taken at or after saturation
+            if first > 0 and _holds_saturated_read(resultants, first - 1, y, x, thr, mean_read, last_read):
+                groupdq[first - 1, y, x] |= _SAT
 
 
 def flag_saturation(resultants, threshold, read_pattern, groupdq, pixeldq, threshold_dq=None):
@@ -63,8 +94,13 @@ def flag_saturation(resultants, threshold, read_pattern, groupdq, pixeldq, thres
     threshold_dq : uint32 (ny, nx) or None; pixels with NO_SAT_CHECK are never saturated.
 
     Once a resultant reaches the threshold, it and all later ones get
-    SATURATED|DO_NOT_USE; the resultant just before is flagged too if it reaches the
-    threshold times its dilution factor. Resultants <= 0 get AD_FLOOR|DO_NOT_USE.
+    SATURATED|DO_NOT_USE. The resultant just before the first saturated one (the last
+    resultant when none reaches the threshold) gets them too when its mean is at least the
+    lowest mean it can have if its last read reached the threshold: with ``kbar`` the mean
+    and ``klast`` the last read index of a resultant,
+    ``R_i >= R_{i-1} + (thr - R_{i-1}) (kbar_i - kbar_{i-1}) / (klast_i - kbar_{i-1})``, and
+    for the first resultant ``R_0 >= thr kbar_0 / klast_0``. A single-read resultant is
+    thus only flagged at the threshold. Resultants <= 0 get AD_FLOOR|DO_NOT_USE.
     """
     if resultants.ndim != 3:
         raise ValueError(f"resultants must be 3-D (nresultants, ny, nx), got shape {resultants.shape}")
@@ -81,7 +117,7 @@ def flag_saturation(resultants, threshold, read_pattern, groupdq, pixeldq, thres
     _flag(
         resultants,
         threshold,
-        dilution_factors(read_pattern),
+        *read_index_moments(read_pattern),
         groupdq,
         pixeldq,
         threshold_dq.astype(np.uint32, copy=False),

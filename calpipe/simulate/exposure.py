@@ -17,6 +17,7 @@ from numba import njit, prange
 
 from calpipe import dqflags
 from calpipe.detector import BORDER
+from calpipe.errors import InputError
 
 NCHANNELS = 32
 FRAME_TIME = 3.04
@@ -50,6 +51,49 @@ def default_read_pattern(nresultants):
         pattern.append(list(range(read, read + n)))
         read += n
     return pattern
+
+
+def _runs(first, sizes, gap=0):
+    """Resultants of ``sizes`` consecutive reads from read ``first``, ``gap`` reads skipped between."""
+    pattern, read = [], first
+    for n in sizes:
+        pattern.append(list(range(read, read + n)))
+        read += n + gap
+    return pattern
+
+
+READ_PATTERNS = {
+    "uneven6": default_read_pattern(6),
+    "skip6": _runs(1, [1, 2, 4, 6, 6, 1], gap=1),
+    "3": _runs(1, [1, 6, 8]),
+    "8x8": _runs(1, [8] * 8),
+    "24": _runs(1, [1] * 24),
+    "40": _runs(1, [1] * 40),
+}
+"""Named read patterns for ``calpipe simulate --read-pattern``: ``uneven6`` the default;
+``skip6`` uneven with one read skipped between resultants; ``3`` three resultants (1, 6
+and 8 reads); ``8x8`` eight resultants of eight reads; ``24`` and ``40`` single reads."""
+
+
+def parse_read_pattern(text):
+    """A read pattern from a name in :data:`READ_PATTERNS` or an explicit list: resultants
+    separated by ``;``, reads by ``,``, ranges as ``a-b`` (``"1;2,3;4-7;8"``)."""
+    text = str(text).strip()
+    if text in READ_PATTERNS:
+        return [list(reads) for reads in READ_PATTERNS[text]]
+    pattern = []
+    try:
+        for group in text.split(";"):
+            reads = []
+            for item in group.split(","):
+                lo, _, hi = item.strip().partition("-")
+                reads.extend(range(int(lo), int(hi or lo) + 1))
+            pattern.append(reads)
+    except ValueError:
+        raise InputError(
+            f"read pattern {text!r} is neither one of {', '.join(READ_PATTERNS)} nor a list like '1;2,3;4-7;8'"
+        ) from None
+    return check_read_pattern(pattern)
 
 
 def check_read_pattern(read_pattern):
@@ -383,8 +427,21 @@ def _bias_per_read(detector, nreads, frame_time, seed):
     return channel, row
 
 
-def _cosmic_rays(detector, first_read, last_read, seed, fraction):
-    """Hits: science-pixel (y, x), the read index they first appear in, and amplitude (DN)."""
+def check_cosmic_rays(fraction, multi_fraction):
+    """Refuse a negative hit fraction or a multi-hit fraction outside 0..1."""
+    if not fraction >= 0:
+        raise InputError(f"the cosmic-ray fraction must be >= 0 (hit pixels per pixel), got {fraction}")
+    if not 0 <= multi_fraction <= 1:
+        raise InputError(f"the multi-hit fraction must be within 0..1 (of the hit pixels), got {multi_fraction}")
+
+
+def _cosmic_rays(detector, first_read, last_read, seed, fraction, multi_fraction=0.0):
+    """Hits: science-pixel (y, x), the read index they first appear in, and amplitude (DN).
+
+    A Poisson number of pixels (``fraction`` of the science pixels on average) is hit at
+    uniformly random reads after the first sampled one; ``multi_fraction`` of them get one
+    or two more hits (equally likely), each at its own random read.
+    """
     rng = _rng(seed, _COSMICS)
     nsci = detector.size - 2 * detector.border
     nhits = rng.poisson(fraction * nsci * nsci) if last_read > first_read else 0
@@ -393,6 +450,13 @@ def _cosmic_rays(detector, first_read, last_read, seed, fraction):
     # only after the first sampled read: a hit before it is indistinguishable from bias
     read = rng.integers(first_read + 1, last_read + 1, nhits) if nhits else np.zeros(0, int)
     amplitude = 10 ** rng.uniform(np.log10(20.0), np.log10(5000.0), nhits)
+    if multi_fraction > 0 and nhits:
+        multi = rng.uniform(size=nhits) < multi_fraction
+        extra = np.repeat(np.flatnonzero(multi), rng.integers(1, 3, multi.sum()))
+        y = np.concatenate([y, y[extra]])
+        x = np.concatenate([x, x[extra]])
+        read = np.concatenate([read, rng.integers(first_read + 1, last_read + 1, extra.size)])
+        amplitude = np.concatenate([amplitude, 10 ** rng.uniform(np.log10(20.0), np.log10(5000.0), extra.size)])
     b = detector.border
     alive = ~detector.dead[y + b, x + b]
     return y[alive], x[alive], read[alive], amplitude[alive].astype(np.float32)
@@ -408,6 +472,7 @@ def simulate_exposure(
     seed=0,
     fully_saturated=False,
     cosmic_ray_fraction=0.02,
+    multi_hit_fraction=0.0,
     bias=True,
     noise=True,
     progress=None,
@@ -421,14 +486,18 @@ def simulate_exposure(
     flux : float32 (N-2b, N-2b) sky flux in DN/s on the science pixels.
     read_pattern : read indices per resultant; default ``default_read_pattern(nresultants)``.
     fully_saturated : every pixel (border and dead pixels included) reads at full well.
+    cosmic_ray_fraction : expected hit pixels per science pixel (hits at random reads).
+    multi_hit_fraction : fraction of the hit pixels hit once or twice more.
     bias : include pedestal and drifts (switching it off leaves all other draws unchanged).
     noise : Poisson and read noise; without it each frame adds its expected counts.
 
     Returns an :class:`Exposure` whose ``truth`` holds, on the science pixels: ``slope``
     (flux*flat + dark, DN/s), ``flux``, ``dark``, ``flat``, ``jumps`` (hits per pixel),
-    ``saturated`` (measured counts at the last read reach the saturation level); and the
-    bias actually added to each resultant: ``bias_channel`` (nresultants, nchannels) and
-    ``bias_row`` (nresultants, N).
+    ``saturated`` (measured counts at the last read reach the saturation level),
+    ``saturated_read`` (the first read whose measured counts reach it, 0 if none);
+    ``cosmic_rays``: one entry per hit, ``y``, ``x`` (science pixels), ``read`` (first read
+    holding it) and ``amplitude`` (DN); and the bias actually added to each resultant:
+    ``bias_channel`` (nresultants, nchannels) and ``bias_row`` (nresultants, N).
     """
     progress = progress or (lambda message: None)
     pattern = check_read_pattern(read_pattern or default_read_pattern(nresultants))
@@ -450,12 +519,25 @@ def simulate_exposure(
         channel_bias[:] = 0.0
         row_bias[:] = 0.0
     column_channel = detector.channel_of_column()
-    cr_y, cr_x, cr_read, cr_amp = _cosmic_rays(detector, pattern[0][0], last_read, seed, cosmic_ray_fraction)
+    check_cosmic_rays(cosmic_ray_fraction, multi_hit_fraction)
+    cr_y, cr_x, cr_read, cr_amp = _cosmic_rays(detector, pattern[0][0], last_read, seed, cosmic_ray_fraction,
+                                               multi_hit_fraction)
     if fully_saturated:
         cr_y = cr_x = cr_read = np.zeros(0, int)
         cr_amp = np.zeros(0, np.float32)
     jumps = np.zeros(flux.shape, np.int16)
     np.add.at(jumps, (cr_y, cr_x), 1)
+
+    level = detector.saturation_level[sci]
+    # linear counts at which the measured counts reach the saturation level (Newton)
+    a, b_ = detector.nl_a[sci], detector.nl_b[sci]
+    well = detector.full_well[sci]
+    c_sat = level.astype(np.float32)
+    for _ in range(8):
+        u = c_sat / well
+        c_sat = c_sat - (c_sat * (1 - a * u - b_ * u * u) - level) / (1 - 2 * a * u - 3 * b_ * u * u)
+    del u, a, b_, well
+    saturated_read = np.zeros(flux.shape, np.int16)
 
     photons = _rng(seed, _PHOTONS)
     reads = _rng(seed, _READS)
@@ -476,6 +558,7 @@ def simulate_exposure(
             hit = cr_read == k
             if hit.any():
                 np.add.at(counts, (cr_y[hit], cr_x[hit]), cr_amp[hit])
+            saturated_read[(saturated_read == 0) & (counts >= c_sat)] = k
         i = resultant_of.get(k)
         if i is None:
             continue  # a read that is not downlinked
@@ -500,9 +583,9 @@ def simulate_exposure(
             bias_row[i] /= nreads
             progress(f"resultant {i + 1}/{len(pattern)} (reads {pattern[i][0]}-{pattern[i][-1]})")
 
-    level = detector.saturation_level[sci]
     if fully_saturated:
         saturated = np.ones(flux.shape, bool)
+        saturated_read[:] = 1
     else:
         measured = nonlinear(counts, detector.nl_a[sci], detector.nl_b[sci], detector.full_well[sci])
         saturated = (measured >= level) & respond[sci]
@@ -514,6 +597,11 @@ def simulate_exposure(
         "flat": detector.flat[sci].copy(),
         "jumps": jumps,
         "saturated": saturated,
+        # the same event as ``saturated`` (a pixel at the threshold to rounding gets the last read)
+        "saturated_read": np.where(saturated, np.where(saturated_read > 0, saturated_read, last_read), 0
+                                   ).astype(np.int16),
+        "cosmic_rays": {"y": cr_y.astype(np.int32), "x": cr_x.astype(np.int32),
+                        "read": cr_read.astype(np.int32), "amplitude": cr_amp},
         "bias_channel": bias_channel,
         "bias_row": bias_row,
     }

@@ -176,6 +176,8 @@ def _write_truth(path, exposure, sources, meta):
         "flat": truth["flat"],
         "jumps": truth["jumps"],
         "saturated": truth["saturated"],
+        "saturated_read": truth["saturated_read"],
+        "cosmic_rays": Table(truth["cosmic_rays"]),
         "bias": {"channel": truth["bias_channel"], "row": truth["bias_row"]},
         "sources": Table(sources),
     }
@@ -207,6 +209,8 @@ def simulate(
     fully_saturated=False,
     read_pattern=None,
     frame_time=FRAME_TIME,
+    cosmic_ray_fraction=0.02,
+    multi_hit_fraction=0.0,
     progress=None,
     detector_seed=0,
     program=1,
@@ -258,7 +262,8 @@ def simulate(
     progress("ramp")
     exp = simulate_exposure(
         det, flux, read_pattern=read_pattern, nresultants=nresultants, frame_time=frame_time,
-        seed=seed, fully_saturated=fully_saturated, progress=progress,
+        seed=seed, fully_saturated=fully_saturated, cosmic_ray_fraction=cosmic_ray_fraction,
+        multi_hit_fraction=multi_hit_fraction, progress=progress,
     )
     del flux
 

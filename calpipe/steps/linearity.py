@@ -27,7 +27,8 @@ class LinearityStep(CalStep):
             # the polynomial was made for counts with the bias level in: put back what refpix took
             log.info("Linearity applied to raw counts (bias restored for it)")
             _shift_bias(model.data, bias, +1)
-        correct_linearity(model.data, model.groupdq, ref.coeffs, model.pixeldq, coeffs_dq=ref.dq)
+        correct_linearity(model.data, model.groupdq, ref.coeffs, model.pixeldq,
+                          model.meta.exposure.read_pattern, coeffs_dq=ref.dq)
         if bias is not None:
             _shift_bias(model.data, bias, -1)
         ref.close()

@@ -1,8 +1,11 @@
 import numpy as np
 import pytest
+import readout
 
 from calpipe import dqflags
-from calpipe.kernels.saturation import dilution_factors, flag_saturation
+from calpipe.kernels.linearity import correct_linearity
+from calpipe.kernels.ramp import fit_ramps
+from calpipe.kernels.saturation import flag_saturation, read_index_moments
 
 SAT = dqflags.SATURATED | dqflags.DO_NOT_USE
 FLOOR = dqflags.AD_FLOOR | dqflags.DO_NOT_USE
@@ -21,8 +24,10 @@ def run(ramps, threshold, pattern, threshold_dq=None):
     return groupdq[:, 0, :].T, pixeldq[0]
 
 
-def test_dilution_factors():
-    np.testing.assert_allclose(dilution_factors([[1], [2, 3, 4], [5, 6]]), [1.0, 0.75, 5.5 / 6])
+def test_read_index_moments():
+    mean, last = read_index_moments([[1], [2, 3, 4], [5, 6]])
+    np.testing.assert_allclose(mean, [1.0, 3.0, 5.5])
+    np.testing.assert_allclose(last, [1.0, 4.0, 6.0])
 
 
 def test_saturates_from_first_crossing_onwards():
@@ -34,13 +39,20 @@ def test_saturates_from_first_crossing_onwards():
     assert pdq.tolist() == [0, 0, 0]
 
 
-def test_resultant_before_uses_diluted_threshold():
+def test_resultant_that_may_hold_saturated_reads():
+    # reads 2-4 average to 3: a ramp from the resultant before (10 at read 1) to the
+    # threshold at read 4 has mean 10 + 90 * (3 - 1) / (4 - 1) = 70 there
     pattern = [[1], [2, 3, 4], [5]]
-    # threshold 100 * 3/4 = 75 for the three-read resultant
-    gdq, _ = run([[10, 80, 120], [10, 70, 120], [10, 80, 99]], [100, 100, 100], pattern)
+    gdq, _ = run([[10, 80, 120], [10, 65, 120], [10, 80, 99]], [100, 100, 100], pattern)
     assert gdq[0].tolist() == [0, SAT, SAT]
     assert gdq[1].tolist() == [0, 0, SAT]
-    assert gdq[2].tolist() == [0, 0, 0]  # no saturated successor: not tested against 75
+    assert gdq[2].tolist() == [0, 0, 0]  # a single-read last resultant below the threshold
+    # the last resultant is tested too, from the one before: 50 + 50 * (4 - 2) / (5 - 2) = 83.3
+    gdq, _ = run([[10, 50, 85], [10, 50, 80]], [100, 100], [[1], [2], [3, 4, 5]])
+    assert gdq.tolist() == [[0, 0, SAT], [0, 0, 0]]
+    # a first resultant of reads 1-3, from the reset: 100 * 2 / 3
+    gdq, _ = run([[70, 120], [60, 120]], [100, 100], [[1, 2, 3], [4]])
+    assert gdq.tolist() == [[SAT, SAT], [0, SAT]]
 
 
 def test_ad_floor_and_no_sat_check():
@@ -70,7 +82,7 @@ def test_existing_flags_are_kept():
 
 def slow_reference(ramps, thr, pattern):
     out = np.zeros(ramps.shape, np.uint8)
-    dil = [np.mean(r) / r[-1] for r in pattern]
+    kbar = [np.mean(r) for r in pattern]
     for p in range(ramps.shape[0]):
         for i in range(ramps.shape[1]):
             if ramps[p, i] <= 0:
@@ -78,11 +90,16 @@ def slow_reference(ramps, thr, pattern):
         if np.isnan(thr[p]):
             continue
         hits = [i for i in range(ramps.shape[1]) if ramps[p, i] >= thr[p]]
-        if hits:
-            first = hits[0]
-            out[p, first:] |= SAT
-            if first > 0 and ramps[p, first - 1] >= thr[p] * dil[first - 1]:
-                out[p, first - 1] |= SAT
+        first = hits[0] if hits else ramps.shape[1]
+        out[p, first:] |= SAT
+        i = first - 1
+        if i == 0:
+            bound = thr[p] * kbar[0] / pattern[0][-1]
+        elif i > 0:
+            r = ramps[p, i - 1]
+            bound = r + (thr[p] - r) * (kbar[i] - kbar[i - 1]) / (pattern[i][-1] - kbar[i - 1])
+        if i >= 0 and ramps[p, i] >= bound:
+            out[p, i] |= SAT
     return out
 
 
@@ -107,3 +124,63 @@ def test_rejects_mismatched_pattern():
     with pytest.raises(ValueError, match="read_pattern"):
         flag_saturation(cube, np.zeros((1, 1), np.float32), [[1]], np.zeros(cube.shape, np.uint8),
                         np.zeros((1, 1), np.uint32))
+
+
+# --------------------------------------------------------------------------------------
+# Against read-level ramps (tests/kernels/readout.py): the truth is which reads reached the
+# threshold, known read by read.
+PEDESTAL = 5000.0
+LEVEL = 0.97 * readout.FULL_WELL  # threshold above the pedestal
+PATTERNS = {
+    "last of 8 reads, skipped reads": [[1], [3, 4], [6, 7, 8, 9], [11, 12, 13, 14], list(range(16, 24))],
+    "last of 4 reads": [[1], [2, 3], [5, 6, 7, 8], [10, 11, 12, 13], [15, 16, 17, 18]],
+    "8 resultants of 8 reads": [list(range(1 + 8 * i, 9 + 8 * i)) for i in range(8)],
+}
+
+
+def flagged_ramps(pattern, npix=60_000, seed=5):
+    """Rates spread so that the last read ends between 0.4 and 1.6 of the threshold."""
+    rng = np.random.default_rng(seed)
+    rate = readout.counts_for(LEVEL, pattern) * rng.uniform(0.4, 1.6, npix)
+    resultants, reads = readout.ramps(rate, pattern, seed=seed + 1, pedestal=PEDESTAL)
+    cube = resultants.reshape(len(pattern), 1, npix)
+    gdq = np.zeros(cube.shape, np.uint8)
+    flag_saturation(cube, np.full((1, npix), PEDESTAL + LEVEL, np.float32), pattern, gdq,
+                    np.zeros((1, npix), np.uint32))
+    last_reads = np.array([r[-1] for r in pattern]) - 1
+    holds_saturated = reads[last_reads] >= LEVEL  # (nres, npix), per resultant
+    return rate, cube, gdq[:, 0], holds_saturated, reads[-1] / LEVEL
+
+
+@pytest.mark.parametrize("name", PATTERNS)
+def test_saturation_inside_any_resultant_is_flagged(name):
+    pattern = PATTERNS[name]
+    _, cube, gdq, holds, peak = flagged_ramps(pattern)
+    flagged = (gdq & SAT) == SAT
+    complete = (flagged | ~holds).all(axis=0)  # every resultant holding a saturated read
+    saturated = holds[-1]
+    # the hard case: saturated within the last resultant whose mean stays below threshold
+    inside_last = saturated & (cube[:, 0] < PEDESTAL + LEVEL).all(axis=0)
+    assert inside_last.sum() > 1000
+    assert complete[inside_last].mean() >= 0.99
+    assert complete[saturated].mean() >= 0.99
+    # no flag on pixels that stay below 0.95 of the threshold
+    assert not flagged[:, peak < 0.95].any()
+
+
+def test_saturated_pixels_fit_without_bias():
+    """Pixels saturating inside a resultant, once flagged, fit as well as any: the ramp fit
+    sees the flagged resultants as unusable."""
+    pattern = PATTERNS["last of 8 reads, skipped reads"]
+    rate, cube, gdq, holds, _ = flagged_ramps(pattern, npix=20_000)
+    keep = holds[-1] & ~holds[-3]  # saturated in one of the last two resultants
+    cube, gdq, rate = cube[:, :, keep] - PEDESTAL, gdq[:, None, keep].copy(), rate[keep]
+    shape = cube.shape[1:]
+    correct_linearity(cube, gdq, readout.coefficient_cube(shape), np.zeros(shape, np.uint32), pattern)
+    for algorithm in ("likely", "optimal"):
+        fit = fit_ramps(cube, gdq, np.full(shape, readout.READ_NOISE, np.float32),
+                        np.full(shape, readout.GAIN, np.float32), pattern, readout.FRAME_TIME,
+                        algorithm=algorithm)
+        z = (fit.slope[0] - rate) / fit.err[0]
+        assert abs(np.median(z)) < 0.1, algorithm
+        assert np.mean(np.abs(z) > 5) < 0.002, algorithm

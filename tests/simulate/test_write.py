@@ -49,9 +49,12 @@ def test_truth_file(sim):
     result, _ = sim
     with asdf.open(result.truth) as af:
         t = af.tree
-        for name in ["slope", "flux", "dark", "flat", "jumps", "saturated"]:
+        for name in ["slope", "flux", "dark", "flat", "jumps", "saturated", "saturated_read"]:
             assert t[name].shape == (56, 56), name
         assert t["saturated"].dtype == bool and t["jumps"].dtype.kind == "i"
+        hits = t["cosmic_rays"]
+        assert set(hits.colnames) == {"y", "x", "read", "amplitude"} and len(hits) == np.sum(t["jumps"])
+        np.testing.assert_array_equal(np.asarray(t["saturated_read"]) > 0, t["saturated"])
         np.testing.assert_allclose(
             np.asarray(t["slope"]), np.asarray(t["flux"]) * t["flat"] + t["dark"], rtol=1e-5, atol=1e-6)
         src = t["sources"]
