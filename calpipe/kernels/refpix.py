@@ -59,12 +59,13 @@ def _channel_offsets(resultants, border, nchannels):
         c = job % nchannels
         values = np.empty(2 * border * width, dtype=np.float64)
         n = 0
-        for y in range(border):
+        for y in list(range(border)) + list(range(ny - border, ny)):
             for x in range(c * width, (c + 1) * width):
-                values[n] = resultants[i, y, x]
-                values[n + border * width] = resultants[i, ny - border + y, x]
-                n += 1
-        offsets[i, c] = _clipped_mean(values, 5.0)
+                v = resultants[i, y, x]
+                if np.isfinite(v):  # a NaN reference pixel carries no bias information
+                    values[n] = v
+                    n += 1
+        offsets[i, c] = _clipped_mean(values[:n], 5.0) if n else 0.0
     return offsets
 
 
@@ -84,15 +85,20 @@ def _row_offsets(resultants, offsets, border, smooth):
         # one robust noise level for the resultant, so that a bad reference pixel is
         # rejected even though each row has only a few samples
         flat = side.ravel()
-        sigma = 1.4826 * np.median(np.abs(flat - np.median(flat)))
+        flat = flat[np.isfinite(flat)]  # NaN reference pixels are left out throughout
+        sigma = 1.4826 * np.median(np.abs(flat - np.median(flat))) if flat.size else 0.0
         raw = np.empty(ny, dtype=np.float64)
         for y in range(ny):
-            med = np.median(side[y])
+            good = side[y][np.isfinite(side[y])]
+            if good.size == 0:
+                raw[y] = np.nan
+                continue
+            med = np.median(good)
             total = 0.0
             count = 0
-            for x in range(2 * border):
-                if abs(side[y, x] - med) <= 5.0 * sigma:
-                    total += side[y, x]
+            for v in good:
+                if abs(v - med) <= 5.0 * sigma:
+                    total += v
                     count += 1
             raw[y] = total / count if count else med
         half = smooth // 2
@@ -100,19 +106,25 @@ def _row_offsets(resultants, offsets, border, smooth):
             lo = max(0, y - half)
             hi = min(ny, y + half + 1)
             # least-squares line through (row, value) over the window, evaluated at y
-            n = hi - lo
+            n = 0
             sx = 0.0
             sy = 0.0
             for k in range(lo, hi):
-                sx += k
-                sy += raw[k]
+                if np.isfinite(raw[k]):
+                    n += 1
+                    sx += k
+                    sy += raw[k]
+            if n == 0:
+                rows[i, y] = 0.0
+                continue
             mx = sx / n
             my = sy / n
             sxx = 0.0
             sxy = 0.0
             for k in range(lo, hi):
-                sxx += (k - mx) * (k - mx)
-                sxy += (k - mx) * (raw[k] - my)
+                if np.isfinite(raw[k]):
+                    sxx += (k - mx) * (k - mx)
+                    sxy += (k - mx) * (raw[k] - my)
             slope = sxy / sxx if sxx > 0 else 0.0
             rows[i, y] = my + slope * (y - mx)
     return rows

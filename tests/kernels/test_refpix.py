@@ -137,3 +137,16 @@ def test_refpix_variance_makes_zero_flux_errors_honest():
         spreads[name] = 1.4826 * np.median(np.abs(z - np.median(z)))
     assert spreads["refpix"] > spreads["truth"] * 1.005
     assert spreads["refpix+var"] == pytest.approx(spreads["truth"], abs=0.003)
+
+
+def test_nan_reference_pixels_are_left_out():
+    """NaN in a float ramp's border must not shift the image: the estimate ignores them."""
+    rng = np.random.default_rng(7)
+    cube = (1000.0 + rng.normal(0, 2.0, (3, 64, 64))).astype(np.float32)
+    clean = cube.copy()
+    cube[1, 0, 5] = cube[2, 30, 1] = cube[0, 63, 40] = np.nan
+    channel_nan, row_nan = refpix_offsets(cube, border=4, nchannels=4)
+    channel, row = refpix_offsets(clean, border=4, nchannels=4)
+    assert np.isfinite(channel_nan).all() and np.isfinite(row_nan).all()
+    np.testing.assert_allclose(channel_nan, channel, atol=0.5)
+    np.testing.assert_allclose(row_nan, row, atol=1.0)
