@@ -43,6 +43,8 @@ _SATURATED = dqflags.SATURATED
 _JUMP_DET = dqflags.JUMP_DET
 _NO_GAIN_VALUE = dqflags.NO_GAIN_VALUE
 _UNUSABLE = dqflags.DO_NOT_USE | dqflags.SATURATED
+UNRELIABLE = dqflags.UNRELIABLE_SLOPE | dqflags.DO_NOT_USE
+"""Pixel flags where no trustworthy fit is left after the jump search."""
 
 # Casertano et al. (2022) table 2: exponent P by segment signal-to-noise.
 _SNR_EDGES = (5.0, 10.0, 20.0, 50.0, 100.0)
