@@ -38,15 +38,12 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from calpipe.kernels.ramp_optimal import (UNRELIABLE as _UNRELIABLE, load_chunk, load_pixel,
-                                          single_resultant, store_chunk, store_pixel)
+from calpipe.kernels.ramp_optimal import CONSISTENCY_SIGMA, load_chunk, load_pixel, single_resultant
+from calpipe.kernels.ramp_optimal import UNRELIABLE as _UNRELIABLE
+from calpipe.kernels.ramp_optimal import store_chunk, store_pixel
 
 DEFAULT_SIGMA = 4.5
 """Default jump threshold, in sigma-equivalent of the chi-square drop."""
-
-CONSISTENCY_SIGMA = 3.0
-"""After a jump, a difference this far below the fit (sigma-equivalent of its chi-square
-drop) marks the fit as untrustworthy."""
 
 MIN_RESULTANTS = 4
 """Fewer resultants than this: the likelihood fit is not used."""
