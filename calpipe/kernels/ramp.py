@@ -75,6 +75,9 @@ class RampFit:
     dq: np.ndarray
     jumps: np.ndarray | None
     """uint8 (n, ny, nx) JUMP_DET flags per resultant, or None when not asked for."""
+    algorithm: str = DEFAULT_ALGORITHM
+    """The algorithm that fitted the pixels: ``"optimal"`` where ``"likely"`` was asked
+    for with fewer than 4 resultants."""
 
 
 def resultant_times(read_pattern, frame_time):
@@ -197,4 +200,5 @@ def fit_ramps(resultants, groupdq, read_noise, gain, read_pattern, frame_time, *
                slope[r0:r1], var_p[r0:r1], var_r[r0:r1], err[r0:r1], dq[r0:r1], jb)
         if return_jumps:
             jumps[:, r0:r1] = jb
-    return RampFit(slope=slope, var_poisson=var_p, var_rnoise=var_r, err=err, dq=dq, jumps=jumps)
+    return RampFit(slope=slope, var_poisson=var_p, var_rnoise=var_r, err=err, dq=dq, jumps=jumps,
+                   algorithm=algorithm)

@@ -178,7 +178,7 @@ def _median_used(m, d, used, buf):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _best_drop(m, a, b, used, c, ipiv, rpiv, x, y, qb, qc, gd, jflag, near):
+def _best_drop(m, a, b, used, c, ipiv, rpiv, x, y, qb, qc, gd, jflag, near, d, med, lift):
     """Largest chi-square drops from freeing differences that lie above the fit.
 
     Returns (drop1, index1, drop2, index2, worst): the best single difference and
@@ -191,6 +191,10 @@ def _best_drop(m, a, b, used, c, ipiv, rpiv, x, y, qb, qc, gd, jflag, near):
     ``near``: single differences only, and only those that share a multi-read
     resultant with a difference already removed (``jflag`` on its later resultant):
     where the rest of a jump inside that resultant would be.
+
+    A candidate must also lie above the robust level ``med`` (the median difference)
+    by ``lift`` times its own noise (for a pair, either part): a fit pulled down by a
+    low difference puts the clean ones above it, but not above the median.
     """
     # Trailing reciprocal pivots, then the diagonal of C^-1.
     rpiv[m - 1] = 1.0 / a[m - 1]
@@ -220,10 +224,13 @@ def _best_drop(m, a, b, used, c, ipiv, rpiv, x, y, qb, qc, gd, jflag, near):
         xi = x[i]
         res = y[i] - xi * slope
         s11 = gd[i] - xi * xi * iqc
-        cand = True
+        hi = d[i] - med
+        up = hi > 0.0 and hi * hi > lift * a[i]
+        cand = up
         if near:
-            cand = ((i > 0 and c[5, i - 1] > 0.0 and jflag[i] != 0 and not used[i - 1])
-                    or (i + 1 < m and c[5, i] > 0.0 and jflag[i + 2] != 0 and not used[i + 1]))
+            cand = up and (
+                (i > 0 and c[5, i - 1] > 0.0 and jflag[i] != 0 and not used[i - 1])
+                or (i + 1 < m and c[5, i] > 0.0 and jflag[i + 2] != 0 and not used[i + 1]))
         if s11 > 0.0:
             drop = res * res / s11
             worst = max(worst, drop)
@@ -245,7 +252,9 @@ def _best_drop(m, a, b, used, c, ipiv, rpiv, x, y, qb, qc, gd, jflag, near):
                 e2 = (s11 * res2 - s12 * res) / det
                 drop = res * e1 + res2 * e2
                 charge = e1 / c[0, i] + e2 / c[0, i + 1]
-                if e1 >= 0.0 and e2 >= 0.0 and charge > 0.0 and (
+                hi2 = d[i + 1] - med
+                up2 = hi2 > 0.0 and hi2 * hi2 > lift * a[i + 1]
+                if (up or up2) and e1 >= 0.0 and e2 >= 0.0 and charge > 0.0 and (
                         drop > best2 or (drop == best2 and charge > q2)):
                     best2 = drop
                     q2 = charge
@@ -305,13 +314,14 @@ def fit_pixel(r, usable, read_var, tbar, tau, nreads, c, detect, th1, th2,
     while True:
         # The flux that sets the covariance: the median of the differences still in,
         # which a minority of jumps cannot pull.
-        flux = max(_median_used(m, d, used, buf), 0.0)
+        med = _median_used(m, d, used, buf)
+        flux = max(med, 0.0)
         _covariance(m, read_var, flux, c, used, a, b)
         qb, qc = _solve(m, a, b, used, d, ipiv, x, y)
         if not detect or nused < 2:
             break
         best1, i1, best2, i2, worst = _best_drop(m, a, b, used, c, ipiv, rpiv, x, y, qb, qc, gd,
-                                                 jflag, near)
+                                                 jflag, near, d, med, th2 - th1)
         if near:
             # The rest of a jump inside a multi-read resultant, in the neighbour of the
             # difference removed: removed when the pair would have won over the
@@ -424,7 +434,7 @@ def _solve_chunk(m, w, rvar, flux, c, d, ipiv, x, y, with_y, qb, qc):
 
 @njit(cache=True, error_model="numpy")
 def _fast_chunk(w, r, rvar, c, detect, th1, th2, slow, d, srt, ipiv, x, y,
-                flux, qb, qc, t1, t2, s_a, s_b, s_ip, s_x, s_y, s_rp, s_gd, s_used, s_jf,
+                flux, qb, qc, t1, t2, s_a, s_b, s_ip, s_x, s_y, s_rp, s_gd, s_used, s_jf, s_d,
                 out_slope, out_vr, out_vp):
     """Fit the pixels of a chunk as :func:`fit_pixel` does when all resultants are
     usable; pixels where a jump would be removed are marked ``slow`` (and refit by
@@ -447,6 +457,7 @@ def _fast_chunk(w, r, rvar, c, detect, th1, th2, slow, d, srt, ipiv, x, y,
     h = m // 2
     for j in range(w):
         med = srt[h, j] if m % 2 == 1 else 0.5 * (srt[h - 1, j] + srt[h, j])
+        srt[0, j] = med
         flux[j] = med if med > 0.0 else 0.0
     _solve_chunk(m, w, rvar, flux, c, d, ipiv, x, y, True, qb, qc)
     if detect and m >= 3:
@@ -470,9 +481,11 @@ def _fast_chunk(w, r, rvar, c, detect, th1, th2, slow, d, srt, ipiv, x, y,
                 s_ip[i] = ipiv[i, j]
                 s_x[i] = x[i, j]
                 s_y[i] = y[i, j]
+                s_d[i] = d[i, j]
                 s_used[i] = True
             best1, i1, best2, i2, worst = _best_drop(m, s_a, s_b, s_used, c, s_ip, s_rp, s_x,
-                                                     s_y, qb[j], qc[j], s_gd, s_jf, False)
+                                                     s_y, qb[j], qc[j], s_gd, s_jf, False, s_d,
+                                                     srt[0, j], th2 - th1)
             if best1 > th1 or best2 > th2 or worst > th1:
                 slow[j] = True
     # Final fit with the covariance at the fitted count rate.
@@ -556,7 +569,7 @@ def _fit_tasks(worker, nworkers, resultants, groupdq, read_noise, gain, tbar, ta
         w = min(chunk, nx - c0)
         load_chunk(resultants, groupdq, read_noise, gain, row, c0, w, r, rvar, gw, slow, sat)
         _fast_chunk(w, r, rvar, c, detect, th1, th2, slow, cd, srt, cip, cx, cy,
-                    flux, qb, qc, t1, t2, a, b, ipiv, x, y, rpiv, gd, used, jflag,
+                    flux, qb, qc, t1, t2, a, b, ipiv, x, y, rpiv, gd, used, jflag, d,
                     f_slope, f_vr, f_vp)
         store_chunk(row, c0, w, sat, gw, f_slope, f_vr, f_vp,
                     out_slope, out_vp, out_vr, out_err, out_dq)

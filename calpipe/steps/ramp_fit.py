@@ -1,14 +1,19 @@
 """ramp_fit: fit a count rate to every pixel's resultants, finding and splitting at jumps."""
 
+import logging
+
 import numpy as np
 
 from calpipe import datamodels
-from calpipe.datamodels import ImageModel
+from calpipe.datamodels import ImageModel, dqflags
 from calpipe.errors import InputError
 from calpipe.kernels.ramp import fit_ramps
+from calpipe.kernels.ramp_likely import MIN_RESULTANTS
 from calpipe.step import CalStep
 
 from ._common import check_shape, science
+
+log = logging.getLogger(__name__)
 
 
 class RampFitStep(CalStep):
@@ -60,5 +65,20 @@ class RampFitStep(CalStep):
         )
         if fit.jumps is not None:
             image.jumps = fit.jumps
-        image.meta.ramp_fit = {"algorithm": self.algorithm, "detect_jumps": self.detect_jumps}
+        if fit.algorithm != self.algorithm:
+            log.info("ramp_fit: algorithm %r needs at least %d resultants, the exposure has %d: "
+                          "fitted with %r", self.algorithm, MIN_RESULTANTS, model.data.shape[0],
+                          fit.algorithm)
+        npix = int(fit.dq.size)
+        image.meta.ramp_fit = {
+            "algorithm": fit.algorithm,
+            "algorithm_requested": self.algorithm,
+            "detect_jumps": self.detect_jumps,
+            "pixels": {
+                "likely": npix if fit.algorithm == "likely" else 0,
+                "optimal": npix if fit.algorithm == "optimal" else 0,
+                "jump": int(np.count_nonzero(fit.dq & dqflags.JUMP_DET)),
+                "unreliable": int(np.count_nonzero(fit.dq & dqflags.UNRELIABLE_SLOPE)),
+            },
+        }
         return image
