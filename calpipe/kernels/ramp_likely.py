@@ -16,18 +16,24 @@ one slope.
 
 Jumps: with the diagonal and first off-diagonal of C^-1 (also O(n)), the chi-square drop
 obtained by freeing one difference, or an adjacent pair whose shared resultant has
-more than one read (a jump inside it spreads over both), is computed for all of them
-at once. The largest drop, penalised by its threshold (``t^2`` for one difference,
-the two-degree-of-freedom chi-square with the same tail probability as ``t`` sigma for
-a pair; ``t = 4.5`` by default), is removed if above threshold, and the search
-repeats while at least three usable differences remain. The flux that sets the
-covariance is the median of the usable differences for the search, then the fitted
-slope (clipped at zero) for the final fit.
+more than one read (a jump inside it spreads over both), and the fitted excess of what
+is freed, are computed for all of them at once. Candidates lie above the fit (cosmic
+rays add charge) and above the median of the differences still in by
+``sqrt(th2 - th1)`` of their noise. The largest drop, penalised by its threshold
+(``t^2`` for one difference, the two-degree-of-freedom chi-square with the same tail
+probability as ``t`` sigma for a pair; ``t = 4.5`` by default), is removed if above
+threshold, and the search repeats while at least two differences remain; then the
+neighbours of removed differences across a multi-read resultant are tested at
+``th2 - th1`` (the rest of a jump inside that resultant). Ties go to the larger fitted
+charge. A difference left far below the fit (``th1``; 3 sigma after a jump) means no
+trustworthy fit: the pixel is flagged UNRELIABLE_SLOPE | DO_NOT_USE. The flux that sets
+the covariance is the median of the usable differences during the search, then the
+fitted slope (clipped at zero) for the final fit.
 
 Speed: pixels with every resultant usable are fitted a chunk of a row at a time with
 the pixel index innermost (vectorised); their jump search starts with the total
 chi-square, an upper bound on any drop, so that only pixels whose chi-square reaches a
-threshold get the full search. Pixels with a removal, or with unusable resultants, go
+threshold get the exact first test; those with a removal or a flag are refit. Pixels with a removal, or with unusable resultants, go
 through :func:`fit_pixel`, which does the same arithmetic one pixel at a time.
 
 Electrons throughout: the caller multiplies by the gain.

@@ -304,6 +304,21 @@ def _jump_search(r, s, e, slope, read_var, jc, rc, pc, gr, gp):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
+def _combine(segs, nseg):
+    """Sums over the first ``nseg`` segments (slope, weight, Poisson coefficient): the
+    weights, the weighted slopes and the squared weights times the Poisson terms."""
+    sum_w = 0.0
+    sum_ws = 0.0
+    sum_wwp = 0.0
+    for k in range(nseg):
+        w = segs[k, 1]
+        sum_w += w
+        sum_ws += w * segs[k, 0]
+        sum_wwp += w * w * segs[k, 2]
+    return sum_w, sum_ws, sum_wwp
+
+
+@njit(cache=True, inline="always", error_model="numpy")
 def _median_difference(r, usable, jc, buf):
     """Median of the single differences (i, i + 1) between usable resultants, as slopes."""
     k = 0
@@ -446,14 +461,7 @@ def fit_pixel(r, usable, read_var, tbar, tau, nreads, ktab, rtab, ptab, use_tabl
     # segment far below the rest after a jump means no trustworthy fit is left.
     unreliable = False
     while detect and nseg >= 2:
-        sum_w = 0.0
-        sum_ws = 0.0
-        sum_wwp = 0.0
-        for k in range(nseg):
-            w = segs[k, 1]
-            sum_w += w
-            sum_ws += w * segs[k, 0]
-            sum_wwp += w * w * segs[k, 2]
+        sum_w, sum_ws, sum_wwp = _combine(segs, nseg)
         best = 0.0
         worst = 0.0
         arg = -1
@@ -485,14 +493,7 @@ def fit_pixel(r, usable, read_var, tbar, tau, nreads, ktab, rtab, ptab, use_tabl
         stack[n + 1 + arg, 0] = stack[n + 1 + nseg, 0]
         stack[n + 1 + arg, 1] = stack[n + 1 + nseg, 1]
 
-    sum_w = 0.0
-    sum_ws = 0.0
-    sum_wwp = 0.0
-    for k in range(nseg):
-        w = segs[k, 1]
-        sum_w += w
-        sum_ws += w * segs[k, 0]
-        sum_wwp += w * w * segs[k, 2]
+    sum_w, sum_ws, sum_wwp = _combine(segs, nseg)
     if sum_w > 0.0:
         slope = sum_ws / sum_w
         return (slope, 1.0 / sum_w, max(slope, 0.0) * sum_wwp / (sum_w * sum_w), njumps,
