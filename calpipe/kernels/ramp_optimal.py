@@ -7,17 +7,23 @@ slope ``sum K_i R_i`` with ``K_i = (F0 tbar_i - F1) w_i / D``. Segments are comb
 inverse read-noise-variance weights; the Poisson variance is the per-unit-flux
 coefficient times the combined slope clipped at zero.
 
-Jumps (Sharma & Casertano): each single (i, i+1) and double (i, i+2) resultant
-difference of a segment gives a local slope; its excess over the fitted slope is
-normalised by ``sqrt([s^2 (1/N_i + 1/N_j) + f (tau_i + tau_j - 2 tbar_i)] / dt^2 - f / T)``.
-The largest positive excess (cosmic rays add charge) is compared with
-``intercept - log10(clip(f, 1, 1e4)) / 3`` (f in e/s, intercept 5.5 by default); above
-it, resultants i and i+1 are flagged, the segment is split around them and the pieces
-are refit and searched again.
+Jumps (after Sharma & Casertano): each single (i, i+1) and double (i, i+2) resultant
+difference of a segment gives a local slope; its excess over the segment's slope is
+normalised by its exact standard deviation (the excess is a linear combination of the
+segment's resultants; :func:`_excess_variance`). The largest positive excess (cosmic
+rays add charge) is compared with ``intercept - log10(clip(f, 1, 1e4)) / 3`` (f in e/s,
+intercept 5.5 by default); above it, the segment is split around the jump (a resultant
+beside it is dropped only if part of the jump can be in it) and the pieces are refit
+and searched again. Then the pieces are tested against each other (a piece of two
+resultants cannot be searched alone): the one furthest above the rest beyond the
+threshold is dropped, and again. A piece 3 sigma below the rest after a jump, or no
+piece of two resultants left after a jump, flags the pixel UNRELIABLE_SLOPE |
+DO_NOT_USE.
 
 Speed: pixels with every resultant usable form one segment and are fitted a chunk of a
 row at a time with the pixel index innermost (vectorised); pixels with an unusable
-resultant, or an excess above the lowest threshold the count rate allows, go through
+resultant, or an excess above the lowest threshold the count rate allows (against a
+lower bound of the statistic's variance over the six exponents), go through
 :func:`fit_pixel`, which does the same arithmetic one pixel at a time and makes the exact
 jump test.
 
