@@ -67,8 +67,8 @@ class RampFitStep(CalStep):
             image.jumps = fit.jumps
         if fit.algorithm != self.algorithm:
             log.info("ramp_fit: algorithm %r needs at least %d resultants, the exposure has %d: "
-                          "fitted with %r", self.algorithm, MIN_RESULTANTS, model.data.shape[0],
-                          fit.algorithm)
+                     "fitted with %r", self.algorithm, MIN_RESULTANTS, model.data.shape[0],
+                     fit.algorithm)
         npix = int(fit.dq.size)
         image.meta.ramp_fit = {
             "algorithm": fit.algorithm,
