@@ -11,12 +11,20 @@ Simulation: Poisson electrons accumulated read by read (the gain converts DN/s t
 Gaussian read noise per read, reads averaged into resultants by the read pattern.
 
     python benchmarks/ramp_accuracy.py [--npix 20000] [--nresultants 6|12] [--seed 1]
+                                       [--readlevel-npix 1048576]
+
+Then the cases of the read-level generator (tests/readlevel.py, no code shared with
+calpipe): pixels with one to three hits of 20-1000 sigma at random reads (6 uneven
+resultants), and clean pixels for every pattern (3, 6 uneven, 8 many-read, 24, 40
+resultants) from zero flux to 0.95 of full well, 1024 x 1024 pixels per case by default.
 
 :func:`accuracy_table` is the core; the test suite runs it in a small form.
 """
 
 import argparse
+import importlib.util
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -71,28 +79,31 @@ def _robust_std(x):
     return 1.4826 * np.median(np.abs(x - np.median(x)))
 
 
-def _fit(algorithm, res, read_noise, gain, read_pattern, frame_time):
+def _fit(algorithm, res, read_noise, gain, read_pattern, frame_time, groupdq=None):
     """Slope, err, pixel dq and per-resultant jump flags of a (n, npix) ramp set."""
     n, npix = res.shape
+    if groupdq is None:
+        groupdq = np.zeros((n, npix), np.uint8)
     if algorithm in ("likely", "optimal"):
-        out = fit_ramps(res[:, None, :], np.zeros((n, 1, npix), np.uint8),
+        out = fit_ramps(res[:, None, :], groupdq[:, None, :],
                         np.full((1, npix), read_noise, np.float32), np.full((1, npix), gain, np.float32),
                         read_pattern, frame_time, algorithm=algorithm, return_jumps=True)
         return out.slope[0], out.err[0], out.dq[0], out.jumps[:, 0]
     if algorithm == "stcal-optimal":
-        return stcal_optimal(res, read_noise, gain, read_pattern, frame_time)
+        return stcal_optimal(res, read_noise, gain, read_pattern, frame_time, groupdq)
     if algorithm == "stcal-likely":
-        return stcal_likely(res, read_noise, gain, read_pattern, frame_time)
+        return stcal_likely(res, read_noise, gain, read_pattern, frame_time, groupdq=groupdq)
     raise ValueError(algorithm)
 
 
-def stcal_optimal(res, read_noise, gain, read_pattern, frame_time):
+def stcal_optimal(res, read_noise, gain, read_pattern, frame_time, groupdq=None):
     """stcal's Cython Casertano fit with jumps; res (n, npix) DN. Returns DN/s outputs."""
     from stcal.ramp_fitting.ols_cas22_fit import fit_ramps_casertano
 
     n, npix = res.shape
+    gdq = np.zeros(res.shape, np.int32) if groupdq is None else groupdq.astype(np.int32)
     out = fit_ramps_casertano(
-        (res * gain).astype(np.float32), np.zeros(res.shape, np.int32),
+        (res * gain).astype(np.float32), gdq,
         np.full(npix, read_noise * gain, np.float32), frame_time, read_pattern, use_jump=True)
     slope = out.parameters[:, 1] / gain
     err = np.sqrt(out.variances[:, 2]) / gain
@@ -101,7 +112,7 @@ def stcal_optimal(res, read_noise, gain, read_pattern, frame_time):
     return slope, err, dq, jumps
 
 
-def stcal_likely(res, read_noise, gain, read_pattern, frame_time, rows=None):
+def stcal_likely(res, read_noise, gain, read_pattern, frame_time, rows=None, groupdq=None):
     """stcal's likelihood fit (4.5 sigma); res (n, npix) or (n, ny, nx) DN."""
     from stcal.ramp_fitting import likely_fit
     from stcal.ramp_fitting.ramp_fit_class import RampData
@@ -110,6 +121,8 @@ def stcal_likely(res, read_noise, gain, read_pattern, frame_time, rows=None):
     n, ny, nx = cube.shape
     rd = RampData()
     gdq = np.zeros((1, n, ny, nx), np.uint8)
+    if groupdq is not None:
+        gdq[0] = groupdq.reshape(n, ny, nx)
     rd.set_arrays(cube[None].astype(np.float32), gdq, np.zeros((ny, nx), np.uint32),
                   np.zeros((ny, nx), np.float32))
     rd.set_meta(name="WFI", frame_time=frame_time, group_time=frame_time, groupgap=0, nframes=1)
@@ -178,6 +191,92 @@ def accuracy_table(algorithm, npix=20000, fluxes=FLUXES, jump_sizes=JUMP_SIZES,
     return rows
 
 
+# --------------------------------------------------------------------------------------
+# Cases from the read-level generator (tests/readlevel.py), which shares no code with
+# calpipe: hits at random reads, several per pixel, long multi-read resultants.
+
+FRACTIONS = (0.0, 1e-3, 1e-2, 0.1, 0.5, 0.95)
+"""Clean-pixel flux bins: the last read reaches this fraction of full well."""
+_BEYOND_JUMP = ~np.uint32(dqflags.JUMP_DET | dqflags.SATURATED)
+
+
+def readlevel():
+    """The test suite's read-level generator module (tests/readlevel.py)."""
+    path = Path(__file__).resolve().parents[1] / "tests" / "readlevel.py"
+    spec = importlib.util.spec_from_file_location("readlevel", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def multi_hit_case(algorithm, nhits, npix, seed=1, pattern="6 uneven", min_sigma=20.0):
+    """Pixels with ``nhits`` hits of ``min_sigma`` to 1000 sigma at random reads, rates
+    log-uniform from 0.1 DN/s to 0.9 of saturation.
+
+    Keys: bad_z (fraction with |z| > 5 and no flag beyond JUMP_DET/SATURATED), flagged
+    (fraction DO_NOT_USE), rstd_z (robust std of z of the pixels not flagged beyond
+    JUMP_DET), found (fraction with JUMP_DET).
+    """
+    rl = readlevel()
+    rng = np.random.default_rng(seed)
+    p = rl.PATTERNS[pattern]
+    rate = 10 ** rng.uniform(-1, np.log10(rl.saturating_rate(p, 0.9)), npix)
+    exp = rl.generate(p, rate, rng, nhits=nhits, hit_sigma=(min_sigma, 1000.0))
+    slope, err, dq, _ = _fit(algorithm, exp.resultants, rl.READ_NOISE, rl.GAIN, p, rl.FRAME_TIME,
+                             exp.groupdq)
+    z = (slope - rate) / err
+    plain = (dq & _BEYOND_JUMP) == 0
+    return {"bad_z": float(np.mean((np.abs(z) > 5) & plain)),
+            "flagged": float(np.mean((dq & dqflags.DO_NOT_USE) != 0)),
+            "rstd_z": float(_robust_std(z[plain])),
+            "found": float(np.mean((dq & dqflags.JUMP_DET) != 0))}
+
+
+def clean_case(algorithm, pattern, fraction, npix, seed=1):
+    """Clean pixels at one rate (``fraction`` of full well at the last read).
+
+    Keys: rate, median_z, std_z (robust), false_jumps (fraction with JUMP_DET),
+    flagged (fraction DO_NOT_USE), bias_se (mean slope minus truth in standard errors
+    of the mean).
+    """
+    rl = readlevel()
+    rng = np.random.default_rng(seed)
+    p = rl.PATTERNS[pattern]
+    rate = np.full(npix, rl.saturating_rate(p, fraction))
+    exp = rl.generate(p, rate, rng)
+    slope, err, dq, _ = _fit(algorithm, exp.resultants, rl.READ_NOISE, rl.GAIN, p, rl.FRAME_TIME,
+                             exp.groupdq)
+    z = (slope - rate) / err
+    return {"rate": float(rate[0]), "median_z": float(np.median(z)), "std_z": float(_robust_std(z)),
+            "false_jumps": float(np.mean((dq & dqflags.JUMP_DET) != 0)),
+            "flagged": float(np.mean((dq & dqflags.DO_NOT_USE) != 0)),
+            "bias_se": float((slope.mean() - rate[0]) / (slope.std() / np.sqrt(npix)))}
+
+
+def readlevel_tables(algorithms, npix, seed=1):
+    """The generator cases as printable lines, algorithms side by side."""
+    rl = readlevel()
+    lines = [f"== multiple hits of 20-1000 sigma at random reads, 6 uneven resultants, {npix} pixels",
+             f"{'algorithm':>14} {'hits':>4} {'|z|>5 unflagged':>15} {'flagged':>8} {'rstd z':>7} "
+             f"{'JUMP_DET':>8}"]
+    for nhits in (1, 2, 3):
+        for algorithm in algorithms:
+            r = multi_hit_case(algorithm, nhits, npix, seed)
+            lines.append(f"{algorithm:>14} {nhits:>4} {r['bad_z']:>15.4f} {r['flagged']:>8.4f} "
+                         f"{r['rstd_z']:>7.3f} {r['found']:>8.4f}")
+    lines.append(f"== clean pixels, {npix} per flux bin (fraction of full well at the last read)")
+    lines.append(f"{'pattern':>12} {'fraction':>8} {'DN/s':>8} {'algorithm':>14} {'median z':>9} "
+                 f"{'rstd z':>7} {'false jumps':>11} {'bias/se':>8}")
+    for pattern in rl.PATTERNS:
+        for fraction in FRACTIONS:
+            for algorithm in algorithms:
+                r = clean_case(algorithm, pattern, fraction, npix, seed)
+                lines.append(f"{pattern:>12} {fraction:>8g} {r['rate']:>8.3g} {algorithm:>14} "
+                             f"{r['median_z']:>9.4f} {r['std_z']:>7.4f} {r['false_jumps']:>11.5f} "
+                             f"{r['bias_se']:>8.2f}")
+    return lines
+
+
 def format_table(algorithm, rows):
     sizes = list(rows[0]["completeness"])
     head = (f"{'flux DN/s':>10} {'median z':>9} {'rstd z':>7} {'rstd slope':>11} "
@@ -196,6 +295,8 @@ def main(argv=None):
     parser.add_argument("--npix", type=int, default=20000, help="pixels per flux bin")
     parser.add_argument("--nresultants", type=int, default=6, choices=sorted(READ_PATTERNS))
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--readlevel-npix", type=int, default=1024 * 1024,
+                        help="pixels per case of the read-level generator cases (0: skip them)")
     args = parser.parse_args(argv)
     pattern = READ_PATTERNS[args.nresultants]
     print(f"read pattern {pattern}, frame time {FRAME_TIME} s, read noise {READ_NOISE} DN/read, "
@@ -212,6 +313,9 @@ def main(argv=None):
     for algorithm in algorithms:
         rows = accuracy_table(algorithm, npix=args.npix, read_pattern=pattern, seed=args.seed)
         print(format_table(algorithm, rows))
+    if args.readlevel_npix > 0:
+        for line in readlevel_tables(algorithms, args.readlevel_npix, args.seed):
+            print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def main():
     from scipy.spatial import cKDTree
 
     from calpipe import datamodels
-    from calpipe.datamodels import dqflags
+    from calpipe import dqflags
     from calpipe.kernels import catalog
 
     with datamodels.open(args.cal_file) as cal:

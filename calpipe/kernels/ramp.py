@@ -27,9 +27,14 @@ Output rules (per pixel)
 - One usable resultant (or none of the fitted pieces has two resultants): the slope is
   ``R / tbar`` of the first usable resultant (counts start at 0 at reset), with
   ``var_rnoise = s^2 / (N tbar^2)`` and ``var_poisson = slope tau / tbar^2``.
+- No trustworthy fit left after the jump search (a difference or piece of the ramp
+  far below the fit that no cosmic ray explains; for ``"optimal"`` also no piece of two
+  resultants left after a jump): UNRELIABLE_SLOPE | DO_NOT_USE, with the slope and
+  variances of the fit left.
 - ``jumps`` (when asked): uint8 (n, ny, nx) with JUMP_DET on the flagged resultants:
-  both resultants of the offending difference for ``"optimal"``, the later resultant of
-  each removed difference for ``"likely"``.
+  the later resultant of each removed difference for ``"likely"``; for ``"optimal"`` the
+  resultants dropped around each jump, the first resultant after it, and those of any
+  piece dropped by the piece test.
 
 Algorithms
 ----------
@@ -75,6 +80,9 @@ class RampFit:
     dq: np.ndarray
     jumps: np.ndarray | None
     """uint8 (n, ny, nx) JUMP_DET flags per resultant, or None when not asked for."""
+    algorithm: str = DEFAULT_ALGORITHM
+    """The algorithm that fitted the pixels: ``"optimal"`` where ``"likely"`` was asked
+    for with fewer than 4 resultants."""
 
 
 def resultant_times(read_pattern, frame_time):
@@ -197,4 +205,5 @@ def fit_ramps(resultants, groupdq, read_noise, gain, read_pattern, frame_time, *
                slope[r0:r1], var_p[r0:r1], var_r[r0:r1], err[r0:r1], dq[r0:r1], jb)
         if return_jumps:
             jumps[:, r0:r1] = jb
-    return RampFit(slope=slope, var_poisson=var_p, var_rnoise=var_r, err=err, dq=dq, jumps=jumps)
+    return RampFit(slope=slope, var_poisson=var_p, var_rnoise=var_r, err=err, dq=dq, jumps=jumps,
+                   algorithm=algorithm)

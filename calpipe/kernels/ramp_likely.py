@@ -16,18 +16,24 @@ one slope.
 
 Jumps: with the diagonal and first off-diagonal of C^-1 (also O(n)), the chi-square drop
 obtained by freeing one difference, or an adjacent pair whose shared resultant has
-more than one read (a jump inside it spreads over both), is computed for all of them
-at once. The largest drop, penalised by its threshold (``t^2`` for one difference,
-the two-degree-of-freedom chi-square with the same tail probability as ``t`` sigma for
-a pair; ``t = 4.5`` by default), is removed if above threshold, and the search
-repeats while at least three usable differences remain. The flux that sets the
-covariance is the median of the usable differences for the search, then the fitted
-slope (clipped at zero) for the final fit.
+more than one read (a jump inside it spreads over both), and the fitted excess of what
+is freed, are computed for all of them at once. Candidates lie above the fit (cosmic
+rays add charge) and above the median of the differences still in by
+``sqrt(th2 - th1)`` of their noise. The largest drop, penalised by its threshold
+(``t^2`` for one difference, the two-degree-of-freedom chi-square with the same tail
+probability as ``t`` sigma for a pair; ``t = 4.5`` by default), is removed if above
+threshold, and the search repeats while at least two differences remain; then the
+neighbours of removed differences across a multi-read resultant are tested at
+``th2 - th1`` (the rest of a jump inside that resultant). Ties go to the larger fitted
+charge. A difference left far below the fit (``th1``; 3 sigma after a jump) means no
+trustworthy fit: the pixel is flagged UNRELIABLE_SLOPE | DO_NOT_USE. The flux that sets
+the covariance is the median of the usable differences during the search, then the
+fitted slope (clipped at zero) for the final fit.
 
 Speed: pixels with every resultant usable are fitted a chunk of a row at a time with
 the pixel index innermost (vectorised); their jump search starts with the total
 chi-square, an upper bound on any drop, so that only pixels whose chi-square reaches a
-threshold get the full search. Pixels with a removal, or with unusable resultants, go
+threshold get the exact first test; those with a removal or a flag are refit. Pixels with a removal, or with unusable resultants, go
 through :func:`fit_pixel`, which does the same arithmetic one pixel at a time.
 
 Electrons throughout: the caller multiplies by the gain.
@@ -38,8 +44,9 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from calpipe.kernels.ramp_optimal import (load_chunk, load_pixel, single_resultant, store_chunk,
-                                          store_pixel)
+from calpipe.kernels.ramp_optimal import CONSISTENCY_SIGMA, load_chunk, load_pixel, single_resultant
+from calpipe.kernels.ramp_optimal import UNRELIABLE as _UNRELIABLE
+from calpipe.kernels.ramp_optimal import store_chunk, store_pixel
 
 DEFAULT_SIGMA = 4.5
 """Default jump threshold, in sigma-equivalent of the chi-square drop."""
@@ -177,8 +184,24 @@ def _median_used(m, d, used, buf):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _best_drop(m, a, b, used, c, ipiv, rpiv, x, y, qb, qc, gd):
-    """Largest chi-square drops: (drop1, index1, drop2, index2) for one difference and a pair."""
+def _best_drop(m, a, b, used, c, ipiv, rpiv, x, y, qb, qc, gd, jflag, near, d, med, lift):
+    """Largest chi-square drops from freeing differences that lie above the fit.
+
+    Returns (drop1, index1, drop2, index2, worst): the best single difference and
+    adjacent pair whose fitted excess is positive (cosmic rays add charge; for a pair,
+    both parts of the excess non-negative and their charge positive), and the largest
+    single drop of either sign, which tells whether the fit left is consistent.
+    Equal drops go to the candidate with the larger fitted charge, so that a tie can
+    never keep the difference with the jump in place of a clean one.
+
+    ``near``: single differences only, and only those that share a multi-read
+    resultant with a difference already removed (``jflag`` on its later resultant):
+    where the rest of a jump inside that resultant would be.
+
+    A candidate must also lie above the robust level ``med`` (the median difference)
+    by ``lift`` times its own noise (for a pair, either part): a fit pulled down by a
+    low difference puts the clean ones above it, but not above the median.
+    """
     # Trailing reciprocal pivots, then the diagonal of C^-1.
     rpiv[m - 1] = 1.0 / a[m - 1]
     for i in range(m - 2, 0, -1):
@@ -193,22 +216,36 @@ def _best_drop(m, a, b, used, c, ipiv, rpiv, x, y, qb, qc, gd):
     slope = qb / qc
     iqc = 1.0 / qc
     best1 = 0.0
+    q1 = 0.0
     i1 = -1
     best2 = 0.0
+    q2 = 0.0
     i2 = -1
+    worst = 0.0
     for i in range(m):
         if not used[i]:
             continue
-        # Residual of difference i in the whitened system and its variance.
+        # Residual of difference i in the whitened system and its variance; the
+        # fitted excess of the difference is res / s11.
         xi = x[i]
         res = y[i] - xi * slope
         s11 = gd[i] - xi * xi * iqc
+        hi = d[i] - med
+        up = hi > 0.0 and hi * hi > lift * a[i]
+        cand = up
+        if near:
+            cand = up and (
+                (i > 0 and c[5, i - 1] > 0.0 and jflag[i] != 0 and not used[i - 1])
+                or (i + 1 < m and c[5, i] > 0.0 and jflag[i + 2] != 0 and not used[i + 1]))
         if s11 > 0.0:
             drop = res * res / s11
-            if drop > best1:
+            worst = max(worst, drop)
+            charge = res / (s11 * c[0, i])
+            if cand and res > 0.0 and (drop > best1 or (drop == best1 and charge > q1)):
                 best1 = drop
+                q1 = charge
                 i1 = i
-        if i + 1 < m and used[i + 1] and c[5, i] > 0.0:
+        if not near and i + 1 < m and used[i + 1] and c[5, i] > 0.0:
             # First off-diagonal of C^-1.
             go = -b[i] * gd[i + 1] * ipiv[i]
             xj = x[i + 1]
@@ -217,11 +254,18 @@ def _best_drop(m, a, b, used, c, ipiv, rpiv, x, y, qb, qc, gd):
             s12 = go - xi * xj * iqc
             det = s11 * s22 - s12 * s12
             if det > 0.0:
-                drop = (res * res * s22 - 2.0 * res * res2 * s12 + res2 * res2 * s11) / det
-                if drop > best2:
+                e1 = (s22 * res - s12 * res2) / det
+                e2 = (s11 * res2 - s12 * res) / det
+                drop = res * e1 + res2 * e2
+                charge = e1 / c[0, i] + e2 / c[0, i + 1]
+                hi2 = d[i + 1] - med
+                up2 = hi2 > 0.0 and hi2 * hi2 > lift * a[i + 1]
+                if (up or up2) and e1 >= 0.0 and e2 >= 0.0 and charge > 0.0 and (
+                        drop > best2 or (drop == best2 and charge > q2)):
                     best2 = drop
+                    q2 = charge
                     i2 = i
-    return best1, i1, best2, i2
+    return best1, i1, best2, i2, worst
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -259,7 +303,7 @@ def fit_pixel(r, usable, read_var, tbar, tau, nreads, c, detect, th1, th2,
             first = k
             break
     if first < 0:
-        return np.nan, 0.0, 0.0, 0
+        return np.nan, 0.0, 0.0, 0, False
     nused = 0
     for i in range(m):
         used[i] = usable[i] and usable[i + 1]
@@ -268,16 +312,35 @@ def fit_pixel(r, usable, read_var, tbar, tau, nreads, c, detect, th1, th2,
             nused += 1
     if nused == 0:
         slope, var_r, var_p = single_resultant(r[first], first, read_var, tbar, tau, nreads)
-        return slope, var_r, var_p, 0
+        return slope, var_r, var_p, 0, False
 
-    flux = max(_median_used(m, d, used, buf), 0.0)
     njumps = 0
+    worst = 0.0
+    near = False
     while True:
+        # The flux that sets the covariance: the median of the differences still in,
+        # which a minority of jumps cannot pull.
+        med = _median_used(m, d, used, buf)
+        flux = max(med, 0.0)
         _covariance(m, read_var, flux, c, used, a, b)
         qb, qc = _solve(m, a, b, used, d, ipiv, x, y)
-        if not detect or nused < 3:
+        if not detect or nused < 2:
             break
-        best1, i1, best2, i2 = _best_drop(m, a, b, used, c, ipiv, rpiv, x, y, qb, qc, gd)
+        best1, i1, best2, i2, worst = _best_drop(m, a, b, used, c, ipiv, rpiv, x, y, qb, qc, gd,
+                                                 jflag, near, d, med, th2 - th1)
+        if near:
+            # The rest of a jump inside a multi-read resultant, in the neighbour of the
+            # difference removed: removed when the pair would have won over the
+            # single difference had the fit been this clean (drop above th2 - th1).
+            if best1 > th2 - th1:
+                used[i1] = False
+                jflag[i1 + 1] = 1
+                nused -= 1
+                near = False
+                continue
+            break
+        if nused < 3:
+            best2 = 0.0
         one_better = best1 - th1 > best2 - th2
         if one_better and best1 > th1:
             used[i1] = False
@@ -289,9 +352,19 @@ def fit_pixel(r, usable, read_var, tbar, tau, nreads, c, detect, th1, th2,
             jflag[i2 + 1] = 1
             jflag[i2 + 2] = 1
             nused -= 2
+        elif njumps > 0:
+            near = True
+            continue
         else:
             break
         njumps += 1
+    # A difference still far from the fit that no jump explains (it lies below the
+    # fit, e.g. under a fit pulled up by hits too small to find one by one): no fit
+    # of these differences can be trusted. After a jump, the differences left are
+    # held to a stricter test (CONSISTENCY_SIGMA): a pixel with several hits may
+    # have no clean difference left.
+    limit = th1 if njumps == 0 else CONSISTENCY_SIGMA * CONSISTENCY_SIGMA
+    unreliable = detect and nused >= 2 and worst > limit
 
     # Final fit with the covariance at the fitted count rate.
     flux = max(qb / qc, 0.0)
@@ -299,7 +372,7 @@ def fit_pixel(r, usable, read_var, tbar, tau, nreads, c, detect, th1, th2,
     qb, qc = _solve_x(m, a, b, used, d, ipiv, x)
     slope = qb / qc
     vr, vp = _variances(m, x, qc, used, c)
-    return slope, read_var * vr, max(slope, 0.0) * vp, njumps
+    return slope, read_var * vr, max(slope, 0.0) * vp, njumps, unreliable
 
 
 # ----------------------------------------------------------------------------------
@@ -367,7 +440,7 @@ def _solve_chunk(m, w, rvar, flux, c, d, ipiv, x, y, with_y, qb, qc):
 
 @njit(cache=True, error_model="numpy")
 def _fast_chunk(w, r, rvar, c, detect, th1, th2, slow, d, srt, ipiv, x, y,
-                flux, qb, qc, t1, t2, s_a, s_b, s_ip, s_x, s_y, s_rp, s_gd, s_used,
+                flux, qb, qc, t1, t2, s_a, s_b, s_ip, s_x, s_y, s_rp, s_gd, s_used, s_jf, s_d,
                 out_slope, out_vr, out_vp):
     """Fit the pixels of a chunk as :func:`fit_pixel` does when all resultants are
     usable; pixels where a jump would be removed are marked ``slow`` (and refit by
@@ -390,6 +463,7 @@ def _fast_chunk(w, r, rvar, c, detect, th1, th2, slow, d, srt, ipiv, x, y,
     h = m // 2
     for j in range(w):
         med = srt[h, j] if m % 2 == 1 else 0.5 * (srt[h - 1, j] + srt[h, j])
+        srt[0, j] = med
         flux[j] = med if med > 0.0 else 0.0
     _solve_chunk(m, w, rvar, flux, c, d, ipiv, x, y, True, qb, qc)
     if detect and m >= 3:
@@ -413,11 +487,12 @@ def _fast_chunk(w, r, rvar, c, detect, th1, th2, slow, d, srt, ipiv, x, y,
                 s_ip[i] = ipiv[i, j]
                 s_x[i] = x[i, j]
                 s_y[i] = y[i, j]
+                s_d[i] = d[i, j]
                 s_used[i] = True
-            best1, i1, best2, i2 = _best_drop(m, s_a, s_b, s_used, c, s_ip, s_rp, s_x, s_y,
-                                              qb[j], qc[j], s_gd)
-            one_better = best1 - th1 > best2 - th2
-            if (one_better and best1 > th1) or (not one_better and best2 > th2):
+            best1, i1, best2, i2, worst = _best_drop(m, s_a, s_b, s_used, c, s_ip, s_rp, s_x,
+                                                     s_y, qb[j], qc[j], s_gd, s_jf, False, s_d,
+                                                     srt[0, j], th2 - th1)
+            if best1 > th1 or best2 > th2 or worst > th1:
                 slow[j] = True
     # Final fit with the covariance at the fitted count rate.
     for j in range(w):
@@ -500,7 +575,7 @@ def _fit_tasks(worker, nworkers, resultants, groupdq, read_noise, gain, tbar, ta
         w = min(chunk, nx - c0)
         load_chunk(resultants, groupdq, read_noise, gain, row, c0, w, r, rvar, gw, slow, sat)
         _fast_chunk(w, r, rvar, c, detect, th1, th2, slow, cd, srt, cip, cx, cy,
-                    flux, qb, qc, t1, t2, a, b, ipiv, x, y, rpiv, gd, used,
+                    flux, qb, qc, t1, t2, a, b, ipiv, x, y, rpiv, gd, used, jflag, d,
                     f_slope, f_vr, f_vp)
         store_chunk(row, c0, w, sat, gw, f_slope, f_vr, f_vp,
                     out_slope, out_vp, out_vr, out_err, out_dq)
@@ -517,9 +592,11 @@ def _fit_tasks(worker, nworkers, resultants, groupdq, read_noise, gain, tbar, ta
             nj = 0
             if nusable > 0:
                 jflag[:] = 0
-                slope, var_r, var_p, nj = fit_pixel(
+                slope, var_r, var_p, nj, bad = fit_pixel(
                     px, usable, rn * rn, tbar, tau, nreads, c, detect, th1, th2,
                     d, used, a, b, ipiv, rpiv, x, y, gd, buf, jflag)
+                if bad:
+                    dq |= _UNRELIABLE
             store_pixel(row, col, slope, var_r, var_p, dq, nj, g, jflag, want_jumps,
                         out_slope, out_vp, out_vr, out_err, out_dq, out_jumps)
 

@@ -7,17 +7,23 @@ slope ``sum K_i R_i`` with ``K_i = (F0 tbar_i - F1) w_i / D``. Segments are comb
 inverse read-noise-variance weights; the Poisson variance is the per-unit-flux
 coefficient times the combined slope clipped at zero.
 
-Jumps (Sharma & Casertano): each single (i, i+1) and double (i, i+2) resultant
-difference of a segment gives a local slope; its excess over the fitted slope is
-normalised by ``sqrt([s^2 (1/N_i + 1/N_j) + f (tau_i + tau_j - 2 tbar_i)] / dt^2 - f / T)``.
-The largest positive excess (cosmic rays add charge) is compared with
-``intercept - log10(clip(f, 1, 1e4)) / 3`` (f in e/s, intercept 5.5 by default); above
-it, resultants i and i+1 are flagged, the segment is split around them and the pieces
-are refit and searched again.
+Jumps (after Sharma & Casertano): each single (i, i+1) and double (i, i+2) resultant
+difference of a segment gives a local slope; its excess over the segment's slope is
+normalised by its exact standard deviation (the excess is a linear combination of the
+segment's resultants; :func:`_excess_variance`). The largest positive excess (cosmic
+rays add charge) is compared with ``intercept - log10(clip(f, 1, 1e4)) / 3`` (f in e/s,
+intercept 5.5 by default); above it, the segment is split around the jump (a resultant
+beside it is dropped only if part of the jump can be in it) and the pieces are refit
+and searched again. Then the pieces are tested against each other (a piece of two
+resultants cannot be searched alone): the one furthest above the rest beyond the
+threshold is dropped, and again. A piece 3 sigma below the rest after a jump, or no
+piece of two resultants left after a jump, flags the pixel UNRELIABLE_SLOPE |
+DO_NOT_USE.
 
 Speed: pixels with every resultant usable form one segment and are fitted a chunk of a
 row at a time with the pixel index innermost (vectorised); pixels with an unusable
-resultant, or an excess above the lowest threshold the count rate allows, go through
+resultant, or an excess above the lowest threshold the count rate allows (against a
+lower bound of the statistic's variance over the six exponents), go through
 :func:`fit_pixel`, which does the same arithmetic one pixel at a time and makes the exact
 jump test.
 
@@ -37,12 +43,20 @@ DEFAULT_INTERCEPT = 5.5
 """Jump threshold at 1 e/s, in sigma (Sharma & Casertano)."""
 THRESHOLD_SLOPE = 1.0 / 3.0
 """Decrease of the jump threshold per decade of count rate (e/s)."""
+NEIGHBOUR_SIGMA = 2.0
+"""A multi-read resultant next to a jump is dropped with it when the difference on its
+other side lies this far above the slope (part of the jump may be inside it)."""
+CONSISTENCY_SIGMA = 3.0
+"""After a jump, a piece of the ramp this many sigma below the rest marks the fit as
+untrustworthy (shared by both algorithms)."""
 
 _DO_NOT_USE = dqflags.DO_NOT_USE
 _SATURATED = dqflags.SATURATED
 _JUMP_DET = dqflags.JUMP_DET
 _NO_GAIN_VALUE = dqflags.NO_GAIN_VALUE
 _UNUSABLE = dqflags.DO_NOT_USE | dqflags.SATURATED
+UNRELIABLE = dqflags.UNRELIABLE_SLOPE | dqflags.DO_NOT_USE
+"""Pixel flags where no trustworthy fit is left after the jump search."""
 
 # Casertano et al. (2022) table 2: exponent P by segment signal-to-noise.
 _SNR_EDGES = (5.0, 10.0, 20.0, 50.0, 100.0)
@@ -176,7 +190,36 @@ def prepare(tbar, tau, nreads):
                 pfull[p] = ptab[p, 0, n - 1]
             else:
                 rfull[p], pfull[p] = _full_segment(POWERS[p], tbar, tau, nreads, kfull[p])
-    return tbar, tau, nreads, ktab, rtab, ptab, use_table, jc, kfull, rfull, pfull
+    jlow = _screen_coefficients(tbar, tau, nreads, jc, kfull, rfull, pfull)
+    return tbar, tau, nreads, ktab, rtab, ptab, use_table, jc, kfull, rfull, pfull, jlow
+
+
+def _screen_coefficients(tbar, tau, nreads, jc, kfull, rfull, pfull):
+    """Lower bounds, over the six exponents, of the whole-ramp jump statistic's
+    variance per unit read variance (rows 0, 2) and per unit flux (rows 1, 3), for
+    single (rows 0, 1) and double (rows 2, 3) differences. Exponents for which a
+    candidate carries no information (skipped by the exact test) are left out; a
+    candidate with none left gets infinity."""
+    n = tbar.shape[0]
+    jlow = np.full((4, max(n, 1)), np.inf)
+    gr = np.zeros(n)
+    gp = np.zeros(n)
+    for p in range(6):
+        if n < 2:
+            break
+        _slope_covariance(0, n - 1, kfull[p], tbar, tau, nreads, gr, gp)
+        for i in range(n - 1):
+            for row, col, j in ((0, 0, i + 1), (2, 3, i + 2)):
+                if j >= n:
+                    continue
+                vr = jc[col + 1, i] + rfull[p] - 2.0 * jc[col, i] * (gr[j] - gr[i])
+                vp = jc[col + 2, i] + pfull[p] - 2.0 * jc[col, i] * (gp[j] - gp[i])
+                if vr <= 1e-6 * jc[col + 1, i] and vp <= 1e-6 * jc[col + 2, i]:
+                    continue
+                # A hair low, so that rounding cannot hide a jump from the screen.
+                jlow[row, i] = min(jlow[row, i], max(vr, 0.0) * (1.0 - 1e-9))
+                jlow[row + 1, i] = min(jlow[row + 1, i], max(vp, 0.0) * (1.0 - 1e-9))
+    return jlow
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -202,16 +245,50 @@ def _segment_slope(r, s, e, p, tbar, tau, nreads, ktab, use_table, kbuf):
     return slope
 
 
-@njit(cache=True, inline="always", error_model="numpy")
-def _jump_search(r, s, e, slope, read_var, tbar, jc):
-    """Largest normalised positive excess of segment [s, e]: (index, statistic^2).
+@njit(cache=True, error_model="numpy")
+def _slope_covariance(s, e, k, tbar, tau, nreads, gr, gp):
+    """Covariance of each resultant of segment [s, e] with the slope ``sum K_i R_i``.
 
-    Index -1 when no difference exceeds the fitted slope.
+    ``Cov(R_a, slope) = read_var gr[a] + f gp[a]`` with ``gr[a] = K_a / N_a`` and
+    ``gp[a] = K_a tau_a + sum_{i<a} K_i tbar_i + tbar_a sum_{i>a} K_i``.
+    """
+    right = 0.0
+    for a in range(s, e + 1):
+        right += k[a]
+    left = 0.0
+    for a in range(s, e + 1):
+        right -= k[a]
+        gr[a] = k[a] / nreads[a]
+        gp[a] = k[a] * tau[a] + left + tbar[a] * right
+        left += k[a] * tbar[a]
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _excess_variance(i, j, col, read_var, f, jc, rc, pc, gr, gp):
+    """Exact variance of ``(R_j - R_i) / dt - slope`` (slope of the segment holding
+    both, read-noise and Poisson coefficients ``rc``, ``pc``), and the variance of the
+    local slope alone. Candidates whose excess variance is below 1e-6 of the latter
+    carry no information (the slope is that difference) and are skipped."""
+    inv_dt = jc[col, i]
+    raw = read_var * jc[col + 1, i] + f * jc[col + 2, i]
+    var = (raw + read_var * (rc - 2.0 * inv_dt * (gr[j] - gr[i]))
+           + f * (pc - 2.0 * inv_dt * (gp[j] - gp[i])))
+    return var, raw
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _jump_search(r, s, e, slope, read_var, jc, rc, pc, gr, gp):
+    """Largest normalised positive excess of segment [s, e]: (index, statistic^2,
+    whether it is a double difference).
+
+    Index -1 when no difference exceeds the fitted slope. The excess of each single
+    (i, i+1) and double (i, i+2) difference over the slope is normalised by its
+    exact standard deviation (:func:`_excess_variance`).
     """
     f = max(slope, 0.0)
-    corr = f / (tbar[e] - tbar[s])
     best = 0.0
     arg = -1
+    double = False
     for i in range(s, e):
         # Single difference (i, i+1), then double difference (i, i+2).
         for col in (0, 3):
@@ -221,26 +298,71 @@ def _jump_search(r, s, e, slope, read_var, tbar, jc):
             excess = (r[j] - r[i]) * jc[col, i] - slope
             if excess <= 0.0:
                 continue
-            raw = read_var * jc[col + 1, i] + f * jc[col + 2, i]
-            var = raw - corr
-            # The correction is approximate: never let it make the variance vanish.
-            if var <= 0.05 * raw:
-                var = 0.05 * raw
+            var, raw = _excess_variance(i, j, col, read_var, f, jc, rc, pc, gr, gp)
+            if var <= 1e-6 * raw:
+                continue
             stat2 = excess * excess / var
             if stat2 > best:
                 best = stat2
                 arg = i
-    return arg, best
+                double = col == 3
+    return arg, best, double
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _combine(segs, nseg):
+    """Sums over the first ``nseg`` segments (slope, weight, Poisson coefficient): the
+    weights, the weighted slopes and the squared weights times the Poisson terms."""
+    sum_w = 0.0
+    sum_ws = 0.0
+    sum_wwp = 0.0
+    for k in range(nseg):
+        w = segs[k, 1]
+        sum_w += w
+        sum_ws += w * segs[k, 0]
+        sum_wwp += w * w * segs[k, 2]
+    return sum_w, sum_ws, sum_wwp
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _median_difference(r, usable, jc, buf):
+    """Median of the single differences (i, i + 1) between usable resultants, as slopes."""
+    k = 0
+    for i in range(r.shape[0] - 1):
+        if not (usable[i] and usable[i + 1]):
+            continue
+        v = (r[i + 1] - r[i]) * jc[0, i]
+        j = k
+        while j > 0 and buf[j - 1] > v:
+            buf[j] = buf[j - 1]
+            j -= 1
+        buf[j] = v
+        k += 1
+    if k % 2 == 1:
+        return buf[k // 2]
+    return 0.5 * (buf[k // 2 - 1] + buf[k // 2])
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _above(r, i, s, e, slope, f, read_var, jc):
+    """Whether the single difference (i, i + 1), inside segment [s, e], lies above
+    ``slope`` by more than NEIGHBOUR_SIGMA of its own noise."""
+    if i < s or i + 1 > e:
+        return False
+    excess = (r[i + 1] - r[i]) * jc[0, i] - slope
+    var = read_var * jc[1, i] + f * jc[2, i]
+    return excess > 0.0 and excess * excess > NEIGHBOUR_SIGMA * NEIGHBOUR_SIGMA * var
 
 
 @njit(cache=True, inline="always", error_model="numpy")
 def fit_pixel(r, usable, read_var, tbar, tau, nreads, ktab, rtab, ptab, use_table, jc,
-              detect, intercept, kbuf, stack, jflag):
+              detect, intercept, kbuf, gr, gp, segs, stack, jflag):
     """Fit one pixel's ramp (electrons). Returns (slope, var_rnoise, var_poisson, njumps).
 
     ``r``: resultants in electrons; ``usable``: bool per resultant; ``jflag`` (uint8,
-    zeroed by the caller) receives 1 on the resultants flagged as jumps; ``kbuf`` and
-    ``stack`` are scratch. Returns NaN slope when no resultant is usable.
+    zeroed by the caller) receives 1 on the resultants flagged as jumps; ``kbuf``,
+    ``gr``, ``gp``, ``segs`` (n, 3) and ``stack`` (2n + 1, 2) are scratch. Pixels where no
+    trustworthy fit is left return True as a fifth value. Returns NaN slope when no resultant is usable.
     """
     n = r.shape[0]
     # Initial segments: maximal runs of usable resultants.
@@ -261,12 +383,12 @@ def fit_pixel(r, usable, read_var, tbar, tau, nreads, ktab, rtab, ptab, use_tabl
         else:
             i += 1
     if first < 0:
-        return np.nan, 0.0, 0.0, 0
+        return np.nan, 0.0, 0.0, 0, False
 
-    sum_w = 0.0
-    sum_ws = 0.0
-    sum_wwp = 0.0
+    nseg = 0
     njumps = 0
+    med = 0.0
+    have_med = False
     while top > 0:
         top -= 1
         s = stack[top, 0]
@@ -289,33 +411,104 @@ def fit_pixel(r, usable, read_var, tbar, tau, nreads, ktab, rtab, ptab, use_tabl
         else:
             rc, pc = segment_coefficients(s, e, POWERS[p], tbar, tau, nreads, kbuf)
         if detect and e - s >= 2:
-            arg, stat2 = _jump_search(r, s, e, slope, read_var, tbar, jc)
+            if use_table:
+                _slope_covariance(s, e, ktab[p, s, e], tbar, tau, nreads, gr, gp)
+            else:
+                _slope_covariance(s, e, kbuf, tbar, tau, nreads, gr, gp)
+            arg, stat2, double = _jump_search(r, s, e, slope, read_var, jc, rc, pc, gr, gp)
             if arg >= 0:
                 th = intercept - THRESHOLD_SLOPE * math.log10(min(max(slope, 1.0), 1e4))
                 if th <= 0.0 or stat2 > th * th:
-                    jflag[arg] = 1
+                    # The jump lies between resultants arg and arg + 1 (arg + 2 for a
+                    # double difference) or inside one of them. For a single difference,
+                    # a resultant stays in its piece unless part of the jump can be in
+                    # it: it has several reads and the difference on its other side
+                    # also lies above the slope by NEIGHBOUR_SIGMA. For a double
+                    # difference both are dropped, as in Sharma & Casertano.
+                    left = arg - 1
+                    right = arg + 2
+                    if not double:
+                        # Against the median single difference of the whole ramp: the
+                        # segment's slope is pulled up by the jump.
+                        if not have_med:
+                            med = _median_difference(r, usable, jc, kbuf)
+                            have_med = True
+                        f = max(med, 0.0)
+                        if nreads[arg] == 1 or not _above(r, arg - 1, s, e, med, f,
+                                                          read_var, jc):
+                            left = arg
+                        if nreads[arg + 1] == 1 or not _above(r, arg + 1, s, e, med, f,
+                                                              read_var, jc):
+                            right = arg + 1
+                    for k in range(left + 1, right):
+                        jflag[k] = 1
                     jflag[arg + 1] = 1
                     njumps += 1
-                    if arg - 1 >= s:
+                    if left >= s:
                         stack[top, 0] = s
-                        stack[top, 1] = arg - 1
+                        stack[top, 1] = left
                         top += 1
-                    if arg + 2 <= e:
-                        stack[top, 0] = arg + 2
+                    if right <= e:
+                        stack[top, 0] = right
                         stack[top, 1] = e
                         top += 1
                     continue
-        w = 1.0 / (rc * read_var)
-        sum_w += w
-        sum_ws += w * slope
-        sum_wwp += w * w * pc
+        segs[nseg, 0] = slope
+        segs[nseg, 1] = 1.0 / (rc * read_var)
+        segs[nseg, 2] = pc
+        stack[n + 1 + nseg, 0] = s
+        stack[n + 1 + nseg, 1] = e
+        nseg += 1
 
+    # The segments against each other: each one's slope against the combination of
+    # the others (independent: no resultant is shared). A segment too short to be
+    # searched on its own (two resultants) can still hold a jump; the one lying
+    # furthest above the rest, beyond the threshold, is dropped, and again. A
+    # segment far below the rest after a jump means no trustworthy fit is left.
+    unreliable = False
+    while detect and nseg >= 2:
+        sum_w, sum_ws, sum_wwp = _combine(segs, nseg)
+        best = 0.0
+        worst = 0.0
+        arg = -1
+        for k in range(nseg):
+            w = segs[k, 1]
+            wo = sum_w - w
+            other = (sum_ws - w * segs[k, 0]) / wo
+            f = max(other, 0.0)
+            var = 1.0 / w + f * segs[k, 2] + 1.0 / wo + f * (sum_wwp - w * w * segs[k, 2]) / (wo * wo)
+            excess = segs[k, 0] - other
+            stat2 = excess * excess / var
+            if excess > 0.0:
+                th = intercept - THRESHOLD_SLOPE * math.log10(min(max(other, 1.0), 1e4))
+                th2 = th * th if th > 0.0 else 0.0
+                if stat2 > th2 and stat2 - th2 > best:
+                    best = stat2 - th2
+                    arg = k
+            elif stat2 > worst:
+                worst = stat2
+        if arg < 0:
+            unreliable = njumps > 0 and worst > CONSISTENCY_SIGMA * CONSISTENCY_SIGMA
+            break
+        for k in range(stack[n + 1 + arg, 0], stack[n + 1 + arg, 1] + 1):
+            jflag[k] = 1
+        njumps += 1
+        nseg -= 1
+        for c in range(3):
+            segs[arg, c] = segs[nseg, c]
+        stack[n + 1 + arg, 0] = stack[n + 1 + nseg, 0]
+        stack[n + 1 + arg, 1] = stack[n + 1 + nseg, 1]
+
+    sum_w, sum_ws, sum_wwp = _combine(segs, nseg)
     if sum_w > 0.0:
         slope = sum_ws / sum_w
-        return slope, 1.0 / sum_w, max(slope, 0.0) * sum_wwp / (sum_w * sum_w), njumps
-    # No segment of two or more resultants: the first usable one, from reset.
+        return (slope, 1.0 / sum_w, max(slope, 0.0) * sum_wwp / (sum_w * sum_w), njumps,
+                unreliable)
+    # No segment of two or more resultants: the first usable one, from reset. After a
+    # jump this rests on the reset level alone, which a hit in that resultant would
+    # corrupt unseen: not a trustworthy fit.
     slope, var_r, var_p = single_resultant(r[first], first, read_var, tbar, tau, nreads)
-    return slope, var_r, var_p, njumps
+    return slope, var_r, var_p, njumps, njumps > 0
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -427,7 +620,7 @@ def _power_index_nobranch(signal, read_var):
 
 
 @njit(cache=True, error_model="numpy")
-def _fast_chunk(w, r, rvar, kfull, rfull, pfull, tbar, jc, detect, th_min, slow,
+def _fast_chunk(w, r, rvar, kfull, rfull, pfull, tbar, jc, jlow, detect, th_min, slow,
                 sp, out_slope, out_vr, out_vp):
     """Fit the pixels of a chunk whose resultants are all usable: one segment.
 
@@ -473,8 +666,9 @@ def _fast_chunk(w, r, rvar, kfull, rfull, pfull, tbar, jc, detect, th_min, slow,
         sp[0, j] = slope
     if detect and n >= 3:
         # Jump screen: the threshold falls with the count rate to no less than th_min
-        # (at 1e4 e/s), so a pixel whose every positive excess is below th_min sigma
-        # has no jump; the others are refit by fit_pixel, which makes the exact test.
+        # (at 1e4 e/s) and the statistic's variance is at least ``jlow``'s bound, so a
+        # pixel whose every positive excess is below th_min sigma of that bound has no
+        # jump; the others are refit by fit_pixel, which makes the exact test.
         # Written without the division (excess^2 > th_min^2 var).
         th2 = th_min * th_min if th_min > 0.0 else 0.0
         for i in range(n - 1):
@@ -483,23 +677,20 @@ def _fast_chunk(w, r, rvar, kfull, rfull, pfull, tbar, jc, detect, th_min, slow,
                 if jj > n - 1:
                     break
                 inv_dt = jc[col, i]
-                cr = jc[col + 1, i]
-                cp = jc[col + 2, i]
+                lr = jlow[0 if col == 0 else 2, i]
+                lp = jlow[1 if col == 0 else 3, i]
                 for j in range(w):
                     slope = sp[0, j]
                     f = slope if slope > 0.0 else 0.0
                     excess = (r[jj, j] - r[i, j]) * inv_dt - slope
-                    raw = rvar[j] * cr + f * cp
-                    var = raw - f / span
-                    floor = 0.05 * raw
-                    var = floor if var <= floor else var
+                    var = rvar[j] * lr + f * lp
                     cand = (excess > 0.0) & (excess * excess > th2 * var)
                     slow[j] = slow[j] | cand
 
 
 @njit(cache=True, error_model="numpy")
 def _fit_tasks(worker, nworkers, resultants, groupdq, read_noise, gain, tbar, tau, nreads,
-               ktab, rtab, ptab, use_table, jc, kfull, rfull, pfull, detect, intercept,
+               ktab, rtab, ptab, use_table, jc, kfull, rfull, pfull, jlow, detect, intercept,
                want_jumps, chunk, out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
     """One worker's share of :func:`fit_block`: tasks ``worker``, ``worker + nworkers``...
 
@@ -523,7 +714,10 @@ def _fit_tasks(worker, nworkers, resultants, groupdq, read_noise, gain, tbar, ta
     px = np.empty(n)
     usable = np.empty(n, dtype=np.bool_)
     kbuf = np.empty(n)
-    stack = np.empty((n + 1, 2), dtype=np.int64)
+    gr = np.empty(n)
+    gp = np.empty(n)
+    stack = np.empty((2 * n + 1, 2), dtype=np.int64)
+    segs = np.empty((n, 3))
     jflag = np.zeros(n, dtype=np.uint8)
     for task in range(worker, ntasks, nworkers):
         row = task // nchunks
@@ -531,7 +725,7 @@ def _fit_tasks(worker, nworkers, resultants, groupdq, read_noise, gain, tbar, ta
         w = min(chunk, nx - c0)
         load_chunk(resultants, groupdq, read_noise, gain, row, c0, w, r, rvar, gw, slow, sat)
         if n >= 2:
-            _fast_chunk(w, r, rvar, kfull, rfull, pfull, tbar, jc, detect, th_min, slow,
+            _fast_chunk(w, r, rvar, kfull, rfull, pfull, tbar, jc, jlow, detect, th_min, slow,
                         sp, f_slope, f_vr, f_vp)
             store_chunk(row, c0, w, sat, gw, f_slope, f_vr, f_vp,
                         out_slope, out_vp, out_vr, out_err, out_dq)
@@ -551,16 +745,18 @@ def _fit_tasks(worker, nworkers, resultants, groupdq, read_noise, gain, tbar, ta
             nj = 0
             if nusable > 0:
                 jflag[:] = 0
-                slope, var_r, var_p, nj = fit_pixel(
+                slope, var_r, var_p, nj, bad = fit_pixel(
                     px, usable, rn * rn, tbar, tau, nreads, ktab, rtab, ptab,
-                    use_table, jc, detect, intercept, kbuf, stack, jflag)
+                    use_table, jc, detect, intercept, kbuf, gr, gp, segs, stack, jflag)
+                if bad:
+                    dq |= UNRELIABLE
             store_pixel(row, col, slope, var_r, var_p, dq, nj, g, jflag, want_jumps,
                         out_slope, out_vp, out_vr, out_err, out_dq, out_jumps)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
 def fit_block(resultants, groupdq, read_noise, gain, tbar, tau, nreads, ktab, rtab, ptab,
-              use_table, jc, kfull, rfull, pfull, detect, intercept, want_jumps, chunk, nworkers,
+              use_table, jc, kfull, rfull, pfull, jlow, detect, intercept, want_jumps, chunk, nworkers,
               out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
     """Fit every pixel of a block of rows; outputs in DN/s and (DN/s)^2.
 
@@ -578,5 +774,5 @@ def fit_block(resultants, groupdq, read_noise, gain, tbar, tau, nreads, ktab, rt
     nworkers = max(1, min(nworkers, ntasks))
     for worker in prange(nworkers):
         _fit_tasks(worker, nworkers, resultants, groupdq, read_noise, gain, tbar, tau, nreads,
-                   ktab, rtab, ptab, use_table, jc, kfull, rfull, pfull, detect, intercept,
+                   ktab, rtab, ptab, use_table, jc, kfull, rfull, pfull, jlow, detect, intercept,
                    want_jumps, chunk, out_slope, out_vp, out_vr, out_err, out_dq, out_jumps)

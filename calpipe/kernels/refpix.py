@@ -228,3 +228,16 @@ def refpix_variance(resultants, read_pattern, border=4, nchannels=32, smooth=11)
     leverage = 1.0 / n + (y - centre) ** 2 / spread
     row = (sigma2[0] + sigma2[-1]) / (4 * border) * leverage
     return channel, row
+
+
+def read_noise_with_refpix(read_noise, channel, row):
+    """Per-read read noise with the refpix estimates' variance folded in (full detector).
+
+    ``read_noise`` (ny, nx) in DN per read; ``channel`` (nchannels,) and ``row`` (ny,) from
+    :func:`refpix_variance`. Returns float32 ``sqrt(read_noise^2 + channel[x // width] + row[y])``.
+    """
+    read_noise = np.asarray(read_noise, dtype=np.float64)
+    ny, nx = read_noise.shape
+    width = nx // len(channel)
+    extra = np.repeat(np.asarray(channel, np.float64), width)[None, :] + np.asarray(row, np.float64)[:, None]
+    return np.sqrt(read_noise**2 + extra).astype(np.float32)

@@ -1,19 +1,24 @@
 """ramp_fit: fit a count rate to every pixel's resultants, finding and splitting at jumps."""
 
+import logging
+
 import numpy as np
 
-from calpipe import datamodels
+from calpipe import datamodels, dqflags
 from calpipe.datamodels import ImageModel
 from calpipe.detector import science
 from calpipe.errors import InputError
 from calpipe.kernels.ramp import fit_ramps
+from calpipe.kernels.ramp_likely import MIN_RESULTANTS
+from calpipe.kernels.refpix import read_noise_with_refpix
 from calpipe.step import CalStep
 
 from ._common import check_shape
 
-
 # Arrays of the ramp that the rate image keeps: the reference output and the border pixels.
 CARRIED = ("amp33", "reference_border")
+
+log = logging.getLogger(__name__)
 
 
 class RampFitStep(CalStep):
@@ -40,10 +45,14 @@ class RampFitStep(CalStep):
         for ref in (readnoise, gain):
             check_shape(ref.data, "data", detector_shape, ref.meta.filename)
 
+        read_noise = readnoise.data
+        refpix = model.tree.get("refpix_variance")
+        if refpix is not None:  # the bias estimates' noise is read noise too
+            read_noise = read_noise_with_refpix(read_noise, refpix["channel"], refpix["row"])
         fit = fit_ramps(
             science(model.data),
             science(model.groupdq),
-            np.ascontiguousarray(science(readnoise.data)),
+            np.ascontiguousarray(science(read_noise)),
             np.ascontiguousarray(science(gain.data)),
             model.meta.exposure.read_pattern,
             model.meta.exposure.frame_time,
@@ -70,5 +79,20 @@ class RampFitStep(CalStep):
                                     else np.array(value))
         if fit.jumps is not None:
             image.jumps = fit.jumps
-        image.meta.ramp_fit = {"algorithm": self.algorithm, "detect_jumps": self.detect_jumps}
+        if fit.algorithm != self.algorithm:
+            log.info("ramp_fit: algorithm %r needs at least %d resultants, the exposure has %d: "
+                     "fitted with %r", self.algorithm, MIN_RESULTANTS, model.data.shape[0],
+                     fit.algorithm)
+        npix = int(fit.dq.size)
+        image.meta.ramp_fit = {
+            "algorithm": fit.algorithm,
+            "algorithm_requested": self.algorithm,
+            "detect_jumps": self.detect_jumps,
+            "pixels": {
+                "likely": npix if fit.algorithm == "likely" else 0,
+                "optimal": npix if fit.algorithm == "optimal" else 0,
+                "jump": int(np.count_nonzero(fit.dq & dqflags.JUMP_DET)),
+                "unreliable": int(np.count_nonzero(fit.dq & dqflags.UNRELIABLE_SLOPE)),
+            },
+        }
         return image

@@ -11,6 +11,7 @@ import pytest
 from calpipe import dqflags
 from calpipe.kernels.ramp import fit_ramps, resultant_times
 from calpipe.kernels.ramp_likely import chisq_thresholds
+from calpipe.kernels.ramp_optimal import CONSISTENCY_SIGMA, NEIGHBOUR_SIGMA
 
 FRAME_TIME = 3.04
 
@@ -61,11 +62,21 @@ def optimal_coefficients(t, nr, power):
 
 
 def ref_optimal_pixel(r, usable, read_var, tbar, tau, nreads, detect, intercept=5.5):
-    """Casertano weights per segment; Sharma & Casertano jump search, written plainly."""
+    """Casertano weights per segment; the documented jump search, written plainly.
+
+    Returns (slope, var_rnoise, var_poisson, jumps, unreliable).
+    """
     n = r.size
     jumps = np.zeros(n, bool)
     stack = segments_of(usable)
     fits = []
+    njumps = 0
+    pairs = [i for i in range(n - 1) if usable[i] and usable[i + 1]]
+    med = np.median([(r[i + 1] - r[i]) / (tbar[i + 1] - tbar[i]) for i in pairs]) if pairs else 0.0
+
+    def threshold(f):
+        return intercept - np.log10(min(max(f, 1.0), 1e4)) / 3
+
     while stack:
         s, e = stack.pop()
         if e <= s:
@@ -83,32 +94,79 @@ def ref_optimal_pixel(r, usable, read_var, tbar, tau, nreads, detect, intercept=
         rvar, pvar1 = k @ cov_read @ k, k @ cov_flux @ k
         if detect and e - s >= 2:
             f = max(slope, 0.0)
-            full = resultant_covariance(tbar, tau, nreads, read_var, f)
-            best, arg = 0.0, -1
+            full = resultant_covariance(tbar[sl], tau[sl], nreads[sl], read_var, f)
+            best, arg, double = 0.0, -1, False
             for i in range(s, e):
                 for j in (i + 1, i + 2):
                     if j > e:
                         continue
                     dt = tbar[j] - tbar[i]
                     excess = (r[j] - r[i]) / dt - slope
-                    raw = (full[i, i] + full[j, j] - 2 * full[i, j]) / dt**2
-                    var = max(raw - f / (tbar[e] - tbar[s]), 0.05 * raw)
-                    if excess > 0 and excess**2 / var > best:
-                        best, arg = excess**2 / var, i
-            th = intercept - np.log10(min(max(slope, 1.0), 1e4)) / 3
-            if arg >= 0 and best > th**2:
-                jumps[arg] = jumps[arg + 1] = True
-                stack += [(s, arg - 1), (arg + 2, e)]
+                    # Exact variance: the excess is a linear combination of resultants.
+                    a = -k.copy()
+                    a[j - s] += 1 / dt
+                    a[i - s] -= 1 / dt
+                    var = a @ full @ a
+                    raw = (full[i - s, i - s] + full[j - s, j - s] - 2 * full[i - s, j - s]) / dt**2
+                    if excess > 0 and var > 1e-6 * raw and excess**2 / var > best:
+                        best, arg, double = excess**2 / var, i, j == i + 2
+            th = threshold(slope)
+            if arg >= 0 and (th <= 0 or best > th**2):
+                left, right = arg - 1, arg + 2
+                if not double:
+                    def above(i):
+                        if i < s or i + 1 > e:
+                            return False
+                        dt = tbar[i + 1] - tbar[i]
+                        excess = (r[i + 1] - r[i]) / dt - med
+                        var = (read_var * (1 / nreads[i] + 1 / nreads[i + 1])
+                               + max(med, 0) * (tau[i] + tau[i + 1] - 2 * tbar[i])) / dt**2
+                        return excess > 0 and excess**2 > NEIGHBOUR_SIGMA**2 * var
+                    if nreads[arg] == 1 or not above(arg - 1):
+                        left = arg
+                    if nreads[arg + 1] == 1 or not above(arg + 1):
+                        right = arg + 1
+                jumps[left + 1:right] = True
+                jumps[arg + 1] = True
+                njumps += 1
+                stack += [(s, left), (right, e)]
                 continue
-        fits.append((slope, rvar, pvar1))
+        fits.append([slope, 1 / rvar, pvar1, s, e])
+    # Segments against the combination of the others.
+    unreliable = False
+    while detect and len(fits) >= 2:
+        w = np.array([f[1] for f in fits])
+        slopes = np.array([f[0] for f in fits])
+        pc = np.array([f[2] for f in fits])
+        best, arg, worst = 0.0, -1, 0.0
+        for k in range(len(fits)):
+            o = np.arange(len(fits)) != k
+            other = (w[o] * slopes[o]).sum() / w[o].sum()
+            f = max(other, 0.0)
+            var = 1 / w[k] + f * pc[k] + 1 / w[o].sum() + f * (w[o] ** 2 * pc[o]).sum() / w[o].sum() ** 2
+            excess = slopes[k] - other
+            th = threshold(other)
+            th2 = th * th if th > 0 else 0.0
+            if excess > 0:
+                if excess**2 / var > th2 and excess**2 / var - th2 > best:
+                    best, arg = excess**2 / var - th2, k
+            else:
+                worst = max(worst, excess**2 / var)
+        if arg < 0:
+            unreliable = njumps > 0 and worst > CONSISTENCY_SIGMA**2
+            break
+        jumps[fits[arg][3]:fits[arg][4] + 1] = True
+        njumps += 1
+        fits.pop(arg)
     if fits:
-        w = np.array([1 / f[1] for f in fits])
+        w = np.array([f[1] for f in fits])
         slope = sum(wi * f[0] for wi, f in zip(w, fits)) / w.sum()
         pvar = max(slope, 0) * sum(wi**2 * f[2] for wi, f in zip(w, fits)) / w.sum() ** 2
-        return slope, 1 / w.sum(), pvar, jumps
+        return slope, 1 / w.sum(), pvar, jumps, unreliable
     i = int(np.argmax(usable))
     slope = r[i] / tbar[i]
-    return slope, read_var / (nreads[i] * tbar[i] ** 2), max(slope, 0) * tau[i] / tbar[i] ** 2, jumps
+    return (slope, read_var / (nreads[i] * tbar[i] ** 2), max(slope, 0) * tau[i] / tbar[i] ** 2, jumps,
+            njumps > 0)
 
 
 # ---------------------------------------------------------------------- likely
@@ -122,7 +180,16 @@ def gls(d, cov):
 
 
 def ref_likely_pixel(r, usable, read_var, tbar, tau, nreads, detect, sigma=4.5):
-    """GLS on differences with dense covariance; jumps by refitting every removal."""
+    """GLS on differences with dense covariance; jumps by refitting every removal.
+
+    Returns (slope, var_rnoise, var_poisson, jumps, unreliable). The search as
+    documented: candidates lie above the fit (positive fitted excess; for a pair both
+    parts non-negative and positive charge) and above the median difference by
+    sqrt(th2 - th1) of their own noise; after the last removal at the thresholds, the
+    neighbours of removed differences across a multi-read resultant are tested at
+    th2 - th1; a difference left with a drop above th1 (3 sigma after a jump) marks the
+    fit unreliable.
+    """
     n = r.size
     m = n - 1
     dt = np.diff(tbar)
@@ -135,44 +202,79 @@ def ref_likely_pixel(r, usable, read_var, tbar, tau, nreads, detect, sigma=4.5):
     if not used.any():
         i = int(np.argmax(usable))
         slope = r[i] / tbar[i]
-        return slope, read_var / (nreads[i] * tbar[i] ** 2), max(slope, 0) * tau[i] / tbar[i] ** 2, jumps
+        return (slope, read_var / (nreads[i] * tbar[i] ** 2), max(slope, 0) * tau[i] / tbar[i] ** 2,
+                jumps, False)
 
     def cov_d(flux):
         return amat @ resultant_covariance(tbar, tau, nreads, read_var, flux) @ amat.T
 
     th1, th2 = chisq_thresholds(sigma)
-    flux = max(np.median(d[used]), 0.0)
-    cov = cov_d(flux)
+    lift = th2 - th1
+    removed = np.zeros(m, bool)
+    njumps, near, worst = 0, False, 0.0
     while True:
+        med = np.median(d[used])
+        cov = cov_d(max(med, 0.0))
         idx = np.flatnonzero(used)
         slope, chi2, _ = gls(d[idx], cov[np.ix_(idx, idx)])
-        if not detect or idx.size < 3:
+        if not detect or idx.size < 2:
             break
-        drops1, drops2 = {}, {}
+        ci = np.linalg.inv(cov[np.ix_(idx, idx)])
+        resid = ci @ (d[idx] - slope)
+        sfull = ci - np.outer(ci.sum(1), ci.sum(0)) / ci.sum()
+        pos = {i: k for k, i in enumerate(idx)}
+
+        def up(i):
+            return d[i] - med > 0 and (d[i] - med) ** 2 > lift * cov[i, i]
+
+        best1, i1, q1, best2, i2, q2, worst = 0.0, -1, 0.0, 0.0, -1, 0.0, 0.0
         for i in idx:
             keep = idx[idx != i]
-            drops1[i] = chi2 - gls(d[keep], cov[np.ix_(keep, keep)])[1]
-            if i + 1 < m and used[i + 1] and nreads[i + 1] > 1:
+            drop = chi2 - gls(d[keep], cov[np.ix_(keep, keep)])[1]
+            worst = max(worst, drop)
+            excess = resid[pos[i]] / sfull[pos[i], pos[i]]
+            cand = up(i)
+            if near:
+                cand = cand and (
+                    (i > 0 and nreads[i] > 1 and removed[i - 1])
+                    or (i + 1 < m and nreads[i + 1] > 1 and removed[i + 1]))
+            charge = excess * dt[i]
+            if cand and excess > 0 and (drop > best1 or (drop == best1 and charge > q1)):
+                best1, i1, q1 = drop, i, charge
+            if not near and i + 1 < m and used[i + 1] and nreads[i + 1] > 1 and idx.size >= 3:
                 keep2 = keep[keep != i + 1]
-                drops2[i] = chi2 - gls(d[keep2], cov[np.ix_(keep2, keep2)])[1]
-        i1 = max(drops1, key=drops1.get)
-        b1 = drops1[i1]
-        i2 = max(drops2, key=drops2.get) if drops2 else -1
-        b2 = drops2[i2] if drops2 else 0.0
-        if b1 - th1 > b2 - th2 and b1 > th1:
-            used[i1] = False
-            jumps[i1 + 1] = True
-        elif not b1 - th1 > b2 - th2 and b2 > th2:
-            used[i2] = used[i2 + 1] = False
+                drop = chi2 - gls(d[keep2], cov[np.ix_(keep2, keep2)])[1]
+                k = [pos[i], pos[i + 1]]
+                e = np.linalg.solve(sfull[np.ix_(k, k)], resid[k])
+                charge = e[0] * dt[i] + e[1] * dt[i + 1]
+                if ((up(i) or up(i + 1)) and e.min() >= 0 and charge > 0
+                        and (drop > best2 or (drop == best2 and charge > q2))):
+                    best2, i2, q2 = drop, i, charge
+        if near:
+            if best1 > lift:
+                used[i1], removed[i1], jumps[i1 + 1], near = False, True, True, False
+                continue
+            break
+        if best1 - th1 > best2 - th2 and best1 > th1:
+            used[i1], removed[i1], jumps[i1 + 1] = False, True, True
+        elif not best1 - th1 > best2 - th2 and best2 > th2:
+            used[i2], used[i2 + 1] = False, False
+            removed[i2], removed[i2 + 1] = True, True
             jumps[i2 + 1] = jumps[i2 + 2] = True
+        elif njumps > 0:
+            near = True
+            continue
         else:
             break
+        njumps += 1
+    limit = th1 if njumps == 0 else CONSISTENCY_SIGMA**2
+    unreliable = detect and used.sum() >= 2 and worst > limit
     idx = np.flatnonzero(used)
     cov = cov_d(max(slope, 0.0))
     slope, _, w = gls(d[idx], cov[np.ix_(idx, idx)])
     cread = (amat @ resultant_covariance(tbar, tau, nreads, read_var, 0.0) @ amat.T)[np.ix_(idx, idx)]
     cflux = (amat @ resultant_covariance(tbar, tau, nreads, 0.0, 1.0) @ amat.T)[np.ix_(idx, idx)]
-    return slope, w @ cread @ w, max(slope, 0) * (w @ cflux @ w), jumps
+    return slope, w @ cread @ w, max(slope, 0) * (w @ cflux @ w), jumps, unreliable
 
 
 # ----------------------------------------------------------------------- tests
@@ -223,12 +325,14 @@ def test_kernels_match_reference(algorithm, seed):
     tbar, tau, nreads = resultant_times(pattern, FRAME_TIME)
     ref = ref_optimal_pixel if algorithm == "optimal" else ref_likely_pixel
     read_var = (read_noise * gain) ** 2
-    njump = 0
+    njump = nbad = 0
     for p in range(npix):
         usable = (gdq[:, p] & 3) == 0
-        slope, vr, vp, jumps = ref(res[:, p] * gain, usable, read_var, tbar, tau,
-                                   nreads.astype(float), True)
+        slope, vr, vp, jumps, bad = ref(res[:, p] * gain, usable, read_var, tbar, tau,
+                                        nreads.astype(float), True)
         np.testing.assert_array_equal(out.jumps[:, 0, p] != 0, jumps, err_msg=f"pixel {p}")
+        assert bool(out.dq[0, p] & dqflags.UNRELIABLE_SLOPE) == bad, f"pixel {p}"
+        nbad += bad
         np.testing.assert_allclose(out.slope[0, p], slope / gain, rtol=2e-6, atol=1e-6)
         np.testing.assert_allclose(out.var_rnoise[0, p], vr / gain**2, rtol=2e-6)
         np.testing.assert_allclose(out.var_poisson[0, p], vp / gain**2, rtol=2e-6, atol=1e-12)
@@ -250,7 +354,7 @@ def test_no_jump_search_matches_reference(algorithm):
     tbar, tau, nreads = resultant_times(pattern, FRAME_TIME)
     ref = ref_optimal_pixel if algorithm == "optimal" else ref_likely_pixel
     for p in range(npix):
-        slope, vr, vp, _ = ref(res[:, p] * 2.2, (gdq[:, p] & 3) == 0, (5.0 * 2.2) ** 2, tbar, tau,
+        slope, vr, vp, _, _ = ref(res[:, p] * 2.2, (gdq[:, p] & 3) == 0, (5.0 * 2.2) ** 2, tbar, tau,
                                nreads.astype(float), False)
         np.testing.assert_allclose(out.slope[0, p], slope / 2.2, rtol=2e-6, atol=1e-6)
         np.testing.assert_allclose(out.err[0, p], np.sqrt(vr + vp) / 2.2, rtol=2e-6)
@@ -267,7 +371,7 @@ def test_optimal_long_ramp_without_table():
                     pattern, FRAME_TIME, algorithm="optimal", return_jumps=True)
     tbar, tau, nreads = resultant_times(pattern, FRAME_TIME)
     for p in range(npix):
-        slope, vr, vp, jumps = ref_optimal_pixel(res[:, p] * 2.0, (gdq[:, p] & 3) == 0, 144.0, tbar, tau,
+        slope, vr, vp, jumps, _ = ref_optimal_pixel(res[:, p] * 2.0, (gdq[:, p] & 3) == 0, 144.0, tbar, tau,
                                                  nreads.astype(float), True)
         np.testing.assert_array_equal(out.jumps[:, 0, p] != 0, jumps)
         np.testing.assert_allclose(out.slope[0, p], slope / 2.0, rtol=2e-6, atol=1e-6)

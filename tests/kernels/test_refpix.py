@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from calpipe.kernels.refpix import correct_refpix, refpix_offsets, refpix_variance
+from calpipe.kernels.refpix import correct_refpix, read_noise_with_refpix, refpix_offsets, refpix_variance
 
 N, NRES, B, NCH = 64, 3, 4, 8
 
@@ -150,3 +150,10 @@ def test_nan_reference_pixels_are_left_out():
     assert np.isfinite(channel_nan).all() and np.isfinite(row_nan).all()
     np.testing.assert_allclose(channel_nan, channel, atol=0.5)
     np.testing.assert_allclose(row_nan, row, atol=1.0)
+
+
+def test_read_noise_with_refpix_adds_variances_per_channel_and_row():
+    noise = read_noise_with_refpix(np.full((8, 8), 3.0), [1.0, 7.0], np.arange(8.0))
+    assert noise.dtype == np.float32
+    np.testing.assert_allclose(noise[2, 1] ** 2, 9.0 + 1.0 + 2.0, rtol=1e-6)
+    np.testing.assert_allclose(noise[5, 6] ** 2, 9.0 + 7.0 + 5.0, rtol=1e-6)
