@@ -70,9 +70,10 @@ def build_parser():
 def _registered_commands():
     """Subcommands owned by other parts of calpipe."""
     from calpipe.associations import commands as asn_commands
+    from calpipe.model import commands as model_commands
     from calpipe.training import commands as db_commands
 
-    return [asn_commands.register, db_commands.register]
+    return [asn_commands.register, db_commands.register, model_commands.register]
 
 
 # -- simulate -------------------------------------------------------------------------------
