@@ -6,11 +6,10 @@ A *model record* is a JSON-ready dict::
      "feature_version": 1, "features": [...], "encoding_version": 7,
      "encodings": {feature: {value: code}}, "ranges": {feature: [min, max] or [codes]},
      "n_rows": 212, "rows_digest": "...", "metrics": {...},
-     "targets": {"peak_memory_mb": {"point": ensemble, "upper": ensemble,
-                                     "upper_margin": 0.05, "quantile": 0.95}, ...}}
+     "targets": {"peak_memory_mb": {"point": ensemble, "upper_margin": 0.05}, ...}}
 
 Ensembles are the numeric tree dumps of :mod:`calpipe.model.trees`, fitted on the natural
-logarithm of the target. The record's checksum is the SHA-256 of its canonical JSON
+logarithm of the target; the upper bound adds ``upper_margin`` to that logarithm. The record's checksum is the SHA-256 of its canonical JSON
 (sorted keys, no spaces); it is stored beside the record in the database (table
 ``resource_models``) and written into an exported file. Loading recomputes it and refuses a
 record whose text was altered. Nothing in a record is code: reading is ``json.loads`` and
@@ -82,8 +81,7 @@ class ResourceModel:
         try:
             for target in TARGETS:
                 spec = record["targets"][target]
-                self.ensembles[target] = (load_ensemble(spec["point"]), load_ensemble(spec["upper"]),
-                                          float(spec["upper_margin"]))
+                self.ensembles[target] = (load_ensemble(spec["point"]), float(spec["upper_margin"]))
         except (EnsembleError, KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"model {self.id}: malformed ({exc}); retrain with 'calpipe model train'") from None
 
@@ -92,8 +90,9 @@ class ResourceModel:
         import numpy as np
 
         out = {}
-        for target, (point, upper, margin) in self.ensembles.items():
-            out[target] = (np.exp(point.predict(X)), np.exp(upper.predict(X) + margin))
+        for target, (ensemble, margin) in self.ensembles.items():
+            raw = ensemble.predict(X)
+            out[target] = (np.exp(raw), np.exp(raw + margin))
         return out
 
 

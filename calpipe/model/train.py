@@ -1,20 +1,20 @@
 """Training the resource model: cross-validated gradient boosting per family and target.
 
-For each target (peak memory, wall time) of a product family:
+For each target (peak memory, wall time) of a product family, the model is a
+``HistGradientBoostingRegressor`` (squared error) on the natural logarithm of the target,
+so its errors are relative. Its point estimate is ``exp`` of the prediction; its upper
+bound for sizing is ``exp(prediction + margin)``, where the margin is a high quantile of
+the out-of-fold log residuals, chosen as in conformal prediction: the
+``ceil((n + 1)(1 - UNDER_TARGET))``-th smallest of n residuals. So the upper bound is the
+point estimate times the factor that the measured cost exceeded in only
+:data:`UNDER_TARGET` of held-out runs.
 
-* the *point* model is a ``HistGradientBoostingRegressor`` (squared error) on the natural
-  logarithm of the target, so errors are relative;
-* the *upper* model is the same regressor with the quantile loss at :data:`QUANTILE`,
-  raised by a margin (in log units) chosen as in split-conformal prediction: the
-  ``(1 - UNDER_TARGET)`` quantile, rounded up, of the log residuals of out-of-fold
-  quantile predictions. The upper bound therefore under-predicts about
-  :data:`UNDER_TARGET` of new runs, whatever the quantile model's own calibration.
-
-Cross-validation is k-fold. In every outer fold the margin is chosen from an inner k-fold
-split of the training part only, so the held-out under-prediction rate is honest. The
-naive baseline on the same folds scales the target with the input size: its point is the
-median target per kB of input times the input size, its upper bound the
-``(1 - UNDER_TARGET)`` quantile of that ratio (chosen the same way).
+Cross-validation is k-fold. The held-out upper bound of fold i uses a margin chosen from
+the out-of-fold residuals of the *other* folds only (cross-conformal), so the reported
+under-prediction rate is measured on runs that chose nothing. The naive baseline on the
+same folds scales the target with the input size: its point is the median target per kB
+of input (training part) times the input size, its upper bound the same conformal
+quantile of that ratio.
 
 Metrics per target, over the held-out predictions of all folds: ``rmse`` (of the point, in
 the target's units), ``mdape`` (median absolute percentage error of the point),
@@ -32,11 +32,9 @@ from calpipe.training.db import now
 from .features import FEATURE_VERSION, FEATURES, SIZE_FEATURE, TARGETS, feature_ranges, training_rows
 from .trees import dump_ensemble
 
-QUANTILE = 0.95
 UNDER_TARGET = 0.02
 MIN_ROWS = 20
 FOLDS = 5
-INNER_FOLDS = 3  # for the margin within each outer fold's training part
 _SIZE = FEATURES.index(SIZE_FEATURE)
 
 
@@ -44,11 +42,11 @@ class TrainingError(ValueError):
     """Training data that cannot make a model; the message is one line."""
 
 
-def _regressor(n_rows, loss, seed):
+def _regressor(n_rows, seed):
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     return HistGradientBoostingRegressor(
-        loss=loss, quantile=QUANTILE if loss == "quantile" else None, learning_rate=0.1,
+        learning_rate=0.1,
         max_iter=100, max_leaf_nodes=15, min_samples_leaf=max(3, min(20, n_rows // 25)),
         l2_regularization=1e-3, early_stopping=False, random_state=seed,
     )
@@ -65,16 +63,6 @@ def _folds(n, k, seed):
     from sklearn.model_selection import KFold
 
     return list(KFold(n_splits=min(k, n), shuffle=True, random_state=seed).split(np.arange(n)))
-
-
-def _fit_quantile_with_margin(X, ly, seed, inner_folds):
-    """The quantile model on (X, ly) and its margin from an inner k-fold split of (X, ly)."""
-    residuals = []
-    for tr, va in _folds(len(ly), inner_folds, seed + 1):
-        q = _regressor(len(tr), "quantile", seed).fit(X[tr], ly[tr])
-        residuals.append(ly[va] - q.predict(X[va]))
-    model = _regressor(len(ly), "quantile", seed).fit(X, ly)
-    return model, conformal_margin(np.concatenate(residuals))
 
 
 def _baseline(X, y, tr):
@@ -111,23 +99,24 @@ def metrics(measured, point, upper):
 def cross_validate(X, y, folds=FOLDS, seed=0):
     """Held-out metrics of the model and of the baseline on the same folds.
 
-    Returns ``(model_metrics, baseline_metrics, residuals)`` where ``residuals`` are the
-    out-of-fold log residuals of the quantile model (for the final model's margin).
+    Returns ``(model_metrics, baseline_metrics, residuals)``; ``residuals`` are the
+    out-of-fold log residuals (measured minus predicted), which set the final margin.
     """
     ly = np.log(y)
+    splits = _folds(len(y), folds, seed)
     point = np.empty_like(y)
-    upper = np.empty_like(y)
-    base_point = np.empty_like(y)
-    base_upper = np.empty_like(y)
+    base_point, base_upper = np.empty_like(y), np.empty_like(y)
     residuals = np.empty_like(y)
-    for tr, te in _folds(len(y), folds, seed):
-        p = _regressor(len(tr), "squared_error", seed).fit(X[tr], ly[tr])
-        q, margin = _fit_quantile_with_margin(X[tr], ly[tr], seed, INNER_FOLDS)
-        point[te] = np.exp(p.predict(X[te]))
-        raw_upper = q.predict(X[te])
-        residuals[te] = ly[te] - raw_upper
-        upper[te] = np.exp(raw_upper + margin)
+    for tr, te in splits:
+        raw = _regressor(len(tr), seed).fit(X[tr], ly[tr]).predict(X[te])
+        point[te] = np.exp(raw)
+        residuals[te] = ly[te] - raw
         base_point[te], base_upper[te] = _baseline_predict(_baseline(X, y, tr), X[te], y[tr])
+    upper = np.empty_like(y)
+    for _, te in splits:
+        others = np.ones(len(y), bool)
+        others[te] = False
+        upper[te] = point[te] * math.exp(conformal_margin(residuals[others]))
     return metrics(y, point, upper), metrics(y, base_point, base_upper), residuals
 
 
@@ -161,10 +150,8 @@ def _train_family(database, family, folds, seed, progress):
         y = targets[t][known]
         progress(f"{family} {t}: {folds}-fold cross-validation on {len(y)} products")
         model_m, base_m, residuals = cross_validate(X, y, folds, seed)
-        point = _regressor(len(y), "squared_error", seed).fit(X, np.log(y))
-        upper = _regressor(len(y), "quantile", seed).fit(X, np.log(y))
-        record_targets[t] = {"point": dump_ensemble(point), "upper": dump_ensemble(upper),
-                             "upper_margin": conformal_margin(residuals), "quantile": QUANTILE}
+        point = _regressor(len(y), seed).fit(X, np.log(y))
+        record_targets[t] = {"point": dump_ensemble(point), "upper_margin": conformal_margin(residuals)}
         record_metrics[t] = {"model": model_m, "baseline": base_m}
     return {
         "family": family,
