@@ -125,7 +125,10 @@ def main(argv=None):
     ap.add_argument("--db", default=None, help="training database (default: WORK/training.db)")
     ap.add_argument("--associations", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--part", default="0/1",
+                    help="K/N: run only configurations K, K+N, K+2N, ... (N processes share the plan)")
     args = ap.parse_args(argv)
+    part, nparts = (int(v) for v in args.part.split("/"))
     # Imported once here, so that every forked run starts from the same resident memory.
     import calpipe.pipelines  # noqa: F401
     import calpipe.simulate  # noqa: F401
@@ -133,7 +136,7 @@ def main(argv=None):
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     database = D.TrainingDB(args.db or work / "training.db")
-    log_path = work / "runs.csv"
+    log_path = work / ("runs.csv" if nparts == 1 else f"runs-{part}of{nparts}.csv")
     new_log = not log_path.exists()
     log = open(log_path, "a", newline="")
     writer = csv.writer(log)
@@ -144,6 +147,8 @@ def main(argv=None):
     t_start = time.perf_counter()
     n_done = 0
     for ci, ((size, nres, density), assocs) in enumerate(plan(args.associations, args.seed)):
+        if ci % nparts != part:
+            continue
         sim_dir = work / f"config{ci:03d}"
         todo = [(i, k) for i, k in assocs if not any(p.startswith(f"cp{PROGRAM0 + i:05d}-") for p in done_products)]
         if not todo:

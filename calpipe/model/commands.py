@@ -49,9 +49,14 @@ def _fail(command, exc):
     return 2
 
 
-def _metric_line(label, m, unit):
-    return (f"  {label:<9} RMSE {m['rmse']:9.1f} {unit:<2}  MdAPE {m['mdape']:6.1%}  "
-            f"under-predicted {m['under_rate']:5.1%}  over-allocation {m['over_allocation']:6.1%}")
+def _print_metrics(record):
+    """Held-out metrics of a record's model and baseline, per target."""
+    for target in TARGETS:
+        print(f" {target}")
+        for label in ("model", "baseline"):
+            m = record["metrics"][target][label]
+            print(f"  {label:<9} RMSE {m['rmse']:9.1f} {UNITS[target]:<2}  MdAPE {m['mdape']:6.1%}  "
+                  f"under-predicted {m['under_rate']:5.1%}  over-allocation {m['over_allocation']:6.1%}")
 
 
 def train_command(args):
@@ -74,11 +79,7 @@ def train_command(args):
                 stored.append(ident)
                 print(f"{ident}: {record['n_rows']} products, {args.folds}-fold cross-validation "
                       f"({time.perf_counter() - t0:.1f} s); held-out:")
-                for target in TARGETS:
-                    m = record["metrics"][target]
-                    print(f" {target}")
-                    print(_metric_line("model", m["model"], UNITS[target]))
-                    print(_metric_line("baseline", m["baseline"], UNITS[target]))
+                _print_metrics(record)
     except (DatabaseError, ModelError) as exc:
         return _fail("train", exc)
     for line in skipped:
@@ -145,11 +146,7 @@ def status_command(args):
         print(f"{e['id']:<10} {e['created']}  {r['n_rows']} products (rows {r['rows_digest']}), "
               f"features v{r['feature_version']}, encodings v{r['encoding_version']}, "
               f"{r['folds']}-fold CV, checksum {e['model'].checksum[:12]}")
-        for target in TARGETS:
-            m = r["metrics"][target]
-            print(f" {target}")
-            print(_metric_line("model", m["model"], UNITS[target]))
-            print(_metric_line("baseline", m["baseline"], UNITS[target]))
+        _print_metrics(r)
     return 1 if any("error" in e for e in entries) else 0
 
 
