@@ -103,10 +103,11 @@ def _registered_commands():
     from calpipe.archive import commands as archive_commands
     from calpipe.associations import commands as asn_commands
     from calpipe.batch import commands as batch_commands
+    from calpipe.model import commands as model_commands
     from calpipe.training import commands as db_commands
 
     return [asn_commands.register, db_commands.register, batch_commands.register,
-            archive_commands.register]
+            archive_commands.register, model_commands.register]
 
 
 # -- simulate -------------------------------------------------------------------------------

@@ -5,9 +5,9 @@ A reservation is in MB of the Dask worker resource ``MEMORY``: a worker advertis
 
 Where an estimate comes from, in order:
 
-1. ``model``: the resource model's upper bound, when the module ``calpipe.model`` exists and
-   its ``reservation_mb(meta, input_bytes=...)`` returns a number (it may return None when
-   it has no prediction for that exposure);
+1. ``model``: the resource model's upper bound (:func:`calpipe.model.reservation_mb`) when
+   the training database holds a model for the exposure's family and its features lie in
+   the model's training range; the source records the model's id (``model image/v3``);
 2. ``history``: the size rule below scaled by the largest ratio of measured to ruled peak
    among earlier tasks (their ``meta.resources.exposure_pipeline`` peaks, kept in the
    state database);
@@ -22,8 +22,10 @@ full 4096x4096 detector with 6 resultants comes to about 1.5 GB; the exposure pi
 measured 1.33 GB there in one process of its own.
 """
 
-import importlib
 from dataclasses import dataclass
+
+from calpipe.errors import CalpipeError
+from calpipe.model import reservation_mb
 
 BASE_MB = 400.0
 BYTES_PER_PIXEL_RESULTANT = 5.0
@@ -38,7 +40,7 @@ LADDER_FACTOR = 2.0
 @dataclass(frozen=True)
 class Estimate:
     mb: float
-    source: str  # "model", "history" or "size-rule"
+    source: str  # "model <id>", "history" or "size-rule"
 
 
 def size_rule_mb(npixels, nresultants):
@@ -47,40 +49,33 @@ def size_rule_mb(npixels, nresultants):
     return BASE_MB + npixels * per_pixel / 2**20
 
 
-def _model_hook():
-    try:
-        module = importlib.import_module("calpipe.model")
-    except ImportError:
-        return None
-    return getattr(module, "reservation_mb", None)
-
-
-def estimate_memory_mb(meta, *, npixels, nresultants, input_bytes, history=()):
+def estimate_memory_mb(path, *, npixels, nresultants, history=(), database=None):
     """The memory (MB) to reserve for calibrating one exposure, and where that figure came from.
 
     Parameters
     ----------
-    meta : dict
-        The raw exposure's metadata (may be empty when the file cannot be read).
+    path : path-like
+        The raw exposure.
     npixels : int
         Pixels of one resultant.
     nresultants : int
         Resultants in the exposure.
-    input_bytes : int
-        Size of the raw file.
     history : iterable of (npixels, nresultants, peak_mb)
         Earlier tasks' sizes and measured peaks.
+    database : str, optional
+        The training database holding the resource models (default: the model's own default).
 
     Returns
     -------
     Estimate
-        ``mb`` and ``source`` (``"model"``, ``"history"`` or ``"size-rule"``).
+        ``mb`` and ``source`` (``"model <id>"``, ``"history"`` or ``"size-rule"``).
     """
-    hook = _model_hook()
-    if hook is not None:
-        predicted = hook(meta, input_bytes=input_bytes)
-        if predicted is not None and predicted > 0:
-            return Estimate(float(predicted), "model")
+    try:
+        predicted = reservation_mb([path], database=database)
+    except CalpipeError:
+        predicted = None  # an unreadable exposure or model: the task itself reports the file
+    if predicted is not None and predicted[0] > 0:
+        return Estimate(float(predicted[0]), f"model {predicted[1]}")
     rule = size_rule_mb(npixels, nresultants)
     ratios = [peak / size_rule_mb(n, r) for n, r, peak in history if peak and n and r]
     if ratios:

@@ -397,8 +397,8 @@ class BatchRun:
         waiting = {g.key: {m.key for m in g.members} & {m.key for m in todo} for g in self.groups}
         for member in todo:
             row = self.db.get(member.key)
-            estimate = estimate_memory_mb(member.meta, npixels=row["npixels"], nresultants=row["nresultants"],
-                                          input_bytes=row["inputs"][0]["size"], history=history)
+            estimate = estimate_memory_mb(member.path, npixels=row["npixels"], nresultants=row["nresultants"],
+                                          history=history, database=self.options.ingest)
             self.db.upsert(member.key, reservation_source=estimate.source)
             self._ensure_client()
             self._enqueue(self._submit_member(member, 1, min(estimate.mb, self.cap) if self.cap else estimate.mb))

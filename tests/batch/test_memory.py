@@ -1,8 +1,5 @@
 """Memory reservations: the size rule, scaling by history, the resource model's hook, the ladder."""
 
-import sys
-import types
-
 import pytest
 
 from calpipe.batch import memory
@@ -18,37 +15,38 @@ def test_size_rule_counts_ramp_and_image_bytes():
     assert size_rule_mb(npix, 12) - size_rule_mb(npix, 6) == pytest.approx(npix * 30 / 2**20)
 
 
-def test_without_history_or_model_the_size_rule_is_used(monkeypatch):
-    monkeypatch.setitem(sys.modules, "calpipe.model", None)  # import fails as if absent
-    got = estimate_memory_mb({}, npixels=65536, nresultants=6, input_bytes=800_000)
+def test_without_history_or_model_the_size_rule_is_used(tmp_path):
+    got = estimate_memory_mb(tmp_path / "x_uncal.asdf", npixels=65536, nresultants=6,
+                             database=str(tmp_path / "absent.db"))
     assert got.source == "size-rule"
     assert got.mb == pytest.approx(size_rule_mb(65536, 6))
+    assert not (tmp_path / "absent.db").exists()
 
 
 def test_history_scales_the_rule_by_the_worst_measured_ratio(monkeypatch):
-    monkeypatch.setitem(sys.modules, "calpipe.model", None)
+    monkeypatch.setattr(memory, "reservation_mb", lambda members, database=None: None)
     rule = size_rule_mb(65536, 6)
     history = [(65536, 6, rule * 1.2), (65536, 6, rule * 0.9), (65536, 6, None)]
-    got = estimate_memory_mb({}, npixels=65536, nresultants=6, input_bytes=1, history=history)
+    got = estimate_memory_mb("x_uncal.asdf", npixels=65536, nresultants=6, history=history)
     assert got.source == "history"
     assert got.mb == pytest.approx(rule * 1.2)
     # A wild measurement is bounded.
-    got = estimate_memory_mb({}, npixels=65536, nresultants=6, input_bytes=1, history=[(65536, 6, rule * 100)])
+    got = estimate_memory_mb("x_uncal.asdf", npixels=65536, nresultants=6, history=[(65536, 6, rule * 100)])
     assert got.mb == pytest.approx(rule * memory.HISTORY_SCALE_LIMITS[1])
 
 
 def test_the_resource_model_wins_when_it_predicts(monkeypatch):
     calls = []
 
-    def reservation_mb(meta, *, input_bytes):
-        calls.append((meta, input_bytes))
-        return None if meta.get("unknown") else 1234.0
+    def reservation_mb(members, database=None):
+        calls.append((members, database))
+        return None if "unknown" in str(members[0]) else (1234.0, "image/v3")
 
-    monkeypatch.setitem(sys.modules, "calpipe.model", types.SimpleNamespace(reservation_mb=reservation_mb))
-    got = estimate_memory_mb({"instrument": "WFI"}, npixels=10, nresultants=6, input_bytes=99)
-    assert (got.mb, got.source) == (1234.0, "model")
-    assert calls == [({"instrument": "WFI"}, 99)]
-    fallback = estimate_memory_mb({"unknown": True}, npixels=10, nresultants=6, input_bytes=99)
+    monkeypatch.setattr(memory, "reservation_mb", reservation_mb)
+    got = estimate_memory_mb("a_uncal.asdf", npixels=10, nresultants=6, database="t.db")
+    assert (got.mb, got.source) == (1234.0, "model image/v3")
+    assert calls == [(["a_uncal.asdf"], "t.db")]
+    fallback = estimate_memory_mb("unknown_uncal.asdf", npixels=10, nresultants=6)
     assert fallback.source == "size-rule"
 
 
