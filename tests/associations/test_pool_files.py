@@ -1,23 +1,11 @@
 import math
 
-import asdf
 import numpy as np
 import pytest
 from astropy.io import fits
+from pool_exposures import write_cp
 
 from calpipe.associations.pool import PoolError, group_products, load_pool, read_exposure
-
-
-def write_cp(path, detector, **meta_extra):
-    meta = {
-        "instrument": {"name": "WFI", "detector": detector, "optical_element": "F158"},
-        "exposure": {"type": "WFI_IMAGE", "start_time": "2027-01-01T00:00:00", "nresultants": 6,
-                     "read_pattern": [[1], [2, 3]], "frame_time": 3.04},
-        "observation": {"program": 7, "observation": 2, "visit": 1, "exposure": 1},
-    }
-    meta.update(meta_extra)
-    asdf.AsdfFile({"meta": meta, "data": np.zeros((2, 4, 4), np.uint16)}).write_to(path)
-    return path
 
 
 def test_calpipe_exposure_metadata_with_missing_fields(tmp_path):
