@@ -316,7 +316,7 @@ def _open_asdf(path, schema_uri):
         raise DataModelError(f"{path}: no such file")
     try:
         # Every block's checksum is checked as it is mapped: flipped bits in an array are
-        # refused, not calibrated (about 0.4 s per 200 MB read once). The tree is validated
+        # refused, not calibrated (benchmarks/checksums.py: a few tenths of a second per 200 MB). The tree is validated
         # as it is read, before its tagged objects are converted: one pass (validating the
         # opened file would convert them back first).
         with asdf.config_context() as config:
