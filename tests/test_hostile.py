@@ -17,7 +17,7 @@ import asdf
 import numpy as np
 import pytest
 from stpipe._cli import strun as strun_cli
-from tiny_data import write_tiny_exposure, write_tiny_store
+from tiny_data import write_tiny_association, write_tiny_exposure, write_tiny_store
 
 from calpipe import cli
 
@@ -157,20 +157,11 @@ def test_strun_refuses_a_damaged_store_index(work, capsys, entry, expected):
                    before, folder)
 
 
-def write_asn(folder, members):
-    path = folder / "set_asn.json"
-    path.write_text(json.dumps({
-        "asn_id": "a1", "asn_pool": "pool", "asn_type": "image", "asn_rule": "test", "program": "00001",
-        "target": "1", "code_version": "0", "products": [{"name": "set", "members": [
-            {"expname": m, "exptype": "science"} for m in members]}]}))
-    return path
-
-
 def test_strun_refuses_association_members_with_one_output_name(work, capsys):
     folder, uncal = work
     (folder / "copy").mkdir()
     (folder / "copy" / uncal.name).write_bytes(uncal.read_bytes())
-    asn = write_asn(folder, [uncal.name, f"copy/{uncal.name}"])
+    asn = write_tiny_association(folder, [uncal.name, f"copy/{uncal.name}"])
     before = snapshot(folder)
     assert_refused(*run_strun(capsys, "exposure_pipeline", asn, "--output-dir", "out"),
                    "would both be written", before, folder)
@@ -181,7 +172,7 @@ def test_strun_finds_a_damaged_member_before_calibrating_any(work, capsys):
     second = folder / "cp00001001001_0002_wfi01_uncal.asdf"
     second.write_bytes(uncal.read_bytes())
     flip_array_byte(second)
-    asn = write_asn(folder, [uncal.name, second.name])
+    asn = write_tiny_association(folder, [uncal.name, second.name])
     before = snapshot(folder)
     status, out, err = run_strun(capsys, "exposure_pipeline", asn, "--output-dir", "out")
     assert_refused(status, out, err, "damaged array data", before, folder)
@@ -233,7 +224,7 @@ def test_association_files_follow_the_umask(tmp_path):
 
     old = os.umask(0o022)
     try:
-        path = write_association(json.loads(write_asn(tmp_path, ["x_uncal.asdf"]).read_text()),
+        path = write_association(json.loads(write_tiny_association(tmp_path, ["x_uncal.asdf"]).read_text()),
                                  tmp_path / "new_asn.json")
     finally:
         os.umask(old)

@@ -106,3 +106,15 @@ def write_tiny_exposure(path, rate=None, pattern=((1,), (2, 4), (5, 6, 7), (8,))
     meta["instrument"]["detector_temperature"] = 90.0
     raw = dm.RawModel(meta=meta, data=np.clip(np.round(resultants), 0, 65535).astype(np.uint16))
     return raw.save(path)
+
+
+def write_tiny_association(folder, members, name="set"):
+    """``<folder>/<name>_asn.json`` listing ``members`` (paths relative to ``folder``) as science."""
+    import json
+
+    path = folder / f"{name}_asn.json"
+    path.write_text(json.dumps({
+        "asn_id": "a1", "asn_pool": "pool", "asn_type": "image", "asn_rule": "test", "program": "00001",
+        "target": "1", "code_version": "0", "products": [{"name": name, "members": [
+            {"expname": m, "exptype": "science"} for m in members]}]}))
+    return path

@@ -1,10 +1,10 @@
 """ExposurePipeline on inputs its own simulator's happy path never makes."""
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_data import write_tiny_association
 
 from calpipe import datamodels as dm
 from calpipe import dqflags
@@ -37,15 +37,6 @@ def test_a_simulated_fully_saturated_exposure_is_recognised(tmp_path, monkeypatc
     assert image.meta.cal_step.ramp_fit == "SKIPPED"
 
 
-def write_asn(folder, members):
-    path = folder / "pair_asn.json"
-    path.write_text(json.dumps({
-        "asn_id": "a1", "asn_pool": "pool", "asn_type": "image", "asn_rule": "test", "program": "00001",
-        "target": "1", "code_version": "0", "products": [{"name": "pair", "members": [
-            {"expname": m, "exptype": "science"} for m in members]}]}))
-    return path
-
-
 def test_a_failing_member_leaves_no_product_of_the_members_before_it(tiny, tmp_path):
     """Catalogs and segmentation maps are written with their _cal.asdf, not when measured."""
     uncal = Path(tiny[0])
@@ -55,7 +46,7 @@ def test_a_failing_member_leaves_no_product_of_the_members_before_it(tiny, tmp_p
         raw.save(second)
     out = tmp_path / "out"
     with pytest.raises(CalpipeError, match="no flat reference"):
-        ExposurePipeline.call(str(write_asn(tmp_path, [uncal.name, second.name])),
+        ExposurePipeline.call(str(write_tiny_association(tmp_path, [uncal.name, second.name])),
                               output_dir=str(out), save_results=True)
     assert not out.exists() or not any(out.iterdir())
 
