@@ -193,6 +193,9 @@ def test_usage_errors_exit_2_without_creating_anything(tmp_path, capsys):
     assert cli.main(["batch", "run", str(asn), "--output-dir", str(out), "--ref-store", str(tmp_path),
                      "--steps.tweakreg"]) == 2
     assert "expected --steps.<step>.<param>=VALUE" in capsys.readouterr().err
+    assert cli.main(["batch", "run", str(asn), "--output-dir", str(out), "--ref-store", str(tmp_path),
+                     "--archive", str(asn)]) == 2  # a file where the archive folder should be
+    assert f"--archive {asn}: cannot create the archive" in capsys.readouterr().err
     assert cli.main(["batch", "status", str(out)]) == 2
     assert not out.exists()
 
