@@ -8,7 +8,8 @@ from calpipe.errors import CalpipeError
 
 RUN_USAGE = ("calpipe batch run INPUT... --output-dir OUT [--workers N] [--scheduler ADDRESS|local] "
              "[--memory-limit SIZE] [--ref-store DIR] [--pipeline ALIAS] [--config FILE] "
-             "[--steps.<step>.<param>=VALUE ...] [--retries K] [--force] [--ingest DB]")
+             "[--steps.<step>.<param>=VALUE ...] [--retries K] [--force] [--ingest DB] "
+             "[--archive DIR]")
 
 
 def register(subparsers):
@@ -33,6 +34,9 @@ def register(subparsers):
                      help="retries after running out of memory, each with twice the reservation (default: %(default)s)")
     run.add_argument("--force", action="store_true", help="rerun every task, done or not")
     run.add_argument("--ingest", metavar="DB", help="feed every finished association to this training database")
+    run.add_argument("--archive", metavar="DIR",
+                     help="archive every finished association's raw exposures and products here "
+                          "(as `calpipe archive --archive DIR add` does, previews included)")
     run.set_defaults(func=run_command, parser=run)
 
     status = sub.add_parser("status", help="the tasks of a batch output folder and their totals")
@@ -88,6 +92,7 @@ def run_command(args):
         inputs=args.inputs, output_dir=args.output_dir, workers=args.workers, scheduler=args.scheduler,
         memory_limit=args.memory_limit, ref_store=args.ref_store, pipeline=args.pipeline, config=args.config,
         overrides=parse_overrides(args.steps_args), retries=args.retries, force=args.force, ingest=args.ingest,
+        archive=args.archive,
     )
     return run_batch(options)
 

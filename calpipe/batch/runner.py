@@ -41,6 +41,7 @@ class Options:
     retries: int = 3
     force: bool = False
     ingest: str | None = None
+    archive: str | None = None      # archive folder: each finished association's products go there
     processes: bool = True          # local workers as processes (threads for quick tests)
     progress: bool | None = None    # a progress bar; default: when stderr is a terminal
 
@@ -284,6 +285,8 @@ class BatchRun:
             raise BatchError(f"--workers {opts.workers}: expected 1 or more")
         asn_paths = find_associations(opts.inputs)
         self.class_path, self.pars, self.params_fp = resolve_pipeline(opts)
+        if opts.archive:
+            _check_archive(opts.archive)
         self.out.mkdir(parents=True, exist_ok=True)
         with _Lock(self.out):
             self.db = StateDB(self.out)
@@ -312,6 +315,8 @@ class BatchRun:
         finally:
             self.progress.close()
             _shut_down(self.client, self.cluster)
+        if self.options.archive:
+            self._archive()
         if self.options.ingest:
             self._ingest()
         return self._summary(bad, time.perf_counter() - t0)
@@ -485,6 +490,54 @@ class BatchRun:
             by_asn[group.asn_path] = by_asn.get(group.asn_path, True) and ok
         return [asn for asn, ok in by_asn.items() if ok]
 
+    def _archive(self):
+        """One archive add per finished association: its members' uncal files and products.
+
+        An association whose add fails keeps its products; the failure is the error line of
+        its alignment task(s), and a later run of the same command tries the add again.
+        """
+        from calpipe.archive import Archive
+
+        finished = self._finished_associations()
+        if not finished:
+            return
+        try:
+            archive = Archive(self.options.archive)
+        except Exception as err:  # the archive became unusable during the run
+            for asn_path in finished:
+                self._archive_outcome(asn_path, [_one_line(err)])
+            return
+        with archive:
+            for asn_path in finished:
+                try:
+                    result = archive.add(self._association_files(asn_path))
+                    errors = result.errors
+                except Exception as err:  # sqlalchemy, rendering and the file system raise many kinds
+                    result, errors = None, [_one_line(err)]
+                self._archive_outcome(asn_path, errors)
+                if result is not None:
+                    print(f"archived {asn_path.name} in {self.options.archive}: {len(result.added)} new "
+                          f"version(s), {len(result.unchanged)} unchanged", file=self.stream)
+
+    def _association_files(self, asn_path):
+        """The members' raw exposures and every product of an association (staged images aside)."""
+        files = {}
+        for group in self.groups:
+            if group.asn_path != asn_path:
+                continue
+            for member in group.members:
+                files[str(member.path)] = None
+                files.update(dict.fromkeys(p for p in self.db.get(member.key)["products"] or []
+                                           if not Path(p).is_relative_to(self.staging)))
+            files.update(dict.fromkeys(self.db.get(group.key)["products"] or []))
+        return list(files)
+
+    def _archive_outcome(self, asn_path, errors):
+        error = f"archive: {'; '.join(errors)}" if errors else None
+        for group in self.groups:
+            if group.asn_path == asn_path and self.db.get(group.key)["error"] != error:
+                self.db.upsert(group.key, error=error)
+
     def _ingest(self):
         from calpipe.pipelines.training_ingest import TrainingIngestPipeline
 
@@ -511,6 +564,8 @@ class BatchRun:
             failures += [(r["name"], r["error"]) for r in rows if r["state"] == "failed"]
             if align.get("state") == "failed":
                 failures.append((f"{group.name} (alignment)", align["error"]))
+            elif align.get("error"):  # done, but its products could not be archived
+                failures.append((group.name, align["error"]))
         failures += [(p.name, e) for p, e in bad]
         for name, error in dict.fromkeys(failures):
             print(f"FAILED {name}: {error}", file=out)
@@ -518,6 +573,18 @@ class BatchRun:
         print(f"batch: {len(self.members)} member(s) in {len(self.groups)} product(s), {n_failed} failure(s), "
               f"{wall:.1f} s; state in {self.db.path}", file=out)
         return 1 if n_failed else 0
+
+
+def _check_archive(folder):
+    """Open (creating it if new) the archive a run will add to, before any work is done."""
+    from calpipe.archive import Archive
+
+    try:
+        Archive(folder).close()
+    except CalpipeError as err:
+        raise BatchError(f"--archive {folder}: {err}") from None
+    except OSError as err:
+        raise BatchError(f"--archive {folder}: cannot create the archive ({err.strerror or err})") from None
 
 
 def _shut_down(client, cluster):

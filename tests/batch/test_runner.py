@@ -193,6 +193,9 @@ def test_usage_errors_exit_2_without_creating_anything(tmp_path, capsys):
     assert cli.main(["batch", "run", str(asn), "--output-dir", str(out), "--ref-store", str(tmp_path),
                      "--steps.tweakreg"]) == 2
     assert "expected --steps.<step>.<param>=VALUE" in capsys.readouterr().err
+    assert cli.main(["batch", "run", str(asn), "--output-dir", str(out), "--ref-store", str(tmp_path),
+                     "--archive", str(asn)]) == 2  # a file where the archive folder should be
+    assert f"--archive {asn}: cannot create the archive" in capsys.readouterr().err
     assert cli.main(["batch", "status", str(out)]) == 2
     assert not out.exists()
 
@@ -226,3 +229,58 @@ def test_against_a_scheduler_started_separately(scenario, tmp_path):
         for proc in reversed(procs):
             proc.terminate()
             proc.wait(30)
+
+
+def test_archive_keeps_each_finished_association_and_stale_feeds_a_new_run(tmp_path, capsys):
+    from calpipe.references.store import RefStore
+
+    a, arc, out = tmp_path / "a", tmp_path / "arc", tmp_path / "out"
+    assert cli.main(["simulate", "--out", str(a), "--size", "256", "--nexposures", "3", "--program", "1",
+                     "--seed", "1"]) == 0
+    store = a / "refs"
+    roots = sorted(p.name.removesuffix("_uncal.asdf") for p in a.glob("*_uncal.asdf"))
+    # A version folder the database does not know blocks the association's add: nothing is archived.
+    blocker = arc / "00001" / roots[0] / "v01"
+    blocker.mkdir(parents=True)
+    args = ["batch", "run", str(a), "--output-dir", str(out), "--workers", "1", "--archive", str(arc),
+            "--ref-store", str(store), TWEAK]
+    assert cli.main(args) == 1
+    (align,) = [r for r in status_json(out)["tasks"] if r["kind"] == "align"]
+    assert align["state"] == "done" and align["error"].startswith("archive: ")
+    assert "\n" not in align["error"] and str(blocker) in align["error"]
+    assert f"FAILED {align['name']}: archive: " in capsys.readouterr().out
+    assert len(list(out.glob("*_cal.asdf"))) == 3  # the products are kept
+    blocker.rmdir()
+    # The same command again calibrates nothing and archives the association.
+    before = by_name(status_json(out))
+    assert cli.main(args) == 0
+    after = by_name(status_json(out))
+    assert all(after[r]["attempts"] == before[r]["attempts"] == 1 for r in roots)
+    assert after[align["name"]]["error"] is None
+    capsys.readouterr()
+    assert cli.main(["archive", "--archive", str(arc), "find", "--version", "all", "--format", "json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert sorted({r["root"] for r in found}) == roots
+    for root in roots:
+        assert sorted(r["type"] for r in found if r["root"] == root) == [
+            "cal", "cat", "preview", "segm", "thumb", "uncal", "wcs"]
+    cals = [r for r in found if r["type"] == "cal"]
+    assert all(r["version"] == 1 and r["default"] is True for r in cals)
+    for row in cals:
+        assert Path(row["path"]).read_bytes() == (out / f"{row['root']}_cal.asdf").read_bytes()
+
+    # A newer dark in the store makes every product stale; its associations calibrate again.
+    with dm.open(out / f"{roots[0]}_cal.asdf") as cal:
+        with dm.open(RefStore(store).best("dark", cal.meta.to_dict())) as dark:
+            newer = dark.copy()
+    newer.meta.useafter = "2027-03-01T00:00:00"
+    RefStore(store).add([newer.save(tmp_path / "calpipe_wfi01_dark_2027.asdf")])
+    queue, out2 = tmp_path / "queue", tmp_path / "out2"
+    assert cli.main(["archive", "--archive", str(arc), "stale", "--ref-store", str(store),
+                     "--asn-dir", str(queue)]) == 0
+    assert sorted(p.name for p in queue.glob("*_asn.json")) == [f"{root}_asn.json" for root in roots]
+    assert cli.main(["batch", "run", str(queue), "--output-dir", str(out2), "--workers", "1",
+                     "--ref-store", str(store), TWEAK]) == 0
+    for root in roots:
+        with dm.open(out2 / f"{root}_cal.asdf") as cal:
+            assert Path(cal.meta.ref_file.dark).name == "calpipe_wfi01_dark_2027.asdf"
