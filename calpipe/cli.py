@@ -120,7 +120,7 @@ def run_simulate(args):
 
     if not 1 <= args.program <= 99999:
         raise CalpipeError(f"--program {args.program}: expected a number from 1 to 99999")
-    compile_notice.install(sys.stdout)
+    compile_notice.install("stdout")
     t0 = time.perf_counter()
     check_cosmic_rays(args.cosmic_ray_fraction, args.multi_hit_fraction)
     pattern = None
@@ -224,7 +224,7 @@ def run_demo(args):
     from calpipe.simulate import simulate
     from calpipe.truth import compare, compare_catalog
 
-    compile_notice.install(sys.stdout)
+    compile_notice.install("stdout")
     work = Path(args.workdir)
     print(f"1. Simulating a {args.size}x{args.size} exposure with {args.nresultants} resultants in {work}/")
     sim = simulate(work, size=args.size, nresultants=args.nresultants, seed=args.seed, progress=_progress)

@@ -11,9 +11,12 @@ MESSAGE = "compiling kernels (first run only)"
 
 
 def install(stream=None):
-    """Print ``MESSAGE`` to ``stream`` (default stderr) when Numba first compiles in this process.
+    """Print ``MESSAGE`` to ``sys.<stream>`` (``"stdout"``; default ``"stderr"``) when Numba
+    first compiles in this process.
 
-    Idempotent (a later call without ``stream`` keeps the earlier one); returns the listener.
+    The stream is looked up when the line is printed, so a stream replaced since (by a test's
+    capture, say) is not written to after it closed. Idempotent (a later call without
+    ``stream`` keeps the earlier one); returns the listener.
     """
     from numba.core import event
 
@@ -23,7 +26,10 @@ def install(stream=None):
             def on_start(self, ev):
                 if not _state["told"]:
                     _state["told"] = True
-                    print(f"{MESSAGE} ...", file=_state["stream"] or sys.stderr, flush=True)
+                    try:
+                        print(f"{MESSAGE} ...", file=getattr(sys, _state["stream"] or "stderr"), flush=True)
+                    except (ValueError, OSError):
+                        pass  # a closed stream: the notice is a courtesy, the compile goes on
 
             def on_end(self, ev):
                 pass
