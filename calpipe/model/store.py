@@ -19,15 +19,13 @@ numbers, never run anything.
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from calpipe.training.db import DatabaseError, TrainingDB, resolve_url
-
+from calpipe.atomic import atomic_path
 from calpipe.errors import CalpipeError
+from calpipe.training.db import DatabaseError, TrainingDB, resolve_url
 
 from .features import FEATURE_VERSION, FEATURES, TARGETS
 from .trees import EnsembleError, load_ensemble
@@ -199,15 +197,8 @@ def export_file(model, path):
     path = Path(path)
     doc = {"format": FILE_FORMAT, "format_version": FILE_FORMAT_VERSION,
            "checksum": model.checksum, "record": canonical(model.record)}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent if str(path.parent) else ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     return path
 
 
