@@ -202,6 +202,10 @@ def foreign_database(folder):
     ["asn", "from-pool", "nowhere", "--out", "asn"],
     ["db", "status", "--db", "absent.db"],
     ["db", "export", "--db", "absent.db", "--out", "exports"],
+    ["model", "predict", "absent_asn.json", "--db", "absent.db"],
+    ["batch", "run", "absent_asn.json", "--output-dir", "batch_out"],
+    ["batch", "status", "nowhere"],
+    ["archive", "--archive", "arc", "find"],
 ])
 def test_calpipe_commands_refuse_bad_input(work, capsys, command):
     folder, _ = work
