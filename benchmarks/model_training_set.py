@@ -119,6 +119,27 @@ def _trained(database):
         return set(conn.execute(D.sa.select(D.training.c.product)).scalars())
 
 
+def backfill_pixels(database, n_associations, seed=1):
+    """Give this script's exposures stored without a readout size (by an older calpipe) the
+    size their configuration was simulated at, and re-feature their products.
+
+    Goes through the ordinary ingest (changed exposures regroup their programs); trained
+    costs stay. Returns the number of exposures filled in.
+    """
+    import json
+
+    size_of = {PROGRAM0 + i: size for (size, _, _), assocs in plan(n_associations, seed) for i, _ in assocs}
+    with database.engine.connect() as conn:
+        stored = [json.loads(t) for t in conn.execute(D.sa.select(D.exposures.c.metadata)).scalars()]
+    filled = []
+    for e in stored:
+        if not e.get("npixels") and e["observatory"] == "calpipe" and e["program"] in size_of:
+            filled.append({**e, "npixels": size_of[e["program"]] ** 2})
+    if filled:
+        I.ingest(database, filled, [], source="model_training_set backfill of readout sizes")
+    return len(filled)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", required=True, help="working folder (simulations, runs.csv)")
@@ -127,7 +148,13 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--part", default="0/1",
                     help="K/N: run only configurations K, K+N, K+2N, ... (N processes share the plan)")
+    ap.add_argument("--backfill-pixels", action="store_true",
+                    help="only fill in the readout size of exposures stored without one, then stop")
     args = ap.parse_args(argv)
+    if args.backfill_pixels:
+        with D.TrainingDB(args.db or Path(args.work) / "training.db") as database:
+            print(f"{backfill_pixels(database, args.associations, args.seed)} exposure(s) given their readout size")
+        return 0
     part, nparts = (int(v) for v in args.part.split("/"))
     # Imported once here, so that every forked run starts from the same resident memory.
     import calpipe.pipelines  # noqa: F401

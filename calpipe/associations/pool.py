@@ -29,7 +29,7 @@ FIELD_TYPES = {
     "band": str, "subarray": str, "start_time": str,
     "targ_ra": float, "targ_dec": float, "gs_ra": float, "gs_dec": float, "gs_mag": float,
     "ra_ref": float, "dec_ref": float, "crval1": float, "crval2": float, "frame_time": float,
-    "image_size_kb": float,
+    "image_size_kb": float, "npixels": int,
 }
 DEFAULTS = {str: "NONE", int: 0, float: math.nan, bool: False}
 _MISSING_TEXT = {"", "NONE", "N/A", "NULL", "NAN", "--", "UNKNOWN"}
@@ -38,7 +38,7 @@ JWST_PRIMARY = (
     "PROGRAM", "OBSERVTN", "NEXPOSUR", "BKGDTARG", "IS_IMPRT", "VISITYPE", "TSOVISIT",
     "TARGNAME", "TARG_RA", "TARG_DEC", "INSTRUME", "DETECTOR", "FILTER", "PUPIL", "GRATING",
     "FXD_SLIT", "EXP_TYPE", "CHANNEL", "BAND", "SUBARRAY", "NUMDTHPT", "GS_RA", "GS_DEC",
-    "GS_MAG", "CROWDFLD", "VISIT", "EXPOSURE", "DATE-OBS", "TIME-OBS",
+    "GS_MAG", "CROWDFLD", "VISIT", "EXPOSURE", "DATE-OBS", "TIME-OBS", "NGROUPS", "SUBSIZE1", "SUBSIZE2",
 )
 JWST_SCI = ("RA_REF", "DEC_REF", "CRVAL1", "CRVAL2")
 
@@ -77,6 +77,11 @@ def normalise(raw):
     rec = {name: _convert(lower.get(name), kind) for name, kind in FIELD_TYPES.items()}
     rec["expname"] = str(lower.get("expname") or lower.get("filename") or "").strip()
     rec["observatory"] = "calpipe" if str(lower.get("observatory", "")).lower() == "calpipe" else "jwst"
+    # JWST names the resultants groups, and gives the readout's size as the subarray's.
+    if rec["nresultants"] == 0:
+        rec["nresultants"] = _convert(lower.get("ngroups"), int)
+    if rec["npixels"] == 0:
+        rec["npixels"] = _convert(lower.get("subsize1"), int) * _convert(lower.get("subsize2"), int)
     if rec["start_time"] == "NONE" and lower.get("date_obs"):
         rec["start_time"] = f"{lower['date_obs']}T{lower.get('time_obs') or '00:00:00'}".upper()
     # The reference pointing falls back to the WCS reference value, then to the target.
@@ -94,6 +99,7 @@ def read_calpipe_exposure(path):
         with asdf.open(path, lazy_load=True, memmap=False) as af:
             meta = af.tree.get("meta") or {}
             meta = _plain(meta)
+            shape = getattr(af.tree.get("data"), "shape", ())  # read from the tree, not the array
     except Exception as exc:  # asdf raises many kinds for a bad file
         raise PoolError(f"{path}: cannot read ASDF metadata ({type(exc).__name__}: {exc})") from None
     sect = lambda name: meta.get(name) if isinstance(meta.get(name), dict) else {}  # noqa: E731
@@ -110,6 +116,7 @@ def read_calpipe_exposure(path):
         "targname": targ.get("name"), "targ_ra": targ.get("ra"), "targ_dec": targ.get("dec"),
         "ra_ref": wcs.get("ra_ref"), "dec_ref": wcs.get("dec_ref"),
         "image_size_kb": os.path.getsize(path) / 1024,
+        "npixels": int(shape[-1]) * int(shape[-2]) if len(shape) >= 2 else None,
     }
     return normalise(raw)
 
@@ -132,6 +139,8 @@ def read_jwst_exposure(path):
             sci = hdul["SCI"].header if "SCI" in hdul else {}
             raw = {k: primary.get(k) for k in JWST_PRIMARY}
             raw.update({k: sci.get(k) for k in JWST_SCI})
+            if not (raw.get("SUBSIZE1") and raw.get("SUBSIZE2")) and sci:
+                raw["SUBSIZE1"], raw["SUBSIZE2"] = sci.get("NAXIS1"), sci.get("NAXIS2")
     except (OSError, ValueError) as exc:
         raise PoolError(f"{path}: cannot read FITS headers ({exc})") from None
     raw["expname"] = Path(path).name

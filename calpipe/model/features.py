@@ -17,9 +17,10 @@ import numpy as np
 from calpipe.training.export import FAMILIES, export
 from calpipe.training.scrub import CATEGORICAL, FEATURES
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 TARGETS = ("peak_memory_mb", "wall_seconds")
 SIZE_FEATURE = "input_size_kb"  # what the naive baseline scales with
+LAW_FEATURES = ("exposure_pixels", "n_pixels", "input_size_kb")  # the size law's terms, see train
 
 
 def _number(text):

@@ -3,13 +3,17 @@
 A *model record* is a JSON-ready dict::
 
     {"family": "image", "version": 3, "created": "...Z", "code_version": "0.1.0",
-     "feature_version": 1, "features": [...], "encoding_version": 7,
+     "feature_version": 2, "features": [...], "encoding_version": 7,
      "encodings": {feature: {value: code}}, "ranges": {feature: [min, max] or [codes]},
      "n_rows": 212, "rows_digest": "...", "metrics": {...},
-     "targets": {"peak_memory_mb": {"point": ensemble, "upper_margin": 0.05}, ...}}
+     "targets": {"peak_memory_mb": {"law": [c0, c1, c2, c3], "point": ensemble,
+                                    "bound": {"edges": [...], "scales": [...], "margin": 2.1}}, ...}}
 
-Ensembles are the numeric tree dumps of :mod:`calpipe.model.trees`, fitted on the natural
-logarithm of the target; the upper bound adds ``upper_margin`` to that logarithm. The record's checksum is the SHA-256 of its canonical JSON
+The log point estimate is the log of the size law (``law`` times ``1`` and the
+:data:`~calpipe.model.features.LAW_FEATURES`) plus the ensemble, a numeric tree dump of
+:mod:`calpipe.model.trees`; the upper bound adds ``margin`` times the scale of the region
+(between ``edges``) the log point falls in (see :mod:`calpipe.model.train`). Every number
+is checked on loading. The record's checksum is the SHA-256 of its canonical JSON
 (sorted keys, no spaces); it is stored beside the record in the database (table
 ``resource_models``) and written into an exported file. Loading recomputes it and refuses a
 record whose text was altered. Nothing in a record is code: reading is ``json.loads`` and
@@ -27,7 +31,8 @@ from calpipe.atomic import atomic_path
 from calpipe.errors import CalpipeError
 from calpipe.training.db import DatabaseError, TrainingDB, resolve_url
 
-from .features import FEATURE_VERSION, FEATURES, TARGETS
+from .features import FEATURE_VERSION, FEATURES, LAW_FEATURES, TARGETS
+from .law import law_columns, upper_log
 from .trees import EnsembleError, load_ensemble
 
 FILE_FORMAT = "calpipe-resource-model"
@@ -79,7 +84,7 @@ class ResourceModel:
         try:
             for target in TARGETS:
                 spec = record["targets"][target]
-                self.ensembles[target] = (load_ensemble(spec["point"]), float(spec["upper_margin"]))
+                self.ensembles[target] = (load_ensemble(spec["point"]), _law(spec["law"]), _bound(spec["bound"]))
         except (EnsembleError, KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"model {self.id}: malformed ({exc}); retrain with 'calpipe model train'") from None
 
@@ -88,10 +93,34 @@ class ResourceModel:
         import numpy as np
 
         out = {}
-        for target, (ensemble, margin) in self.ensembles.items():
-            raw = ensemble.predict(X)
-            out[target] = (np.exp(raw), np.exp(raw + margin))
+        for target, (ensemble, law, bound) in self.ensembles.items():
+            log_point = np.log(np.maximum(law_columns(X) @ law, 1e-12)) + ensemble.predict(X)
+            out[target] = (np.exp(log_point), np.exp(upper_log(bound, log_point)))
         return out
+
+
+def _law(values):
+    """The size law's coefficients, checked: finite, non-negative, one per column."""
+    import numpy as np
+
+    law = np.asarray(values, dtype=np.float64)
+    if law.shape != (1 + len(LAW_FEATURES),) or not np.all(np.isfinite(law)) or np.any(law < 0) or law[0] <= 0:
+        raise ValueError("size law coefficients")
+    return law
+
+
+def _bound(spec):
+    """The upper bound's regions, checked: sorted finite edges, one positive scale more."""
+    import numpy as np
+
+    edges = np.asarray(spec["edges"], dtype=np.float64).reshape(-1)
+    scales = np.asarray(spec["scales"], dtype=np.float64).reshape(-1)
+    margin = float(spec["margin"])
+    if scales.size != edges.size + 1 or not (np.all(np.isfinite(edges)) and np.all(np.isfinite(scales))
+                                             and np.isfinite(margin)) \
+            or np.any(np.diff(edges) < 0) or np.any(scales <= 0):
+        raise ValueError("upper bound regions")
+    return {"edges": edges, "scales": scales, "margin": margin}
 
 
 def _verify(text, digest, where):

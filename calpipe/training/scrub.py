@@ -4,6 +4,14 @@ Pure functions: normalised exposure records in (see :mod:`calpipe.associations.p
 plain dicts out. Encoding categorical values into codes is the database's job
 (:func:`calpipe.training.db.assign_codes`).
 
+Sizes
+-----
+``input_size_kb`` sums the members' file sizes; ``n_pixels`` sums the pixels of one readout
+(rows x columns of the detector or subarray read) over the members, and
+``exposure_pixels`` is the largest member's: the calibrated arrays scale with them, and
+they are known before a run. 0 means not known (an older record, a report row without
+SUBSIZE1/SUBSIZE2).
+
 Pointing offsets
 ----------------
 Each exposure points at (RA_REF, DEC_REF) (falling back to CRVAL1/2, then the target). The
@@ -35,7 +43,7 @@ BOOLEAN = ("bkgdtarg", "is_imprt", "tsovisit", "crowdfld")
 OFFSETS = ("max_offset", "mean_offset", "sigma_offset", "err_offset", "sigma1_mean", "frac")
 NUMERIC = (
     "n_exposures", "n_detectors", "nexposur", "numdthpt", "nresultants", "gs_mag",
-    "input_size_kb",
+    "input_size_kb", "n_pixels", "exposure_pixels",
     *OFFSETS, *(f"targ_{k}" for k in OFFSETS),
 )
 FEATURES = CATEGORICAL + BOOLEAN + NUMERIC
@@ -142,6 +150,10 @@ def product_features(exps):
         "nresultants": _max_int(exps, "nresultants"),
         "gs_mag": float(np.mean(gs)) if gs else 0.0,
         "input_size_kb": float(np.nansum(sizes)) if any(math.isfinite(s) for s in sizes) else 0.0,
+        # Pixels of one readout, summed over the members and the largest: what the
+        # calibration's arrays scale with, known before a run (0: not known).
+        "n_pixels": sum(e.get("npixels", 0) for e in exps),
+        "exposure_pixels": max(e.get("npixels", 0) for e in exps),
     })
     ra0, dec0 = mean_position([e["ra_ref"] for e in exps], [e["dec_ref"] for e in exps])
     feats.update(offset_stats(pointing_offsets(exps, ra0, dec0)))

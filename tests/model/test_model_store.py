@@ -56,7 +56,7 @@ def test_model_altered_in_the_database_is_refused(trained_db, tmp_path):
         with database.transaction() as conn:
             text = conn.execute(sa.select(resource_models.c.record)).scalar()
             record = json.loads(text)
-            record["targets"]["peak_memory_mb"]["upper_margin"] -= 1.0  # smaller reservations
+            record["targets"]["peak_memory_mb"]["bound"]["margin"] -= 1.0  # smaller reservations
             conn.execute(resource_models.update().values(record=json.dumps(record, sort_keys=True)))
         with pytest.raises(ModelError, match="checksum mismatch") as err:
             latest(database, "image")

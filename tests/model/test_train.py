@@ -48,6 +48,6 @@ def test_cross_validation_holds_out_what_it_scores():
     X = rng.uniform(0, 1, (120, 34))
     X[:, FEATURES.index("input_size_kb")] = 1.0  # constant: the baseline predicts the median
     y = np.exp(rng.normal(5, 0.3, 120))
-    model_m, base_m, residuals = cross_validate(X, y, folds=4)
+    model_m, base_m, (log_point, residuals) = cross_validate(X, y, folds=4)
     assert model_m["mdape"] > 0.12
-    assert residuals.shape == y.shape
+    assert residuals.shape == log_point.shape == y.shape
