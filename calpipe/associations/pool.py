@@ -91,17 +91,70 @@ def normalise(raw):
     return rec
 
 
-def read_calpipe_exposure(path):
-    """Normalised record of a calpipe ASDF exposure (only ``meta`` is read)."""
+def _asdf_tree_text(path, limit=1 << 22):
+    """The YAML tree of an ASDF file as text, or None when it is not found in ``limit`` bytes."""
+    with open(path, "rb") as f:
+        head = f.read(limit)
+    if not head.startswith(b"#ASDF"):
+        return None
+    end = head.find(b"\n...")
+    return head[:end + 1].decode("utf-8") if end > 0 else None
+
+
+def _plain_yaml(text):
+    """A YAML document with every tag ignored (each node read as its plain kind), or None."""
+    import yaml
+
+    class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+        pass
+
+    def untagged(loader, suffix, node):
+        if isinstance(node, yaml.MappingNode):
+            return loader.construct_mapping(node, deep=True)
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node, deep=True)
+        return loader.construct_scalar(node)
+
+    Loader.add_multi_constructor("", untagged)
+    try:
+        tree = yaml.load(text, Loader=Loader)  # noqa: S506 (a safe loader; tags become plain nodes)
+    except yaml.YAMLError:
+        return None
+    return tree if isinstance(tree, dict) else None
+
+
+def _asdf_meta(path):
+    """``(meta, data shape)`` of an ASDF exposure.
+
+    The YAML tree is read directly (asdf itself would first load every installed
+    extension, over a second of CPU, for metadata that is plain YAML); a file whose tree
+    cannot be read that way is opened with asdf.
+    """
+    tree = None
+    try:
+        text = _asdf_tree_text(path)
+        tree = _plain_yaml(text) if text else None
+    except (OSError, UnicodeDecodeError):
+        pass
+    if tree is not None:
+        data = tree.get("data")
+        shape = data.get("shape", ()) if isinstance(data, dict) else ()
+        return _plain(tree.get("meta") or {}), tuple(shape)
     import asdf
 
     try:
         with asdf.open(path, lazy_load=True, memmap=False) as af:
-            meta = af.tree.get("meta") or {}
-            meta = _plain(meta)
-            shape = getattr(af.tree.get("data"), "shape", ())  # read from the tree, not the array
+            meta = _plain(af.tree.get("meta") or {})
+            return meta, tuple(getattr(af.tree.get("data"), "shape", ()))  # from the tree, not the array
     except Exception as exc:  # asdf raises many kinds for a bad file
         raise PoolError(f"{path}: cannot read ASDF metadata ({type(exc).__name__}: {exc})") from None
+
+
+def read_calpipe_exposure(path):
+    """Normalised record of a calpipe ASDF exposure (only ``meta`` and the data shape are read)."""
+    meta, shape = _asdf_meta(path)
+    if not isinstance(meta, dict):
+        raise PoolError(f"{path}: ASDF metadata 'meta' is not a mapping")
     sect = lambda name: meta.get(name) if isinstance(meta.get(name), dict) else {}  # noqa: E731
     inst, expo, obs = sect("instrument"), sect("exposure"), sect("observation")
     wcs, targ = sect("wcsinfo"), sect("target")

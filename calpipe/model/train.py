@@ -157,6 +157,13 @@ def cross_validate(X, y, folds=FOLDS, seed=0):
     Returns ``(model_metrics, baseline_metrics, (log_point, residuals))``: the out-of-fold
     log predictions and log residuals (measured minus predicted), which set the final bound.
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # see train_family
+        return _cross_validate(X, y, folds, seed)
+
+
+def _cross_validate(X, y, folds, seed):
     ly = np.log(y)
     splits = _folds(len(y), folds, seed)
     log_point = np.empty_like(y)
