@@ -476,6 +476,15 @@ def stage_level(dag_node):
     return m.group(1) if m else ""
 
 
+PEAK_MEMORY_COLUMN = "PeakMemoryMB"  # optional report columns: the level-3 job's measured cost
+WALL_COLUMN = "WallSeconds"
+
+
+def _positive_or_none(value):
+    number = _float_or_none(value)
+    return number if number is not None and number > 0 else None
+
+
 def _float_or_none(value):
     try:
         number = float(value)
@@ -515,8 +524,10 @@ def parse_report(path):
     ``ImageSize`` (kB) and header keyword columns. The level is the digit of the stage's
     ``LEVEL_<n>`` (see :func:`stage_level`). Level-1 rows become exposures (``ImageSize``
     kept as the input size) unless they cannot be named (no PROGRAM or INSTRUME); level-3
-    rows become costs whose target is ``ImageSize``, with the row's TARGNAME, TARG_RA,
-    TARG_DEC and EXP_TYPE to narrow the match; a product listed twice keeps its last row.
+    rows become costs whose target is ``ImageSize``, with the job's measured peak memory
+    (:data:`PEAK_MEMORY_COLUMN`, MB) and wall time (:data:`WALL_COLUMN`, s) when the report
+    has them (an empty, zero or non-numeric cell is unknown), and the row's TARGNAME,
+    TARG_RA, TARG_DEC and EXP_TYPE to narrow the match; a product listed twice keeps its last row.
     Every other row is counted in ``unused`` by reason.
     """
     import csv
@@ -553,6 +564,8 @@ def parse_report(path):
                 unused["repeating a product"] += 1
             costs[product] = Cost(
                 product=product, image_size_kb=_float_or_none(row["ImageSize"]), source=path.name,
+                peak_memory_mb=_positive_or_none(row.get(PEAK_MEMORY_COLUMN)),
+                wall_seconds=_positive_or_none(row.get(WALL_COLUMN)),
                 targname=_text_or_none(row, "TARGNAME"), targ_ra=_float_or_none(row.get("TARG_RA")),
                 targ_dec=_float_or_none(row.get("TARG_DEC")), exp_type=_text_or_none(row, "EXP_TYPE"))
         else:
