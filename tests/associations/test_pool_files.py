@@ -49,3 +49,27 @@ def test_unreadable_exposures(tmp_path):
         read_exposure(bad)
     with pytest.raises(PoolError, match="expected .asdf or .fits"):
         read_exposure(tmp_path / "x.txt")
+
+
+def test_readout_size_and_groups_known_before_a_run(tmp_path, monkeypatch):
+    from calpipe.associations import pool
+
+    # calpipe ASDF: rows x columns of the data array, read from the YAML tree without
+    # asdf's extensions, and the same through asdf itself (the fallback).
+    p = write_cp(tmp_path / "cp00007002001_0001_wfi01_uncal.asdf", "WFI01")
+    direct = read_exposure(p)
+    assert direct["npixels"] == 16
+    monkeypatch.setattr(pool, "_asdf_tree_text", lambda path, limit=0: None)
+    assert read_exposure(p) == direct
+    # JWST: SUBSIZE1 x SUBSIZE2, else the SCI array's NAXIS1 x NAXIS2; NGROUPS are resultants.
+    hdr = fits.Header()
+    for k, v in dict(PROGRAM="01234", OBSERVTN="003", INSTRUME="NIRCAM", DETECTOR="NRCA1", FILTER="F200W",
+                     PUPIL="CLEAR", EXP_TYPE="NRC_IMAGE", SUBARRAY="SUB64P", NGROUPS=7).items():
+        hdr[k] = v
+    sci = fits.ImageHDU(np.zeros((1, 7, 64, 32), np.uint16), name="SCI")
+    f = tmp_path / "jw01234003001_02101_00001_nrca1_uncal.fits"
+    fits.HDUList([fits.PrimaryHDU(header=hdr), sci]).writeto(f)
+    rec = read_exposure(f)
+    assert (rec["npixels"], rec["nresultants"]) == (64 * 32, 7)
+    assert pool.normalise({"SUBSIZE1": "160", "SUBSIZE2": "160", "NGROUPS": "4"})["npixels"] == 25600
+    assert pool.normalise({"SUBSIZE1": "160"})["npixels"] == 0  # half a size is no size
