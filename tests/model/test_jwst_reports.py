@@ -1,7 +1,7 @@
 """Learning from JWST-style operations reports (see jwst_report)."""
 
 import pytest
-from jwst_report import SUBARRAYS, report_rows, write_report
+from support.jwst_report import SUBARRAYS, report_rows, write_report
 
 from calpipe.model.features import FEATURES, training_rows
 from calpipe.model.train import train_family
