@@ -26,12 +26,10 @@ def detector_number(name):
 
 
 def optional_reference(step, model, reftype):
-    """``(reference, None)``, or ``(None, reason)`` when the store holds no ``reftype`` for the
-    exposure or ``override_<reftype>`` is N/A. A missing store is still an error."""
+    """``(reference, None)``, or ``(None, reason)`` when no store or no ``reftype`` in it fits
+    the exposure, or ``override_<reftype>`` is N/A."""
     override = step.get_ref_override(reftype)
-    if override in (None, ""):
-        step.reference_store()
-    elif isinstance(override, str) and override.strip() == "N/A":
+    if isinstance(override, str) and override.strip() == "N/A":
         return None, f"override_{reftype} is N/A"
     try:
         return step.open_reference(model, reftype), None
