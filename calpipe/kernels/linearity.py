@@ -237,21 +237,30 @@ def correct_linearity(resultants, groupdq, coeffs, pixeldq, read_pattern, coeffs
 
 # ----------------------------------------------------------------------------- integral non-linearity
 @njit(cache=True, inline="always")
-def _table(value, row, counts):
-    """``row`` interpolated linearly at ``counts`` over the increasing ``value``; the end
-    values beyond the table."""
+def _table(value, row, spacing, counts):
+    """``row`` interpolated linearly at ``counts`` over the increasing ``value`` (evenly spaced
+    by ``spacing`` when it is > 0); the end values beyond the table."""
     n = value.shape[0]
     if counts <= value[0]:
         return row[0]
     if counts >= value[n - 1]:
         return row[n - 1]
-    k = np.searchsorted(value, counts) - 1
+    if spacing > 0:
+        k = min(int((counts - value[0]) / spacing), n - 2)
+    else:  # bisection: value[k] <= counts < value[k + 1]
+        k, hi = 0, n - 1
+        while hi - k > 1:
+            mid = (k + hi) // 2
+            if value[mid] <= counts:
+                k = mid
+            else:
+                hi = mid
     w = (counts - value[k]) / (value[k + 1] - value[k])
     return row[k] + w * (row[k + 1] - row[k])
 
 
 @njit(parallel=True, cache=True)
-def _correct_inl(resultants, groupdq, value, correction, width, mean_read, offsets, nreads):
+def _correct_inl(resultants, groupdq, value, correction, spacing, width, mean_read, offsets, nreads):
     nres, ny, nx = resultants.shape
     for y in prange(ny):
         original = np.empty(nres, dtype=np.float64)
@@ -263,7 +272,7 @@ def _correct_inl(resultants, groupdq, value, correction, width, mean_read, offse
                 if groupdq[i, y, x] & _SATURATED or not np.isfinite(original[i]):
                     continue
                 if nreads[i] == 1:
-                    resultants[i, y, x] += _table(value, row, original[i])
+                    resultants[i, y, x] += _table(value, row, spacing, original[i])
                     continue
                 lo, hi = max(i - 1, 0), min(i + 1, nres - 1)
                 rise = 0.0
@@ -271,7 +280,7 @@ def _correct_inl(resultants, groupdq, value, correction, width, mean_read, offse
                     rise = (original[hi] - original[lo]) / (mean_read[hi] - mean_read[lo])
                 total = 0.0
                 for j in range(nreads[i]):
-                    total += _table(value, row, original[i] + rise * offsets[i, j])
+                    total += _table(value, row, spacing, original[i] + rise * offsets[i, j])
                 resultants[i, y, x] += total / nreads[i]
 
 
@@ -303,5 +312,8 @@ def correct_integral_nonlinearity(resultants, groupdq, read_pattern, value, corr
     if len(read_pattern) != nres:
         raise ValueError(f"read_pattern has {len(read_pattern)} resultants, data has {nres}")
     mean, offsets, nreads, _ = read_offsets(read_pattern)
-    _correct_inl(resultants, groupdq, np.asarray(value, np.float64), np.asarray(correction, np.float64),
-                 nx // nchannels, mean, offsets, nreads)
+    value = np.asarray(value, np.float64)
+    steps = np.diff(value)
+    spacing = steps[0] if steps.size and np.allclose(steps, steps[0], rtol=1e-12, atol=0) else 0.0
+    _correct_inl(resultants, groupdq, value, np.asarray(correction, np.float64), spacing, nx // nchannels,
+                 mean, offsets, nreads)

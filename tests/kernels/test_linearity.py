@@ -138,12 +138,16 @@ def test_inl_of_single_reads_is_the_table_by_hand():
     assert cube.ravel().tolist() == [55.0, 150.0, 251.0, 8.0]
 
 
-def test_inl_matches_a_read_by_read_reference():
+@pytest.mark.parametrize("even", [True, False])
+def test_inl_matches_a_read_by_read_reference(even):
     """Each read estimated from the resultant and the slope through its neighbours, corrected
-    through the table, averaged: written out with np.interp per read."""
+    through the table, averaged: written out with np.interp per read. Tables at evenly and
+    unevenly spaced counts."""
     rng = np.random.default_rng(5)
     pattern = [[1], [2, 3], [4, 5, 6, 7], [8, 9, 10]]
     value, correction = _inl_table(4, rng)
+    if not even:
+        value = 65535 * (value / 65535) ** 1.5
     cube = (12000 + rng.uniform(0, 300, (1, 8, 16)) * np.arange(1, 5)[:, None, None]).astype(np.float32)
     gdq = np.zeros(cube.shape, np.uint8)
     gdq[3, 0, 0] = dqflags.SATURATED
