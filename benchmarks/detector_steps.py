@@ -91,13 +91,18 @@ def linearity_bias(npix=4000):
         print(f"  {name:<16} " + "   ".join(line))
 
 
-def linearity_time(size, repeat):
-    pattern = READ_PATTERNS["uneven6"]
+def _linearity_case(size):
+    """A ``size x size x 6`` cube of straight ramps and a cubic polynomial for it."""
     rng = np.random.default_rng(0)
     base = rng.uniform(0, 30000, (size, size)).astype(np.float32)
-    cube0 = np.stack([base * (i + 1) / 6 for i in range(6)])
     coeffs = np.zeros((6, size, size), np.float32)
     coeffs[1], coeffs[2], coeffs[3] = 1.0, 1e-6, 1e-11
+    return np.stack([base * (i + 1) / 6 for i in range(6)]), coeffs
+
+
+def linearity_time(size, repeat):
+    pattern = READ_PATTERNS["uneven6"]
+    cube0, coeffs = _linearity_case(size)
     gdq = np.zeros(cube0.shape, np.uint8)
 
     def run(pat):
@@ -118,10 +123,7 @@ def linearity_time(size, repeat):
 
 def roman_corrections_time(size, repeat):
     pattern = READ_PATTERNS["uneven6"]
-    rng = np.random.default_rng(0)
-    cube0 = np.stack([rng.uniform(0, 30000, (size, size)).astype(np.float32) * (i + 1) / 6 for i in range(6)])
-    coeffs = np.zeros((4, size, size), np.float32)
-    coeffs[1], coeffs[2], coeffs[3] = 1.0, 1e-6, 1e-11
+    cube0, coeffs = _linearity_case(size)
     gdq = np.zeros(cube0.shape, np.uint8)
     value = np.linspace(0, 65535, 1025)
     table = 3 * np.sin(value[None, :] / 2000 + np.arange(32)[:, None])

@@ -633,7 +633,7 @@ def write_reference(path, reftype, ref, optical_element="F158"):
         nchannels = correction.shape[0]
         number = int(str(instrument["detector"])[3:])
         out.meta.n_channels = nchannels
-        out.meta.n_pixels_per_channel = int(ref.meta.get("channel_width", 128))
+        out.meta.n_pixels_per_channel = 128  # columns per channel on a Roman detector
         out.value = np.asarray(tree["value"]).astype(np.uint16)
         # the detector frame numbers its channels from the other side where it is mirrored in x
         out.inl_table = {

@@ -117,7 +117,8 @@ def test_a_jump_beside_a_resultant_does_not_spoil_its_correction():
 def _inl_table(nchannels, rng):
     value = np.linspace(0.0, 65535.0, 257)
     period = rng.uniform(3000, 9000, (nchannels, 1))
-    return value, rng.uniform(1, 4, (nchannels, 1)) * np.sin(2 * np.pi * value / period + rng.uniform(0, 6, (nchannels, 1)))
+    phase = rng.uniform(0, 6, (nchannels, 1))
+    return value, rng.uniform(1, 4, (nchannels, 1)) * np.sin(2 * np.pi * value / period + phase)
 
 
 def _distort(true, value, correction, width):
