@@ -10,9 +10,10 @@ the edge, through :mod:`calpipe.datamodels.roman`. Two conventions change on the
 
 Three readout effects that only the Roman references describe are added read by read, with
 the references that remove them (:func:`readout_effects`): the dark decay after reset
-(``darkdecaysignal``), the integral non-linearity of each channel's converter
-(``integralnonlinearity``) and, on WFI18 only, the first-read transient. The truth is the
-exposure without them.
+(``darkdecaysignal``) and, on WFI18 only, the first-read transient, both on the
+light-sensitive pixels (not the reference border), and the integral non-linearity of each
+channel's converter (``integralnonlinearity``) on every pixel. The truth is the exposure
+without them.
 """
 
 import shutil
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .exposure import FRAME_TIME, NCHANNELS, make_detector
+from .exposure import BORDER, FRAME_TIME, NCHANNELS, make_detector
 from .write import SimResult, _ref_meta, simulate
 
 DATA_ENCODING_OFFSET = 2048
@@ -60,10 +61,14 @@ def readout_effects(size, detector, frame_time, seed):
     value, correction = inl_table(seed)
     value = value.astype(np.float64)
     width = size // NCHANNELS
-    transient = double_exponential(times, *TRANSIENT).astype(np.float32) if detector == "WFI18" else None
+    # the decay and the transient are the light-sensitive pixels' (refpix would take them
+    # for bias drifts otherwise); every pixel goes through the converter
+    pixels = np.zeros((size, size), np.float32)
+    pixels[BORDER:-BORDER, BORDER:-BORDER] = 1.0
+    transient = pixels * double_exponential(times, *TRANSIENT) if detector == "WFI18" else None
 
     def add(k, read):
-        read += read_decay(k, frame_time, decay["amplitude"], decay["time_constant"], times).astype(np.float32)
+        read += pixels * read_decay(k, frame_time, decay["amplitude"], decay["time_constant"], times)
         if k == 1 and transient is not None:
             read += transient
         # measured = true - correction(measured): a few fixed-point steps (the ripple is gentle)
