@@ -237,16 +237,18 @@ def correct_linearity(resultants, groupdq, coeffs, pixeldq, read_pattern, coeffs
 
 # ----------------------------------------------------------------------------- integral non-linearity
 @njit(cache=True, inline="always")
-def _table(value, row, spacing, counts):
+def _table(value, row, inverse_spacing, counts):
     """``row`` interpolated linearly at ``counts`` over the increasing ``value`` (evenly spaced
-    by ``spacing`` when it is > 0); the end values beyond the table."""
+    by ``1 / inverse_spacing`` when that is > 0); the end values beyond the table."""
     n = value.shape[0]
     if counts <= value[0]:
         return row[0]
     if counts >= value[n - 1]:
         return row[n - 1]
-    if spacing > 0:
-        k = min(int((counts - value[0]) / spacing), n - 2)
+    if inverse_spacing > 0:
+        position = (counts - value[0]) * inverse_spacing
+        k = min(int(position), n - 2)
+        w = position - k
     else:  # bisection: value[k] <= counts < value[k + 1]
         k, hi = 0, n - 1
         while hi - k > 1:
@@ -255,32 +257,35 @@ def _table(value, row, spacing, counts):
                 k = mid
             else:
                 hi = mid
-    w = (counts - value[k]) / (value[k + 1] - value[k])
+        w = (counts - value[k]) / (value[k + 1] - value[k])
     return row[k] + w * (row[k + 1] - row[k])
 
 
 @njit(parallel=True, cache=True)
-def _correct_inl(resultants, groupdq, value, correction, spacing, width, mean_read, offsets, nreads):
+def _correct_inl(resultants, groupdq, value, correction, inverse_spacing, width, mean_read, offsets, nreads):
+    """Row by row, resultant by resultant, along x."""
     nres, ny, nx = resultants.shape
     for y in prange(ny):
-        original = np.empty(nres, dtype=np.float64)
-        for x in range(nx):
-            row = correction[x // width]
-            for i in range(nres):
-                original[i] = resultants[i, y, x]
-            for i in range(nres):
-                if groupdq[i, y, x] & _SATURATED or not np.isfinite(original[i]):
+        original = np.empty((nres, nx), dtype=np.float64)
+        for i in range(nres):
+            for x in range(nx):
+                original[i, x] = resultants[i, y, x]
+        for i in range(nres):
+            lo, hi = max(i - 1, 0), min(i + 1, nres - 1)
+            for x in range(nx):
+                counts = original[i, x]
+                if groupdq[i, y, x] & _SATURATED or not np.isfinite(counts):
                     continue
+                row = correction[x // width]
                 if nreads[i] == 1:
-                    resultants[i, y, x] += _table(value, row, spacing, original[i])
+                    resultants[i, y, x] += _table(value, row, inverse_spacing, counts)
                     continue
-                lo, hi = max(i - 1, 0), min(i + 1, nres - 1)
                 rise = 0.0
                 if hi > lo and not (groupdq[hi, y, x] & _SATURATED):
-                    rise = (original[hi] - original[lo]) / (mean_read[hi] - mean_read[lo])
+                    rise = (original[hi, x] - original[lo, x]) / (mean_read[hi] - mean_read[lo])
                 total = 0.0
                 for j in range(nreads[i]):
-                    total += _table(value, row, spacing, original[i] + rise * offsets[i, j])
+                    total += _table(value, row, inverse_spacing, counts + rise * offsets[i, j])
                 resultants[i, y, x] += total / nreads[i]
 
 
@@ -314,6 +319,7 @@ def correct_integral_nonlinearity(resultants, groupdq, read_pattern, value, corr
     mean, offsets, nreads, _ = read_offsets(read_pattern)
     value = np.asarray(value, np.float64)
     steps = np.diff(value)
-    spacing = steps[0] if steps.size and np.allclose(steps, steps[0], rtol=1e-12, atol=0) else 0.0
-    _correct_inl(resultants, groupdq, value, np.asarray(correction, np.float64), spacing, nx // nchannels,
+    even = steps.size and steps[0] > 0 and np.allclose(steps, steps[0], rtol=1e-12, atol=0)
+    inverse_spacing = 1 / steps[0] if even else 0.0
+    _correct_inl(resultants, groupdq, value, np.asarray(correction, np.float64), inverse_spacing, nx // nchannels,
                  mean, offsets, nreads)
