@@ -26,7 +26,7 @@ def pixel_read_times(shape, frame_time, detector_number, nchannels=NCHANNELS):
     Parameters
     ----------
     shape : (ny, nx) of the full detector (reference border included); ``nx`` a multiple of
-        ``2 * nchannels``.
+        ``nchannels``.
     frame_time : float, seconds per read.
     detector_number : int, 1-18 (WFI01 is 1).
     nchannels : int, readout channels across the columns.
@@ -36,12 +36,12 @@ def pixel_read_times(shape, frame_time, detector_number, nchannels=NCHANNELS):
     float64 (ny, nx) in [0, frame_time).
     """
     ny, nx = shape
-    if nx % (2 * nchannels):
-        raise ValueError(f"{nx} columns do not split into {nchannels} channels read in pairs")
+    if nx % nchannels:
+        raise ValueError(f"{nx} columns do not split into {nchannels} channels")
     width = nx // nchannels
     channel = np.arange(ny * width, dtype=np.float64).reshape(ny, width) * (frame_time / (ny * width))
     pair = np.concatenate([channel, channel[:, ::-1]], axis=1)
-    times = np.tile(pair, (1, nchannels // 2))
+    times = np.tile(pair, (1, (nchannels + 1) // 2))[:, :nx]
     times = times[:, ::-1] if detector_number % 3 == 0 else times[::-1, :]
     return np.ascontiguousarray(times)
 
