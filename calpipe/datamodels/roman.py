@@ -13,11 +13,13 @@ Reading (``open_roman``):
   flagged (AD_FLOOR | DO_NOT_USE below, SATURATED above). The full Roman metadata rides along
   in ``meta.roman``; ``amp33`` is kept.
 - a reference file (mask, saturation, linearity, dark, gain, readnoise, flat, photom,
-  distortion) becomes calpipe's reference model of that type. Conventions that differ are
-  converted here: the dark is its ``dark_slope`` (DN/s); the distortion takes science-array
-  pixels in the Roman files and full-detector pixels (border included) in calpipe; the Roman
-  linearity polynomial applies to raw counts with the bias level in, which its model records
-  as ``meta.input_counts = "raw"``. Read noise is per read in both.
+  distortion, darkdecaysignal, integralnonlinearity) becomes calpipe's reference model of
+  that type. Conventions that differ are converted here: the dark is its ``dark_slope``
+  (DN/s); the distortion takes science-array pixels in the Roman files and full-detector
+  pixels (border included) in calpipe; the Roman linearity polynomial and integral
+  non-linearity table apply to raw counts with the bias level in, which their models record
+  as ``meta.input_counts = "raw"``; the dark decay table, one file for every detector, serves
+  any detector (``ANY``). Read noise is per read in both.
 
 Writing: ``write_image`` (a calibrated image as a Roman Level-2 ``ImageModel``),
 ``write_raw`` and ``write_reference`` (used by ``calpipe simulate --format roman``).
