@@ -28,7 +28,7 @@ _stpipe_hooks.install()
 # before a new one is added; tests/test_integration.py keeps the list equal to the steps'.
 PRODUCT_SUFFIXES = {"uncal", "ramp", "rate", "cal", "cat", "segm", "wcs"}
 KNOWN_SUFFIXES = PRODUCT_SUFFIXES | {
-    "dq_init", "saturation", "refpix", "linearity", "ramp_fit", "dark_current",
+    "dq_init", "saturation", "refpix", "dark_decay", "wfi18_transient", "linearity", "ramp_fit", "dark_current",
     "flat_field", "photom", "assign_wcs", "source_catalog", "tweakreg",
     "exposure_pipeline", "scrub", "ingest", "training_ingest",
 }

@@ -3,6 +3,8 @@
 import math
 from datetime import datetime
 
+import numpy as np
+
 from .core import DataModel
 from .products import DistortionRefModel, SegmentationModel, WcsModel
 
@@ -119,6 +121,22 @@ class DarkRefModel(_ReferenceModel):
     schema, reftype = "dark_ref", "dark"
 
 
+class DarkDecaySignalRefModel(_ReferenceModel):
+    schema, reftype = "darkdecaysignal_ref", "darkdecaysignal"
+
+
+class IntegralNonlinearityRefModel(_ReferenceModel):
+    schema, reftype = "integralnonlinearity_ref", "integralnonlinearity"
+
+    def problems(self):
+        nvalues = self.value.shape[0]
+        if self.correction.shape[1] != nvalues:
+            yield (f"correction: shape {self.correction.shape}, expected one row of {nvalues} values "
+                   "per channel (as many as value)")
+        if nvalues < 2 or np.any(np.diff(np.asarray(self.value, np.float64)) <= 0):
+            yield "value: expected at least two counts, strictly increasing"
+
+
 class GainRefModel(_ReferenceModel):
     schema, reftype = "gain_ref", "gain"
 
@@ -145,10 +163,12 @@ MODELS = {
         SaturationRefModel,
         LinearityRefModel,
         DarkRefModel,
+        DarkDecaySignalRefModel,
         GainRefModel,
         ReadnoiseRefModel,
         FlatRefModel,
         PhotomRefModel,
+        IntegralNonlinearityRefModel,
         DistortionRefModel,
         SegmentationModel,
         WcsModel,

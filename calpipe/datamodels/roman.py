@@ -13,11 +13,13 @@ Reading (``open_roman``):
   flagged (AD_FLOOR | DO_NOT_USE below, SATURATED above). The full Roman metadata rides along
   in ``meta.roman``; ``amp33`` is kept.
 - a reference file (mask, saturation, linearity, dark, gain, readnoise, flat, photom,
-  distortion) becomes calpipe's reference model of that type. Conventions that differ are
-  converted here: the dark is its ``dark_slope`` (DN/s); the distortion takes science-array
-  pixels in the Roman files and full-detector pixels (border included) in calpipe; the Roman
-  linearity polynomial applies to raw counts with the bias level in, which its model records
-  as ``meta.input_counts = "raw"``. Read noise is per read in both.
+  distortion, darkdecaysignal, integralnonlinearity) becomes calpipe's reference model of
+  that type. Conventions that differ are converted here: the dark is its ``dark_slope``
+  (DN/s); the distortion takes science-array pixels in the Roman files and full-detector
+  pixels (border included) in calpipe; the Roman linearity polynomial and integral
+  non-linearity table apply to raw counts with the bias level in, which their models record
+  as ``meta.input_counts = "raw"``; the dark decay table, one file for every detector, serves
+  any detector (``ANY``). Read noise is per read in both.
 
 Writing: ``write_image`` (a calibrated image as a Roman Level-2 ``ImageModel``),
 ``write_raw`` and ``write_reference`` (used by ``calpipe simulate --format roman``).
@@ -39,7 +41,8 @@ EXTRA_HINT = 'install calpipe\'s Roman support with: pip install "calpipe[roman]
 SENTINEL = -999999
 # calpipe step alias -> Roman ``meta.cal_step`` key
 CAL_STEP_NAMES = {
-    "dq_init": "dq_init", "saturation": "saturation", "refpix": "refpix", "linearity": "linearity",
+    "dq_init": "dq_init", "saturation": "saturation", "refpix": "refpix", "dark_decay": "dark_decay",
+    "wfi18_transient": "wfi18_transient", "linearity": "linearity",
     "ramp_fit": "ramp_fit", "dark_current": "dark", "assign_wcs": "assign_wcs", "flat_field": "flat_field",
     "photom": "photom", "source_catalog": "source_catalog", "tweakreg": "tweakreg",
 }
@@ -51,7 +54,12 @@ REFERENCE_CLASSES = {
     "MaskRefModel": "mask", "SaturationRefModel": "saturation", "LinearityRefModel": "linearity",
     "DarkRefModel": "dark", "GainRefModel": "gain", "ReadnoiseRefModel": "readnoise",
     "FlatRefModel": "flat", "WfiImgPhotomRefModel": "photom", "DistortionRefModel": "distortion",
+    "DarkdecaysignalRefModel": "darkdecaysignal", "IntegralnonlinearityRefModel": "integralnonlinearity",
 }
+# Reference types that tabulate every detector in one file: indexed and read as serving any
+# detector (the step takes the exposure's row of the table)
+ALL_DETECTOR_TABLES = ("darkdecaysignal",)
+ANY_DETECTOR = "ANY"
 
 
 def is_roman_tree(tree):
@@ -123,6 +131,8 @@ def reference_meta(path):
         "useafter": _isot(meta["useafter"]),
         "description": str(meta.get("description", "")),
     }
+    if entry["reftype"] in ALL_DETECTOR_TABLES:
+        entry["instrument"]["detector"] = ANY_DETECTOR
     if instrument.get("optical_element") and entry["reftype"] in SELECTED_BY_ELEMENT:
         entry["instrument"]["optical_element"] = str(instrument["optical_element"])
     return entry
@@ -334,6 +344,16 @@ def _reference_from_roman(model, reftype, path):
         take("dq", np.uint32, 2)
     elif reftype in ("gain", "readnoise"):
         take("data", np.float32, 2)
+    elif reftype == "darkdecaysignal":
+        ref_meta["instrument"]["detector"] = ANY_DETECTOR
+        arrays["decay_table"] = {
+            str(name).upper(): {key: (None if row.get(key) is None else float(row[key]))
+                                for key in ("amplitude", "time_constant")}
+            for name, row in _plain(model.decay_table).items()
+        }
+    elif reftype == "integralnonlinearity":
+        arrays["value"], arrays["correction"] = _inl_arrays(model, path)
+        ref_meta["input_counts"] = "raw"
     elif reftype == "photom":
         arrays["phot_table"] = {
             str(k).upper(): {name: (None if v is None else float(getattr(v, "value", v)))
@@ -350,6 +370,29 @@ def _reference_from_roman(model, reftype, path):
     ref.meta.filename = os.path.basename(path)
     ref.validate(path)
     return ref
+
+
+def _inl_arrays(model, path):
+    """The counts and the per-channel corrections (channel 1 first) of a Roman integral
+    non-linearity file; a channel without a correction gets zeros."""
+    value = _array(model, "value", path, np.uint16, 1)
+    table = _plain(model.inl_table)
+    numbers = sorted(int(name.rsplit("_", 1)[1]) for name in table)
+    if not numbers or numbers != list(range(1, len(numbers) + 1)):
+        raise DataModelError(
+            f"{path}: invalid at roman.inl_table: channels {numbers}, expected science_channel_01 "
+            "onwards without gaps")
+    correction = np.zeros((len(numbers), value.size), np.float64)
+    for n in numbers:
+        row = table[f"science_channel_{n:02d}"].get("correction")
+        if row is not None:
+            row = np.asarray(row, np.float64)
+            if row.shape != value.shape:
+                raise DataModelError(
+                    f"{path}: invalid at roman.inl_table.science_channel_{n:02d}.correction: shape "
+                    f"{row.shape}, expected {value.shape} (one per entry of value)")
+            correction[n - 1] = row
+    return np.array(value), correction
 
 
 # ----------------------------------------------------------------------------- writing
@@ -566,6 +609,8 @@ def write_reference(path, reftype, ref, optical_element="F158"):
     if "optical_element" in out.meta.instrument and str(instrument.get("optical_element") or "ANY").upper() in (
             "", "ANY", "N/A", "ALL"):
         instrument["optical_element"] = optical_element
+    if instrument.get("detector") == ANY_DETECTOR:  # a Roman file names one detector all the same
+        instrument["detector"] = sorted(tree["decay_table"])[0]
     _overlay(out.meta, {"instrument": instrument, "description": meta.get("description", ""),
                         "author": meta.get("author", ""), "pedigree": meta.get("pedigree", "DUMMY"),
                         "useafter": Time(meta["useafter"])})
@@ -581,6 +626,23 @@ def write_reference(path, reftype, ref, optical_element="F158"):
                 "pixelareasr": float(v["pixelareasr"]), "collecting_area": 4.0,
                 "wavelength": np.array([1.0, 2.0], np.float32), "effective_area": np.ones(2, np.float32)}
             for k, v in tree["phot_table"].items()
+        }
+    elif reftype == "darkdecaysignal":
+        out.decay_table = {name: {"amplitude": row["amplitude"], "time_constant": row["time_constant"]}
+                           for name, row in tree["decay_table"].items()}
+    elif reftype == "integralnonlinearity":
+        correction = np.asarray(tree["correction"], np.float64)
+        nchannels = correction.shape[0]
+        number = int(str(instrument["detector"])[3:])
+        out.meta.n_channels = nchannels
+        out.meta.n_pixels_per_channel = 128  # columns per channel on a Roman detector
+        out.value = np.asarray(tree["value"]).astype(np.uint16)
+        # the detector frame numbers its channels from the other side where it is mirrored in x
+        out.inl_table = {
+            f"science_channel_{j + 1:02d}": {
+                "instrument_channel": nchannels - 1 - j if number % 3 == 0 else j,
+                "correction": correction[j].copy()}
+            for j in range(nchannels)
         }
     elif reftype == "distortion":
         out.coordinate_distortion_transform = (

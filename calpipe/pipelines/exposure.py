@@ -14,6 +14,7 @@ from calpipe.step import CalPipeline
 from calpipe.steps import (
     AssignWcsStep,
     DarkCurrentStep,
+    DarkDecayStep,
     DQInitStep,
     FlatFieldStep,
     LinearityStep,
@@ -23,17 +24,19 @@ from calpipe.steps import (
     SaturationStep,
     SourceCatalogStep,
     TweakRegStep,
+    Wfi18TransientStep,
 )
 
 log = logging.getLogger(__name__)
 
-AFTER_SATURATION = ["refpix", "linearity", "ramp_fit", "dark_current", "assign_wcs", "flat_field", "photom",
-                    "source_catalog"]
+AFTER_SATURATION = ["refpix", "dark_decay", "wfi18_transient", "linearity", "ramp_fit", "dark_current",
+                    "assign_wcs", "flat_field", "photom", "source_catalog"]
 
 
 class ExposurePipeline(CalPipeline):
-    """dq_init, saturation, refpix, linearity, ramp_fit, dark_current, assign_wcs, flat_field,
-    photom and source_catalog on each exposure, then tweakreg over all of them together."""
+    """dq_init, saturation, refpix, dark_decay, wfi18_transient, linearity, ramp_fit, dark_current,
+    assign_wcs, flat_field, photom and source_catalog on each exposure, then tweakreg over all of
+    them together."""
 
     class_alias = "exposure_pipeline"
     spec = """
@@ -43,6 +46,8 @@ class ExposurePipeline(CalPipeline):
         "dq_init": DQInitStep,
         "saturation": SaturationStep,
         "refpix": RefPixStep,
+        "dark_decay": DarkDecayStep,
+        "wfi18_transient": Wfi18TransientStep,
         "linearity": LinearityStep,
         "ramp_fit": RampFitStep,
         "dark_current": DarkCurrentStep,
@@ -106,6 +111,8 @@ class ExposurePipeline(CalPipeline):
                 setattr(image.meta.cal_step, getattr(self, name).class_alias, "SKIPPED")
             return image
         ramp = self.refpix.run(ramp)
+        ramp = self.dark_decay.run(ramp)
+        ramp = self.wfi18_transient.run(ramp)
         ramp = self.linearity.run(ramp)
         image = self.ramp_fit.run(ramp)
         del ramp
