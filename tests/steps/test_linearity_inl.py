@@ -3,7 +3,7 @@
 import logging
 
 import numpy as np
-from tiny_data import exposure_meta, ref_meta
+from support.tiny_data import exposure_meta, ref_meta
 
 from calpipe import datamodels as dm
 from calpipe.simulate import make_detector, make_scene, simulate_exposure

@@ -4,7 +4,7 @@ import logging
 
 import numpy as np
 import pytest
-from tiny_data import exposure_meta, ref_meta, write_tiny_store
+from support.tiny_data import exposure_meta, ref_meta, write_tiny_store
 
 from calpipe import cli
 from calpipe import datamodels as dm

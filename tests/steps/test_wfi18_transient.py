@@ -3,7 +3,7 @@
 import logging
 
 import numpy as np
-from tiny_data import exposure_meta
+from support.tiny_data import exposure_meta
 
 from calpipe import datamodels as dm
 from calpipe import dqflags
