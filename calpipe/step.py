@@ -199,14 +199,17 @@ class CalPipeline(Pipeline, CalStep):
     def _precache_references(self, input_file):
         """References are local: nothing to fetch ahead."""
 
-    def record_provenance(self, model, input_path=None):
+    def record_provenance(self, model, input_path=None, input_checksum=None):
         """Record in ``meta.provenance`` what made the product: the calpipe and dependency
-        versions, every step's parameters, and the checksum of the input file."""
+        versions, every step's parameters, and the checksum of the input file
+        (``input_checksum`` when already computed, else read here)."""
+        if input_path is not None and input_checksum is None:
+            input_checksum = file_checksum(input_path)
         model.meta.provenance = {
             "calpipe_version": __version__,
             "dependencies": {name: _version_of(name) for name in PROVENANCE_DEPENDENCIES},
             "parameters": _plain(self.get_pars()),
-            "inputs": {} if input_path is None else {os.path.basename(input_path): file_checksum(input_path)},
+            "inputs": {} if input_path is None else {os.path.basename(input_path): input_checksum},
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
         }
 

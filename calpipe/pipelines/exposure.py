@@ -2,10 +2,12 @@
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from calpipe import datamodels
+from calpipe.archive.checksums import file_checksum
 from calpipe.datamodels import ImageModel
 from calpipe.detector import science
 from calpipe.errors import InputError
@@ -95,8 +97,12 @@ class ExposurePipeline(CalPipeline):
     def calibrate(self, raw, close_raw=False):
         """Run one exposure through every step; ``close_raw`` frees the raw file once converted."""
         log.info("Calibrating %s", raw.meta.get("filename"))
-        image = self._calibrate(raw, close_raw)
-        self.record_provenance(image, raw._path)
+        path = raw._path
+        # The input file's checksum is read while the steps run (hashing releases the GIL).
+        with ThreadPoolExecutor(1) as pool:
+            checksum = None if path is None else pool.submit(file_checksum, path)
+            image = self._calibrate(raw, close_raw)
+            self.record_provenance(image, path, None if checksum is None else checksum.result())
         return image
 
     def _calibrate(self, raw, close_raw):
