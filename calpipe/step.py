@@ -137,7 +137,11 @@ class CalStep(Step):
     def open_reference(self, input_model, reftype):
         """The reference model of ``reftype`` for ``input_model``, checked to be of that type."""
         found = self.get_reference_file(input_model, reftype)
-        model = found if isinstance(found, DataModel) else datamodels.open(found)
+        if isinstance(found, DataModel):
+            model = found
+        else:
+            from_store = self.get_ref_override(reftype) in (None, "")
+            model = datamodels.open(found, checksums=not (from_store and self.reference_store().unchanged(found)))
         expected = datamodels.REFERENCE_MODELS[reftype]
         if not isinstance(model, expected):
             raise DataModelError(

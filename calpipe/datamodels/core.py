@@ -113,7 +113,9 @@ class DataModel:
     schema_version = "1.0.0"
     crds_observatory = "roman"  # stpipe recognises models by this attribute; CRDS is never asked
 
-    def __init__(self, init=None, **entries):
+    def __init__(self, init=None, *, checksums=True, **entries):
+        """``checksums=False`` skips the block checksums of a file already verified unchanged
+        (a reference file whose store entry still matches it)."""
         object.__setattr__(self, "_asdf", None)
         object.__setattr__(self, "_path", None)
         object.__setattr__(self, "_side_products", {})
@@ -124,7 +126,7 @@ class DataModel:
         elif isinstance(init, dict):
             tree = init
         elif isinstance(init, (str, Path)):
-            af = _open_asdf(init, self.schema_uri())
+            af = _open_asdf(init, self.schema_uri(), checksums)
             object.__setattr__(self, "_asdf", af)
             object.__setattr__(self, "_path", str(init))
             tree = af.tree
@@ -393,19 +395,20 @@ def _materialize(tree, writable=False):
     return tree
 
 
-def _open_asdf(path, schema_uri):
+def _open_asdf(path, schema_uri, checksums=True):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise DataModelError(f"{path}: no such file")
     try:
         # Every block's checksum is checked as it is mapped: flipped bits in an array are
-        # refused, not calibrated (benchmarks/checksums.py: a few tenths of a second per 200 MB). The tree is validated
+        # refused, not calibrated (benchmarks/checksums.py: a few tenths of a second per 200 MB;
+        # a store's reference files are checked once, see RefStore.unchanged). The tree is validated
         # as it is read, before its tagged objects are converted: one pass (validating the
         # opened file would convert them back first).
         with asdf.config_context() as config:
             config.validate_on_read = True
             af = asdf.open(path, lazy_load=True, memmap=True, custom_schema=schema_uri,
-                           validate_checksums=True)
+                           validate_checksums=checksums)
     except ValidationError as err:
         raise DataModelError(_describe(err, path)) from None
     except Exception as err:  # asdf raises many kinds for a damaged file

@@ -128,3 +128,26 @@ def test_roman_reference_files_are_indexed_by_their_own_metadata(tmp_path):
     assert store.best("dark", meta) == str(store.path / "roman_dark.asdf")
     with dm.open(store.best("flat", meta)) as model:
         assert isinstance(model, dm.FlatRefModel) and model.data.shape == (8, 8)
+
+
+def _flip_array_byte(path):
+    blob = bytearray(path.read_bytes())
+    blob[blob.index(b"\xd3BLK") + 60] ^= 0x5A
+    path.write_bytes(bytes(blob))
+
+
+def test_files_are_verified_once_and_again_after_any_rewrite(store, tiny):
+    from calpipe.errors import CalpipeError
+    from calpipe.steps import DarkCurrentStep, DQInitStep, RampFitStep
+
+    path = store.path / "dark_2027a.asdf"
+    assert store.unchanged(path) and not store.unchanged(store.path / "absent.asdf")
+    _flip_array_byte(path)
+    assert not store.unchanged(path)  # the write moved its modification time
+    # Through a step: the rewritten file of the tiny store is refused when opened.
+    uncal, tiny_store = tiny
+    dark = tiny_store / "tiny_dark.asdf"
+    image = RampFitStep.call(DQInitStep.call(uncal))
+    _flip_array_byte(dark)
+    with pytest.raises(CalpipeError, match="damaged array data"):
+        DarkCurrentStep.call(image)
