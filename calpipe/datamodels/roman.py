@@ -325,6 +325,7 @@ def _reference_from_roman(model, reftype, path):
         if reftype == "flat":
             take("err", np.float32, 2, required=False)
             arrays.setdefault("err", np.zeros_like(arrays["data"]))
+            arrays.update(_flat_to_full_detector(arrays))
     elif reftype == "linearity":
         take("coeffs", np.float32, 3)
         take("dq", np.uint32, 2)
@@ -350,6 +351,15 @@ def _reference_from_roman(model, reftype, path):
     ref.meta.filename = os.path.basename(path)
     ref.validate(path)
     return ref
+
+
+def _flat_to_full_detector(arrays):
+    """A Roman flat covers the science array (what romancal's flat_field requires); calpipe's
+    covers the full detector: the border gets a unit flat flagged REFERENCE_PIXEL."""
+    pad = ((BORDER, BORDER), (BORDER, BORDER))
+    return {"data": np.pad(arrays["data"], pad, constant_values=1.0),
+            "err": np.pad(arrays["err"], pad, constant_values=0.0),
+            "dq": np.pad(arrays["dq"], pad, constant_values=dqflags.REFERENCE_PIXEL)}
 
 
 # ----------------------------------------------------------------------------- writing
@@ -582,6 +592,9 @@ def write_reference(path, reftype, ref, optical_element="F158"):
                 "wavelength": np.array([1.0, 2.0], np.float32), "effective_area": np.ones(2, np.float32)}
             for k, v in tree["phot_table"].items()
         }
+    elif reftype == "flat":  # Roman flats cover the science array only
+        out.data, out.err, out.dq = (np.asarray(tree[k], out[k].dtype)[BORDER:-BORDER, BORDER:-BORDER]
+                                     for k in ("data", "err", "dq"))
     elif reftype == "distortion":
         out.coordinate_distortion_transform = (
             models.Shift(BORDER) & models.Shift(BORDER)) | tree["coordinate_distortion_transform"]
