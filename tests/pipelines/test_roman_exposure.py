@@ -73,3 +73,16 @@ def test_calibrated_image_matches_the_independent_truth(calibrated):
     assert stats["saturated_flagged"] == 1.0
     # hits big enough to see (the truth also counts the neighbours' 3 % share): flagged or harmless
     assert stats["jump_pixels_within_5_sigma"] > 0.95
+
+
+def test_segmentation_map_is_a_roman_one_and_the_catalog_stays_ecsv(calibrated):
+    from astropy.table import Table
+
+    out, name, _ = calibrated
+    catalog = Table.read(out / f"{name}_cat.ecsv")
+    with roman_open(out / f"{name}_segm.asdf") as segm:
+        segm.validate()
+        assert type(segm).__name__ == "SegmentationMapModel"
+        assert segm.data.shape == (SIZE - 8, SIZE - 8) and segm.data.dtype == np.uint32
+        assert segm.meta.instrument.detector == "WFI01" and segm.meta.calibration_software_name == "calpipe"
+        assert set(np.unique(segm.data)) - {0} == set(catalog["label"])
