@@ -38,7 +38,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -166,14 +165,6 @@ def romancal_args(paths, size):
     return args
 
 
-def _open(path):
-    import roman_datamodels.datamodels as rdm
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return rdm.open(path)
-
-
 def agreement(cp, rc):
     """Median and 99th percentile of |cp - rc| / rc.err over pixels both call good; DQ agreement."""
     from calpipe import dqflags
@@ -253,7 +244,7 @@ def main(argv=None):
             with np.load(a) as za, np.load(b) as zb:
                 stats = agreement(SimpleNamespace(**za), SimpleNamespace(**zb))
         else:
-            with _open(a) as ma, _open(b) as mb_:
+            with roman_ramp.open_quietly(a) as ma, roman_ramp.open_quietly(b) as mb_:
                 stats = agreement(ma, mb_)
         print(f"  {kind:<5} median {stats['median']:.3f}, 99th percentile {stats['p99']:.3f} over "
               f"{stats['good_pixels']} pixels; DQ agrees on "
@@ -262,7 +253,7 @@ def main(argv=None):
     print("\naccuracy against the truth over clean science pixels, (cal - truth) / err:")
     with asdf.open(paths["truth"]) as truth:
         for label, path in (("calpipe", products["cal"][0]), ("romancal", products["cal"][1])):
-            with _open(path) as cal:
+            with roman_ramp.open_quietly(path) as cal:
                 stats = compare(cal, truth.tree)
             print(f"  {label:<9} median {stats['median_pull']:+.3f}, robust std {stats['robust_std_pull']:.3f} over "
                   f"{stats['clean_pixels']} pixels; saturated flagged {stats['saturated_flagged']:.3f}, "

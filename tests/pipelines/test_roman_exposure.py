@@ -8,7 +8,6 @@ independent of calpipe's simulator and of calpipe's writers.
 import os
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import asdf
@@ -21,15 +20,10 @@ from calpipe.truth import compare
 rdm = pytest.importorskip("roman_datamodels.datamodels", reason="needs calpipe[roman] (roman_datamodels)")
 
 from support import roman_ramp  # noqa: E402
+from support.roman_ramp import open_quietly as roman_open  # noqa: E402
 
 STRUN = str(Path(sys.executable).with_name("strun"))
 SIZE = 512
-
-
-def roman_open(path):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return rdm.open(path)
 
 
 @pytest.fixture(scope="module")

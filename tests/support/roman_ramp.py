@@ -55,6 +55,13 @@ def _rdm():
     return rdm
 
 
+def open_quietly(path):
+    """``roman_datamodels.datamodels.open`` without its schema-version warnings."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _rdm().open(path)
+
+
 def _pixel_flags():
     from roman_datamodels import dqflags
 
