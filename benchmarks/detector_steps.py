@@ -2,7 +2,7 @@
 
     python benchmarks/detector_steps.py [--size 4096] [--repeat 3]
 
-The ramps come from the tests' read-level construction (tests/kernels/readout.py: Poisson
+The ramps come from the tests' read-level construction (tests/support/readout.py: Poisson
 charge read by read, a response with a knee near full well, a pedestal, read noise),
 which shares no code with ``calpipe.simulate``. Printed:
 
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "kernels"))
-import readout  # noqa: E402
-from test_refpix import PATTERN, dark_exposure  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support import readout  # noqa: E402
+from support.refpix_darks import PATTERN, dark_exposure  # noqa: E402
 
 from calpipe.kernels.linearity import correct_linearity  # noqa: E402
 from calpipe.kernels.ramp import fit_ramps  # noqa: E402

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-import readout
+from support import readout
 
 from calpipe import dqflags
 from calpipe.kernels.linearity import correct_linearity
@@ -51,7 +51,7 @@ def test_inverts_a_known_nonlinearity():
 
 
 # --------------------------------------------------------------------------------------
-# Multi-read resultants, against read-level ramps (tests/kernels/readout.py)
+# Multi-read resultants, against read-level ramps (tests/support/readout.py)
 LEVEL = 0.97 * readout.FULL_WELL
 EIGHT_READS = [list(range(1 + 8 * i, 9 + 8 * i)) for i in range(8)]
 UNEVEN = [[1], [3, 4], [6, 7, 8, 9], [11, 12, 13, 14], list(range(16, 24))]

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from tiny_data import exposure_meta, ref_meta
+from support.tiny_data import exposure_meta, ref_meta
 
 from calpipe import datamodels as dm
 from calpipe import dqflags

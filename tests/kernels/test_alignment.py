@@ -8,7 +8,7 @@ from scipy.spatial import cKDTree
 from calpipe.kernels import alignment as ka
 from calpipe.kernels import catalog as kc
 from calpipe.kernels import wcs as kw
-from sky_field import EPOCH, Field
+from support.sky_field import EPOCH, Field
 
 
 def _exposure(field, k):
