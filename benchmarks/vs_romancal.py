@@ -153,7 +153,7 @@ def offline_env(work):
     return env
 
 
-def romancal_args(paths, size):
+def romancal_args(paths):
     args = []
     for step, reftypes in ROMANCAL_REFS.items():
         for reftype in reftypes:
@@ -193,7 +193,9 @@ def main(argv=None):
     try:
         import romancal
     except ImportError:
-        sys.exit('vs_romancal: error: romancal is not installed here; install it with pip install -e ".[roman,bench]"')
+        print(f"vs_romancal: error: romancal is not installed in {sys.prefix}, expected the bench extra "
+              '(pip install -e ".[roman,bench]" in a separate virtualenv)', file=sys.stderr)
+        sys.exit(2)
     import asdf
 
     from calpipe.truth import compare
@@ -219,8 +221,9 @@ def main(argv=None):
                       ["exposure_pipeline", uncal, "--ref-store", work / "S", "--output-dir", work / "cp",
                        f"--steps.refpix.nchannels={options.size // 128}",
                        "--steps.source_catalog.skip=true", "--steps.tweakreg.skip=true"], work, env, "calpipe")
-    rc = run_pipeline(python, "romancal.ramp_fitting.ramp_fit_step:RampFitStep", ["roman_elp", uncal, "--disable-crds-steppars", f"--output_dir={work / 'rc'}", *romancal_args(paths, options.size)],
-                      work, env, "romancal")
+    rc = run_pipeline(python, "romancal.ramp_fitting.ramp_fit_step:RampFitStep",
+                      ["roman_elp", uncal, "--disable-crds-steppars", f"--output_dir={work / 'rc'}",
+                       *romancal_args(paths)], work, env, "romancal")
 
     mb = 2**20
     print(f"\n{'step':<14}{'calpipe s':>11}{'romancal s':>12}{'ratio':>8}{'calpipe MB':>12}{'romancal MB':>13}{'ratio':>8}")
