@@ -17,6 +17,7 @@ from stpipe import Pipeline, Step
 from calpipe import __version__, _stpipe_hooks, compile_notice, datamodels
 from calpipe.archive.checksums import file_checksum
 from calpipe.datamodels import DataModel, DataModelError
+from calpipe.datamodels.models import roman_output
 from calpipe.references import find_store
 from calpipe.references.store import WILDCARDS
 from calpipe.resources import ResourceMonitor
@@ -162,14 +163,19 @@ class CalStep(Step):
             for reftype, path in reference_files_used:
                 setattr(result.meta.ref_file, reftype, str(path))
 
-    def add_side_product(self, model, suffix, product):
+    def add_side_product(self, model, suffix, product, writer=None):
         """Save ``product`` as ``<root>_<suffix>`` whenever ``model`` is saved, in the same write.
 
-        ``product`` is a data model (written as ASDF) or a table (written as ECSV). Returns the
-        path it will have.
+        ``product`` is a data model (written as ASDF) or a table (written as ECSV), or anything
+        that ``writer(product, path)`` writes as ASDF. Returns the path it will have.
         """
         base = model.meta.get("filename") or type(model).__name__.lower()
-        if isinstance(product, DataModel):
+        if writer is not None:
+            path = self.make_output_path(basepath=base, suffix=suffix, ext="asdf")
+
+            def write(tmp):
+                writer(product, tmp)
+        elif isinstance(product, DataModel):
             path = self.make_output_path(basepath=base, suffix=suffix, ext="asdf")
             write = product.write_to
         else:
@@ -180,6 +186,10 @@ class CalStep(Step):
 
         model.add_side_product(path, write)
         return path
+
+    def roman_products(self, model):
+        """Whether ``model``'s products are written in the Roman formats (see ``output_format``)."""
+        return roman_output(model.tree["meta"], self.search_attr("output_format"))
 
     def record(self, model, status):
         """Set ``meta.cal_step.<alias>`` (COMPLETE, SKIPPED, FAILED)."""

@@ -72,6 +72,12 @@ class RampModel(DataModel):
         yield from _same_shape(self, ["pixeldq"], shape[1:], "one value per pixel")
 
 
+def roman_output(meta, output_format):
+    """Whether the image products of an exposure with metadata ``meta`` are written in the Roman
+    formats: ``output_format`` roman, or auto (or unset) for a Roman input."""
+    return output_format == "roman" or (output_format in (None, "auto") and "roman" in meta)
+
+
 class ImageModel(DataModel):
     """Count-rate image in DN/s (rate or calibrated), science pixels only."""
 
@@ -80,8 +86,7 @@ class ImageModel(DataModel):
     def write_to(self, path, name=None):
         """A Roman exposure's image is written as a Roman Level-2 image unless asked otherwise
         (``_output_format``: auto, calpipe or roman; steps set it from ``output_format``)."""
-        output_format = getattr(self, "_output_format", "auto")
-        if output_format == "roman" or (output_format == "auto" and "roman" in self.tree["meta"]):
+        if roman_output(self.tree["meta"], getattr(self, "_output_format", "auto")):
             from .roman import write_image
 
             write_image(self, path)

@@ -22,6 +22,7 @@ Reading (``open_roman``):
   any detector (``ANY``). Read noise is per read in both.
 
 Writing: ``write_image`` (a calibrated image as a Roman Level-2 ``ImageModel``),
+``write_segmentation`` (its segmentation map as a ``SegmentationMapModel``),
 ``write_raw`` and ``write_reference`` (used by ``calpipe simulate --format roman``).
 """
 
@@ -335,6 +336,7 @@ def _reference_from_roman(model, reftype, path):
         if reftype == "flat":
             take("err", np.float32, 2, required=False)
             arrays.setdefault("err", np.zeros_like(arrays["data"]))
+            arrays.update(_flat_to_full_detector(arrays))
     elif reftype == "linearity":
         take("coeffs", np.float32, 3)
         take("dq", np.uint32, 2)
@@ -395,6 +397,15 @@ def _inl_arrays(model, path):
     return np.array(value), correction
 
 
+def _flat_to_full_detector(arrays):
+    """A Roman flat covers the science array (what romancal's flat_field requires); calpipe's
+    covers the full detector: the border gets a unit flat flagged REFERENCE_PIXEL."""
+    pad = ((BORDER, BORDER), (BORDER, BORDER))
+    return {"data": np.pad(arrays["data"], pad, constant_values=1.0),
+            "err": np.pad(arrays["err"], pad, constant_values=0.0),
+            "dq": np.pad(arrays["dq"], pad, constant_values=dqflags.REFERENCE_PIXEL)}
+
+
 # ----------------------------------------------------------------------------- writing
 def _atomic_save(roman_model, path):
     with atomic_path(path) as tmp, _quiet():
@@ -431,10 +442,48 @@ def _float16(array):
     return np.where(np.isfinite(array), np.clip(array, -limit, limit), array).astype(np.float16)
 
 
-def write_image(model, path):
-    """Write a calpipe ImageModel as a Roman Level-2 image that ``roman_datamodels`` validates."""
+def _product_meta(target, meta, path):
+    """Fill the metadata ``target`` of a Roman Level-2 product from calpipe's image ``meta``:
+    the Level-1 metadata of a Roman input (else what calpipe's metadata says), the software,
+    the reference files used and the photometry, where the product's schema has them."""
     from astropy.time import Time
 
+    from calpipe import __version__
+
+    roman_meta = dict(meta.get("roman") or _roman_meta(meta))
+    for key in ("filename", "model_type", "cal_step", "ref_file", "photometry", "wcs", "cal_logs"):
+        roman_meta.pop(key, None)
+    _overlay(target, roman_meta)
+    target.filename = os.path.basename(path)
+    target.file_date = Time.now()
+    target.calibration_software_name = "calpipe"
+    target.calibration_software_version = __version__
+    if "ref_file" in target:
+        for reftype, used in meta.get("ref_file", {}).items():
+            if reftype in target.ref_file:
+                target.ref_file[reftype] = os.path.basename(str(used))
+    if "photometry" in target:
+        photometry = meta.get("photometry", {})
+        target.photometry = {
+            "conversion_megajanskys": photometry.get("conversion_megajanskys"),
+            "conversion_megajanskys_uncertainty": photometry.get("conversion_megajanskys_uncertainty"),
+            "pixel_area": photometry.get("pixelarea_steradians"),
+        }
+
+
+def _validated_write(product, path, what):
+    try:
+        with _quiet():
+            product.validate()
+    except Exception as err:
+        raise DataModelError(f"{path}: the Roman {what} does not validate ({_one_line(err)})") from None
+    with _quiet():  # called by the writers of calpipe's models, which write to a temporary name
+        product.to_asdf(path)
+    return path
+
+
+def write_image(model, path):
+    """Write a calpipe ImageModel as a Roman Level-2 image that ``roman_datamodels`` validates."""
     rdm = _rdm()
     path = os.fspath(path)
     tree = model.tree
@@ -443,30 +492,11 @@ def write_image(model, path):
     nres = int(meta["exposure"]["nresultants"])
     with _quiet():
         image = rdm.ImageModel.create_fake_data(shape=(ny, nx))
-    # the Level-1 metadata of a Roman input, else what calpipe's metadata says
-    roman_meta = dict(meta.get("roman") or _roman_meta(meta))
-    for key in ("filename", "model_type", "cal_step", "ref_file", "photometry", "wcs", "cal_logs"):
-        roman_meta.pop(key, None)
-    _overlay(image.meta, roman_meta)
-    image.meta.filename = os.path.basename(path)
-    image.meta.file_date = Time.now()
-    image.meta.calibration_software_name = "calpipe"
-    from calpipe import __version__
-
-    image.meta.calibration_software_version = __version__
+    _product_meta(image.meta, meta, path)
     done = meta.get("cal_step", {})
     image.meta.cal_step = {
         key: next((done[a] for a, r in CAL_STEP_NAMES.items() if r == key and a in done), "INCOMPLETE")
         for key in _cal_step_keys()
-    }
-    for reftype, used in meta.get("ref_file", {}).items():
-        if reftype in image.meta.ref_file:
-            image.meta.ref_file[reftype] = os.path.basename(str(used))
-    photometry = meta.get("photometry", {})
-    image.meta.photometry = {
-        "conversion_megajanskys": photometry.get("conversion_megajanskys"),
-        "conversion_megajanskys_uncertainty": photometry.get("conversion_megajanskys_uncertainty"),
-        "pixel_area": photometry.get("pixelarea_steradians"),
     }
     image.meta.wcs = meta.get("wcs")
     if meta.get("cal_logs"):
@@ -495,14 +525,21 @@ def write_image(model, path):
         dq = border.get(f"dq_{side}")
         image[f"dq_border_ref_pix_{side}"] = (np.asarray(dq, np.uint32) if dq is not None
                                               else np.zeros(shape[1:], np.uint32))
-    try:
-        with _quiet():
-            image.validate()
-    except Exception as err:
-        raise DataModelError(f"{path}: the Roman Level-2 image does not validate ({_one_line(err)})") from None
-    with _quiet():  # called by ImageModel.write_to, which writes to a temporary name
-        image.to_asdf(path)
-    return path
+    return _validated_write(image, path, "Level-2 image")
+
+
+def write_segmentation(data, meta, path):
+    """Write a segmentation map (labels, science array) as a Roman ``SegmentationMapModel``;
+    ``meta`` is the calibrated image's metadata (calpipe's)."""
+    rdm = _rdm()
+    path = os.fspath(path)
+    data = np.asarray(data)
+    with _quiet():
+        segm = rdm.SegmentationMapModel.create_fake_data(shape=data.shape)
+    _product_meta(segm.meta, meta, path)
+    segm.data = data.astype(np.uint32)
+    return _validated_write(segm, path, "segmentation map")
+
 
 
 def _roman_meta(meta):
@@ -644,6 +681,9 @@ def write_reference(path, reftype, ref, optical_element="F158"):
                 "correction": correction[j].copy()}
             for j in range(nchannels)
         }
+    elif reftype == "flat":  # Roman flats cover the science array only
+        out.data, out.err, out.dq = (np.asarray(tree[k], out[k].dtype)[BORDER:-BORDER, BORDER:-BORDER]
+                                     for k in ("data", "err", "dq"))
     elif reftype == "distortion":
         out.coordinate_distortion_transform = (
             models.Shift(BORDER) & models.Shift(BORDER)) | tree["coordinate_distortion_transform"]

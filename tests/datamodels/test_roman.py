@@ -269,3 +269,25 @@ def test_dark_decay_and_integral_nonlinearity_references_are_written(tmp_path):
         np.testing.assert_array_equal(out.inl_table["science_channel_02"]["correction"], [3.0, 4.0, 5.0])
     back = dm.open(tmp_path / "inl.asdf")
     np.testing.assert_array_equal(back.correction, inl.correction)
+
+
+def test_segmentation_map_follows_the_image_format(tmp_path):
+    from calpipe.datamodels.roman import write_segmentation
+    from calpipe.steps.source_catalog import SourceCatalogStep
+
+    meta = {"instrument": {"name": "WFI", "detector": "WFI03", "optical_element": "F158"},
+            "exposure": {"type": "WFI_IMAGE", "start_time": "2027-01-01T00:00:00", "nresultants": 6,
+                         "read_pattern": PATTERN, "frame_time": 3.04},
+            "roman": {"telescope": "ROMAN"}}
+    image = dm.ImageModel(meta=meta, data=np.zeros((8, 8), np.float32))
+    assert SourceCatalogStep().roman_products(image)
+    assert not SourceCatalogStep(output_format="calpipe").roman_products(image)
+    del meta["roman"]
+    assert not SourceCatalogStep().roman_products(dm.ImageModel(meta=meta, data=np.zeros((8, 8), np.float32)))
+    labels = np.zeros((8, 8), np.int32)
+    labels[2:4, 2:5] = 1
+    write_segmentation(labels, meta, tmp_path / "x_segm.asdf")
+    with rdm.open(tmp_path / "x_segm.asdf") as segm:
+        segm.validate()
+        assert type(segm).__name__ == "SegmentationMapModel" and segm.meta.instrument.detector == "WFI03"
+        np.testing.assert_array_equal(segm.data, labels)
