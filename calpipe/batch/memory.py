@@ -85,6 +85,23 @@ def estimate_memory_mb(path, *, npixels, nresultants, history=(), database=None)
     return Estimate(rule, "size-rule")
 
 
+def align_memory_mb(npixels, history=()):
+    """The memory (MB) to reserve for aligning an association whose largest member has ``npixels``.
+
+    The alignment fits on the members' entries (WCS and selected sources, a few kB each)
+    and then holds one calibrated image at a time: the size rule without the ramp,
+    ``BASE_MB`` plus ``BYTES_PER_PIXEL`` per pixel, scaled like members' estimates by the
+    largest ratio of measured to ruled peak among earlier alignments (``history``: their
+    ``(npixels, peak_mb)``). Returns an :class:`Estimate` (``history`` or ``size-rule``).
+    """
+    rule = size_rule_mb(npixels, 0)
+    ratios = [peak / size_rule_mb(n, 0) for n, peak in history if peak and n]
+    if ratios:
+        low, high = HISTORY_SCALE_LIMITS
+        return Estimate(rule * min(max(max(ratios), low), high), "history")
+    return Estimate(rule, "size-rule")
+
+
 def next_reservation(current_mb, cap_mb):
     """The next rung of the ladder after running out at ``current_mb``; None past the cap."""
     if cap_mb is not None and current_mb >= cap_mb:
@@ -93,4 +110,4 @@ def next_reservation(current_mb, cap_mb):
     return min(bigger, cap_mb) if cap_mb is not None else bigger
 
 
-__all__ = ["Estimate", "estimate_memory_mb", "next_reservation", "size_rule_mb"]
+__all__ = ["Estimate", "align_memory_mb", "estimate_memory_mb", "next_reservation", "size_rule_mb"]
