@@ -414,14 +414,12 @@ class BatchRun:
                 self._maybe_align(group)
         for future in self.queue or ():
             key = self.futures.pop(future)
-            if key not in self.members:
-                retry = self._align_finished(key, future)
-            else:
-                retry = self._member_finished(self.members[key], future)
+            member = self.members.get(key)
+            retry = self._member_finished(member, future) if member else self._align_finished(key, future)
             if retry is not None:
                 self._enqueue(retry)
                 continue
-            if key not in self.members:
+            if member is None:
                 continue
             for group in self.groups:
                 if key in waiting[group.key]:
