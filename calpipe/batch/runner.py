@@ -7,11 +7,13 @@ product has settled, the product's alignment is one more task
 kinds reserve memory and climb the same ladder when they run out of it.
 """
 
+import contextlib
 import fcntl
 import logging
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -304,18 +306,26 @@ class BatchRun:
             self.db.upsert(f"align:{asn_path}", kind="align", association=str(asn_path), name=asn_path.name,
                            inputs=[], params={}, fingerprint="", state="failed", attempts=0, error=error)
         self.members = {m.key: m for g in self.groups for m in g.members}
-        todo = [m for m in self.members.values() if self._member_needs_run(m)]
-        self.progress = Progress(len(todo) + len(self.groups), self.options.progress)
-        self.client = self.cluster = None
+        self.client = self.cluster = self.progress = None
         self.futures = {}
         self.first_attempt = {}  # an alignment's first attempt in this run
+        # The workers start (and import calpipe) while the client checksums the inputs.
+        starter = ThreadPoolExecutor(1)
+        self.starting = starter.submit(start_client, self.options) if self.members else None
+        starter.shutdown(wait=False)
         try:
+            todo = [m for m in self.members.values() if self._member_needs_run(m)]
+            self.progress = Progress(len(todo) + len(self.groups), self.options.progress)
             self._execute(todo)
         except KeyboardInterrupt:
             self.db.reset_running()
             raise
         finally:
-            self.progress.close()
+            if self.progress is not None:
+                self.progress.close()
+            if self.client is None and self.starting is not None:
+                with contextlib.suppress(Exception):  # started, never used: only to be closed
+                    self.client, self.cluster, *_ = self.starting.result()
             _shut_down(self.client, self.cluster)
         if self.options.archive:
             self._archive()
@@ -362,7 +372,9 @@ class BatchRun:
     # -- execution ------------------------------------------------------------------------------
     def _ensure_client(self):
         if self.client is None:
-            self.client, self.cluster, self.threads, self.cap = start_client(self.options)
+            starting, self.starting = self.starting, None
+            started = starting.result() if starting is not None else start_client(self.options)
+            self.client, self.cluster, self.threads, self.cap = started
 
     def _submit(self, key, func, *args, reservation=None, **kwargs):
         self._ensure_client()

@@ -11,6 +11,7 @@ reads the staged images one at a time and writes the final ``_cal.asdf`` (and th
 rerun of an alignment always starts from the unaligned images.
 """
 
+import ctypes
 import gc
 import importlib
 import os
@@ -61,11 +62,21 @@ def frozen_heap(own_process):
         return
     gc.unfreeze()
     gc.collect()
+    _return_freed_memory()
     gc.freeze()
     try:
         yield
     finally:
         gc.unfreeze()
+
+
+def _return_freed_memory():
+    """Hand the heap's free pages back to the system (glibc), so that a task's peak starts from
+    what the worker holds, not from what earlier tasks once allocated."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc
 
 
 def pipeline_class(path):
