@@ -77,11 +77,14 @@ def estimate_memory_mb(path, *, npixels, nresultants, history=(), database=None)
     if predicted is not None and predicted[0] > 0:
         return Estimate(float(predicted[0]), f"model {predicted[1]}")
     rule = size_rule_mb(npixels, nresultants)
-    ratios = [peak / size_rule_mb(n, r) for n, r, peak in history if peak and n and r]
+    return _scaled(rule, [peak / size_rule_mb(n, r) for n, r, peak in history if peak and n and r])
+
+
+def _scaled(rule, ratios):
+    """The rule scaled by the largest measured-to-ruled ratio (bounded), or the rule alone."""
     if ratios:
         low, high = HISTORY_SCALE_LIMITS
-        scale = min(max(max(ratios), low), high)
-        return Estimate(rule * scale, "history")
+        return Estimate(rule * min(max(max(ratios), low), high), "history")
     return Estimate(rule, "size-rule")
 
 
@@ -94,12 +97,7 @@ def align_memory_mb(npixels, history=()):
     largest ratio of measured to ruled peak among earlier alignments (``history``: their
     ``(npixels, peak_mb)``). Returns an :class:`Estimate` (``history`` or ``size-rule``).
     """
-    rule = size_rule_mb(npixels, 0)
-    ratios = [peak / size_rule_mb(n, 0) for n, peak in history if peak and n]
-    if ratios:
-        low, high = HISTORY_SCALE_LIMITS
-        return Estimate(rule * min(max(max(ratios), low), high), "history")
-    return Estimate(rule, "size-rule")
+    return _scaled(size_rule_mb(npixels, 0), [peak / size_rule_mb(n, 0) for n, peak in history if peak and n])
 
 
 def next_reservation(current_mb, cap_mb):

@@ -31,6 +31,7 @@ from calpipe.resources import ResourceMonitor
 KILL_HOOK = "CALPIPE_BATCH_TEST_KILL"
 NEED_HOOK = "CALPIPE_BATCH_TEST_NEED_MB"
 
+
 def prepare_worker(threads=None, client_pid=None):
     """At the start of every task: set the kernels' threads for this worker.
 
@@ -54,8 +55,9 @@ def frozen_heap(own_process):
     every library the steps imported (some lazily, in the first task) and the worker's own
     state, and each of those collections scanned all of it: 10 collections took 15 of a
     23 s member task (512x512, loaded machine). Here the heap is collected once, its
-    survivors are frozen, and the task's own collections scan only what the task makes; the
-    next task's single collection unfreezes and reclaims whatever the last one left behind.
+    survivors are frozen, and the task's own collections scan only what the task makes. The
+    heap is unfrozen when the task ends, so the next task's collection reclaims whatever
+    this one left behind.
     """
     if not own_process:
         yield
