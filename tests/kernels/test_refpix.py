@@ -134,3 +134,14 @@ def test_read_noise_with_refpix_adds_variances_per_channel_and_row():
     assert noise.dtype == np.float32
     np.testing.assert_allclose(noise[2, 1] ** 2, 9.0 + 1.0 + 2.0, rtol=1e-6)
     np.testing.assert_allclose(noise[5, 6] ** 2, 9.0 + 7.0 + 5.0, rtol=1e-6)
+
+
+def test_refpix_variance_ignores_a_fixed_bias_pattern():
+    """A real detector's bias differs from pixel to pixel by hundreds of DN, the same in every
+    read: it is no noise, and adding it changes no estimate."""
+    cube, _ = dark_exposure(3)
+    pattern = np.random.default_rng(3).normal(0, 300, cube.shape[1:]).astype(np.float32)
+    plain = refpix_variance(cube, PATTERN, border=B, nchannels=CHANNELS)
+    patterned = refpix_variance(cube + pattern, PATTERN, border=B, nchannels=CHANNELS)
+    for a, b in zip(plain, patterned):
+        np.testing.assert_allclose(b, a, rtol=1e-6)

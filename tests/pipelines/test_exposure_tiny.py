@@ -63,8 +63,10 @@ def test_bookkeeping(cal, tiny):
     # No pointing in the tiny exposure: no WCS, a catalog without sky positions, nothing to align.
     assert cal.meta.cal_step.assign_wcs == "SKIPPED" and cal.meta.cal_step.tweakreg == "SKIPPED"
     assert cal.meta.cal_step.source_catalog == "COMPLETE"
+    # calpipe's own references hold no dark decay, and the detector is not WFI18
+    assert cal.meta.cal_step.dark_decay == "SKIPPED" and cal.meta.cal_step.wfi18_transient == "SKIPPED"
     assert cal.meta.wcs_fit_results.reason == "no WCS (assign_wcs not run)"
-    assert len(cal.meta.cal_logs) == len(STEPS) + 4
+    assert len(cal.meta.cal_logs) == len(STEPS) + 6
     assert cal.meta.photometry.conversion_megajanskys == 0.5
     assert cal.meta.photometry.pixelarea_arcsecsq == pytest.approx(2.8e-13 * (180 / np.pi * 3600) ** 2)
 
