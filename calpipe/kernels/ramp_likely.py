@@ -44,7 +44,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from calpipe.kernels.ramp_optimal import CONSISTENCY_SIGMA, load_chunk, load_pixel, single_resultant
+from calpipe.kernels.ramp_optimal import CONSISTENCY_SIGMA, load_chunk, load_pixel, poisson_variance
+from calpipe.kernels.ramp_optimal import single_resultant
 from calpipe.kernels.ramp_optimal import UNRELIABLE as _UNRELIABLE
 from calpipe.kernels.ramp_optimal import store_chunk, store_pixel
 
@@ -372,7 +373,7 @@ def fit_pixel(r, usable, read_var, tbar, tau, nreads, c, detect, th1, th2,
     qb, qc = _solve_x(m, a, b, used, d, ipiv, x)
     slope = qb / qc
     vr, vp = _variances(m, x, qc, used, c)
-    return slope, read_var * vr, max(slope, 0.0) * vp, njumps, unreliable
+    return slope, read_var * vr, poisson_variance(slope, vp, read_var * vr), njumps, unreliable
 
 
 # ----------------------------------------------------------------------------------
@@ -525,7 +526,7 @@ def _fast_chunk(w, r, rvar, c, detect, th1, th2, slow, d, srt, ipiv, x, y,
     for j in range(w):
         sl = out_slope[j]
         out_vr[j] = rvar[j] * t1[j]
-        out_vp[j] = (sl if sl > 0.0 else 0.0) * t2[j]
+        out_vp[j] = poisson_variance(sl, t2[j], out_vr[j])
 
 
 @njit(cache=True, error_model="numpy")

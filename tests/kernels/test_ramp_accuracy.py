@@ -18,9 +18,6 @@ NPIX = 20000
 NPIX_CLEAN = 40000  # median z known to 0.006
 NPIX_SLOW = 200000
 ALGORITHMS = ["likely", "optimal"]
-# The optimal search splits the ramp around each jump (Sharma & Casertano) and loses
-# the pixels whose hits land in short pieces: it does not meet the multi-hit limits.
-OPTIMAL_MULTI_HIT = pytest.mark.xfail(strict=True, reason="optimal: multi-hit limits not met yet")
 
 
 def _multi_hit(algorithm, nhits, npix):
@@ -31,14 +28,14 @@ def _multi_hit(algorithm, nhits, npix):
 
 
 @pytest.mark.parametrize("nhits", [2, 3])
-@pytest.mark.parametrize("algorithm", ["likely", pytest.param("optimal", marks=OPTIMAL_MULTI_HIT)])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_multiple_hits(algorithm, nhits):
     _multi_hit(algorithm, nhits, NPIX)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("nhits", [2, 3])
-@pytest.mark.parametrize("algorithm", ["likely", pytest.param("optimal", marks=OPTIMAL_MULTI_HIT)])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_multiple_hits_large(algorithm, nhits):
     _multi_hit(algorithm, nhits, NPIX_SLOW)
 
@@ -76,26 +73,15 @@ def test_three_resultants_no_false_jumps_no_bias_large(fraction):
 
 def _clean(algorithm, pattern, fraction, npix):
     r = ramp_cases.clean_case(algorithm, pattern, fraction, npix,
-                                 seed=len(pattern) * 100 + int(fraction * 1000))
+                              seed=len(pattern) * 100 + int(fraction * 1000))
     assert abs(r["median_z"]) < 0.03, r
     assert 0.97 <= r["std_z"] <= 1.03, r
     assert r["flagged"] <= 0.001, r
 
 
-# At exactly zero flux the Poisson variance is computed from the fitted slope clipped at
-# zero: positive fluctuations get a larger err than negative ones, and with many reads
-# per resultant the robust std of z falls below 0.97.
-ZERO_FLUX_MANY_READS = pytest.mark.xfail(strict=False, reason="err 2-4% too large at zero flux")
-
-
 def _clean_params():
-    out = []
-    for pattern in rl.PATTERNS:
-        for fraction in ramp_cases.FRACTIONS:
-            for algorithm in ALGORITHMS:
-                marks = [ZERO_FLUX_MANY_READS] if fraction == 0.0 and pattern != "3" else []
-                out.append(pytest.param(algorithm, pattern, fraction, marks=marks))
-    return out
+    return [pytest.param(algorithm, pattern, fraction)
+            for pattern in rl.PATTERNS for fraction in ramp_cases.FRACTIONS for algorithm in ALGORITHMS]
 
 
 @pytest.mark.parametrize("algorithm, pattern, fraction", _clean_params())
