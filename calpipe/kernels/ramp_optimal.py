@@ -43,8 +43,9 @@ DEFAULT_INTERCEPT = 5.5
 THRESHOLD_SLOPE = 1.0 / 3.0
 """Decrease of the jump threshold per decade of count rate (e/s)."""
 NEIGHBOUR_SIGMA = 2.0
-"""A multi-read resultant next to a jump is dropped with it when the difference on its
-other side lies this far above the slope (part of the jump may be inside it)."""
+"""A multi-read resultant beside a cut jump is dropped too when the difference on its
+other side lies this far above the fit of everything else (part of the jump may be
+inside it)."""
 CONSISTENCY_SIGMA = 3.0
 """After a jump, a piece of the ramp this many sigma below the rest marks the fit as
 untrustworthy (shared by both algorithms)."""
