@@ -1,13 +1,14 @@
 """calpipe batch against strun on one association, and Dask's cost per task.
 
-    python benchmarks/batch.py [--size 1024] [--members 18] [--nresultants 6] [--tiny 200] [--workdir DIR]
+    python benchmarks/batch.py [--size 1024] [--members 18] [--nresultants 6] [--workers 1,2]
+                               [--tiny 200] [--workdir DIR]
 
 Simulates an association of ``--members`` dithered exposures (once; reused if present),
 then in the same run:
 
 1. ``strun exposure_pipeline asn.json`` (the baseline: one process, members one after
    another, all calibrated members kept until tweakreg);
-2. ``calpipe batch run asn.json --workers 1`` and ``--workers 2`` (fresh output folders),
+2. ``calpipe batch run asn.json --workers N`` for each N of ``--workers`` (fresh output folders),
 
 and prints for each the wall time of the whole command (start-up included), exposures per
 minute and the peak resident memory per process (strun) or per worker (the largest peak any
@@ -100,6 +101,7 @@ def main():
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--members", type=int, default=18)
     parser.add_argument("--nresultants", type=int, default=6)
+    parser.add_argument("--workers", default="1,2", help="worker counts of the batch runs, comma-separated")
     parser.add_argument("--tiny", type=int, default=200, help="no-op tasks for the overhead figure")
     parser.add_argument("--workdir", default="bench-batch")
     args = parser.parse_args()
@@ -124,7 +126,7 @@ def main():
     wall, peak = timed([str(bindir / "strun"), "exposure_pipeline", str(asn), "--output-dir", str(out),
                         "--ref-store", str(refs)], env)
     results["strun"] = {"wall_s": wall, "peak_mb": peak}
-    for workers in (1, 2):
+    for workers in (int(n) for n in args.workers.split(",")):
         out = work / f"batch-{workers}"
         if out.exists():
             import shutil

@@ -1,8 +1,8 @@
 """Accuracy and speed of the saturation, linearity and refpix kernels on read-level ramps.
 
-    python benchmarks/detector_steps.py [--size 4096] [--repeat 3]
+    python benchmarks/detector_steps.py [--size 4096] [--repeat 3] [--time-only]
 
-The ramps come from the tests' read-level construction (tests/kernels/readout.py: Poisson
+The ramps come from the tests' read-level construction (tests/support/readout.py: Poisson
 charge read by read, a response with a knee near full well, a pedestal, read noise),
 which shares no code with ``calpipe.simulate``. Printed:
 
@@ -14,6 +14,9 @@ which shares no code with ``calpipe.simulate``. Printed:
   kernel given single-read resultants) against the correction through the reads;
 - linearity time on a ``size x size x 6`` cube, the baseline being the polynomial of the
   means (same kernel, same cube, alternating, median of ``--repeat``);
+- the Roman corrections' time on the same cube against the linearity through the reads
+  (alternating, median of ``--repeat``): dark decay (``subtract_dark_decay``) and the
+  integral non-linearity table (``correct_integral_nonlinearity``, 32 channels, 1025 counts);
 - refpix: the variance its estimates add, as a share of the read-noise variance; and the
   mean error of the estimates over 150 dark 256x256 exposures (tests/kernels/test_refpix.py's
   construction), per resultant, with its standard error: a bias would show here.
@@ -27,11 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "kernels"))
-import readout  # noqa: E402
-from test_refpix import PATTERN, dark_exposure  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support import readout  # noqa: E402
+from support.refpix_darks import PATTERN, dark_exposure  # noqa: E402
 
-from calpipe.kernels.linearity import correct_linearity  # noqa: E402
+from calpipe.kernels.dark_decay import pixel_read_times, subtract_dark_decay  # noqa: E402
+from calpipe.kernels.linearity import correct_integral_nonlinearity, correct_linearity  # noqa: E402
 from calpipe.kernels.ramp import fit_ramps  # noqa: E402
 from calpipe.kernels.refpix import refpix_offsets, refpix_variance  # noqa: E402
 from calpipe.kernels.saturation import flag_saturation  # noqa: E402
@@ -87,13 +91,18 @@ def linearity_bias(npix=4000):
         print(f"  {name:<16} " + "   ".join(line))
 
 
-def linearity_time(size, repeat):
-    pattern = READ_PATTERNS["uneven6"]
+def _linearity_case(size):
+    """A ``size x size x 6`` cube of straight ramps and a cubic polynomial for it."""
     rng = np.random.default_rng(0)
     base = rng.uniform(0, 30000, (size, size)).astype(np.float32)
-    cube0 = np.stack([base * (i + 1) / 6 for i in range(6)])
     coeffs = np.zeros((6, size, size), np.float32)
     coeffs[1], coeffs[2], coeffs[3] = 1.0, 1e-6, 1e-11
+    return np.stack([base * (i + 1) / 6 for i in range(6)]), coeffs
+
+
+def linearity_time(size, repeat):
+    pattern = READ_PATTERNS["uneven6"]
+    cube0, coeffs = _linearity_case(size)
     gdq = np.zeros(cube0.shape, np.uint8)
 
     def run(pat):
@@ -110,6 +119,33 @@ def linearity_time(size, repeat):
         reads.append(run(pattern))
     m, r = statistics.median(means), statistics.median(reads)
     print(f"linearity time, {size}x{size}x6 uneven6: means {m:.2f} s, through the reads {r:.2f} s, ratio {r / m:.2f}")
+
+
+def roman_corrections_time(size, repeat):
+    pattern = READ_PATTERNS["uneven6"]
+    cube0, coeffs = _linearity_case(size)
+    gdq = np.zeros(cube0.shape, np.uint8)
+    value = np.linspace(0, 65535, 1025)
+    table = 3 * np.sin(value[None, :] / 2000 + np.arange(32)[:, None])
+    times = pixel_read_times((size, size), 3.04, 1)
+    runs = {
+        "linearity (baseline)": lambda c: correct_linearity(c, gdq, coeffs, np.zeros((size, size), np.uint32),
+                                                            pattern),
+        "integral non-linearity": lambda c: correct_integral_nonlinearity(c, gdq, pattern, value, table),
+        "dark decay": lambda c: subtract_dark_decay(c, pattern, 3.04, 30.0, 20.0, times),
+    }
+    spent = {name: [] for name in runs}
+    for k in range(repeat + 1):  # the first round compiles or loads from the cache
+        for name, run in runs.items():
+            cube = cube0.copy()
+            t0 = time.perf_counter()
+            run(cube)
+            if k:
+                spent[name].append(time.perf_counter() - t0)
+    base = statistics.median(spent["linearity (baseline)"])
+    for name, values in spent.items():
+        m = statistics.median(values)
+        print(f"{name} time, {size}x{size}x6 uneven6: {m:.2f} s, ratio to linearity {m / base:.2f}")
 
 
 def refpix_share():
@@ -135,10 +171,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--time-only", action="store_true", help="only the timings")
     args = parser.parse_args()
+    if args.time_only:
+        linearity_time(args.size, args.repeat)
+        roman_corrections_time(args.size, args.repeat)
+        return
     saturation()
     linearity_bias()
     linearity_time(args.size, args.repeat)
+    roman_corrections_time(args.size, args.repeat)
     refpix_share()
 
 

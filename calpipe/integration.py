@@ -7,6 +7,8 @@ STEPS = [
     ("calpipe.steps.DQInitStep", "dq_init", False),
     ("calpipe.steps.SaturationStep", "saturation", False),
     ("calpipe.steps.RefPixStep", "refpix", False),
+    ("calpipe.steps.DarkDecayStep", "dark_decay", False),
+    ("calpipe.steps.Wfi18TransientStep", "wfi18_transient", False),
     ("calpipe.steps.LinearityStep", "linearity", False),
     ("calpipe.steps.RampFitStep", "ramp_fit", False),
     ("calpipe.steps.DarkCurrentStep", "dark_current", False),

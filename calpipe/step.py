@@ -17,6 +17,7 @@ from stpipe import Pipeline, Step
 from calpipe import __version__, _stpipe_hooks, compile_notice, datamodels
 from calpipe.archive.checksums import file_checksum
 from calpipe.datamodels import DataModel, DataModelError
+from calpipe.datamodels.models import roman_output
 from calpipe.references import find_store
 from calpipe.references.store import WILDCARDS
 from calpipe.resources import ResourceMonitor
@@ -28,7 +29,7 @@ _stpipe_hooks.install()
 # before a new one is added; tests/test_integration.py keeps the list equal to the steps'.
 PRODUCT_SUFFIXES = {"uncal", "ramp", "rate", "cal", "cat", "segm", "wcs"}
 KNOWN_SUFFIXES = PRODUCT_SUFFIXES | {
-    "dq_init", "saturation", "refpix", "linearity", "ramp_fit", "dark_current",
+    "dq_init", "saturation", "refpix", "dark_decay", "wfi18_transient", "linearity", "ramp_fit", "dark_current",
     "flat_field", "photom", "assign_wcs", "source_catalog", "tweakreg",
     "exposure_pipeline", "scrub", "ingest", "training_ingest",
 }
@@ -137,7 +138,11 @@ class CalStep(Step):
     def open_reference(self, input_model, reftype):
         """The reference model of ``reftype`` for ``input_model``, checked to be of that type."""
         found = self.get_reference_file(input_model, reftype)
-        model = found if isinstance(found, DataModel) else datamodels.open(found)
+        if isinstance(found, DataModel):
+            model = found
+        else:
+            from_store = self.get_ref_override(reftype) in (None, "")
+            model = datamodels.open(found, checksums=not (from_store and self.reference_store().unchanged(found)))
         expected = datamodels.REFERENCE_MODELS[reftype]
         if not isinstance(model, expected):
             raise DataModelError(
@@ -158,14 +163,19 @@ class CalStep(Step):
             for reftype, path in reference_files_used:
                 setattr(result.meta.ref_file, reftype, str(path))
 
-    def add_side_product(self, model, suffix, product):
+    def add_side_product(self, model, suffix, product, writer=None):
         """Save ``product`` as ``<root>_<suffix>`` whenever ``model`` is saved, in the same write.
 
-        ``product`` is a data model (written as ASDF) or a table (written as ECSV). Returns the
-        path it will have.
+        ``product`` is a data model (written as ASDF) or a table (written as ECSV), or anything
+        that ``writer(product, path)`` writes as ASDF. Returns the path it will have.
         """
         base = model.meta.get("filename") or type(model).__name__.lower()
-        if isinstance(product, DataModel):
+        if writer is not None:
+            path = self.make_output_path(basepath=base, suffix=suffix, ext="asdf")
+
+            def write(tmp):
+                writer(product, tmp)
+        elif isinstance(product, DataModel):
             path = self.make_output_path(basepath=base, suffix=suffix, ext="asdf")
             write = product.write_to
         else:
@@ -176,6 +186,10 @@ class CalStep(Step):
 
         model.add_side_product(path, write)
         return path
+
+    def roman_products(self, model):
+        """Whether ``model``'s products are written in the Roman formats (see ``output_format``)."""
+        return roman_output(model.tree["meta"], self.search_attr("output_format"))
 
     def record(self, model, status):
         """Set ``meta.cal_step.<alias>`` (COMPLETE, SKIPPED, FAILED)."""
@@ -199,14 +213,17 @@ class CalPipeline(Pipeline, CalStep):
     def _precache_references(self, input_file):
         """References are local: nothing to fetch ahead."""
 
-    def record_provenance(self, model, input_path=None):
+    def record_provenance(self, model, input_path=None, input_checksum=None):
         """Record in ``meta.provenance`` what made the product: the calpipe and dependency
-        versions, every step's parameters, and the checksum of the input file."""
+        versions, every step's parameters, and the checksum of the input file
+        (``input_checksum`` when already computed, else read here)."""
+        if input_path is not None and input_checksum is None:
+            input_checksum = file_checksum(input_path)
         model.meta.provenance = {
             "calpipe_version": __version__,
             "dependencies": {name: _version_of(name) for name in PROVENANCE_DEPENDENCIES},
             "parameters": _plain(self.get_pars()),
-            "inputs": {} if input_path is None else {os.path.basename(input_path): file_checksum(input_path)},
+            "inputs": {} if input_path is None else {os.path.basename(input_path): input_checksum},
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
         }
 

@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
-from tiny_data import exposure_meta, write_tiny_exposure, write_tiny_store
+from support.tiny_data import exposure_meta, write_tiny_exposure, write_tiny_store
 
 from calpipe import datamodels as dm
+from calpipe.simulate import sky
 
 
 @pytest.fixture
@@ -19,3 +20,9 @@ def tiny(tmp_path, monkeypatch):
     store = write_tiny_store(tmp_path / "refs")
     monkeypatch.setenv("CALPIPE_REFS", str(store))
     return write_tiny_exposure(tmp_path / "cp00001001001_0001_wfi01_uncal.asdf"), store
+
+
+@pytest.fixture(scope="session")
+def distortion():
+    """The simulator's distortion model of a WFI detector."""
+    return sky.distortion_model()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_data import write_tiny_exposure
+from support.tiny_data import write_tiny_exposure
 
 from calpipe import cli
 from calpipe import datamodels as dm

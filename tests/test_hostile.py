@@ -17,7 +17,7 @@ import asdf
 import numpy as np
 import pytest
 from stpipe._cli import strun as strun_cli
-from tiny_data import write_tiny_association, write_tiny_exposure, write_tiny_store
+from support.tiny_data import write_tiny_association, write_tiny_exposure, write_tiny_store
 
 from calpipe import cli
 

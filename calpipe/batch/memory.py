@@ -77,12 +77,27 @@ def estimate_memory_mb(path, *, npixels, nresultants, history=(), database=None)
     if predicted is not None and predicted[0] > 0:
         return Estimate(float(predicted[0]), f"model {predicted[1]}")
     rule = size_rule_mb(npixels, nresultants)
-    ratios = [peak / size_rule_mb(n, r) for n, r, peak in history if peak and n and r]
+    return _scaled(rule, [peak / size_rule_mb(n, r) for n, r, peak in history if peak and n and r])
+
+
+def _scaled(rule, ratios):
+    """The rule scaled by the largest measured-to-ruled ratio (bounded), or the rule alone."""
     if ratios:
         low, high = HISTORY_SCALE_LIMITS
-        scale = min(max(max(ratios), low), high)
-        return Estimate(rule * scale, "history")
+        return Estimate(rule * min(max(max(ratios), low), high), "history")
     return Estimate(rule, "size-rule")
+
+
+def align_memory_mb(npixels, history=()):
+    """The memory (MB) to reserve for aligning an association whose largest member has ``npixels``.
+
+    The alignment fits on the members' entries (WCS and selected sources, a few kB each)
+    and then holds one calibrated image at a time: the size rule without the ramp,
+    ``BASE_MB`` plus ``BYTES_PER_PIXEL`` per pixel, scaled like members' estimates by the
+    largest ratio of measured to ruled peak among earlier alignments (``history``: their
+    ``(npixels, peak_mb)``). Returns an :class:`Estimate` (``history`` or ``size-rule``).
+    """
+    return _scaled(size_rule_mb(npixels, 0), [peak / size_rule_mb(n, 0) for n, peak in history if peak and n])
 
 
 def next_reservation(current_mb, cap_mb):
@@ -93,4 +108,4 @@ def next_reservation(current_mb, cap_mb):
     return min(bigger, cap_mb) if cap_mb is not None else bigger
 
 
-__all__ = ["Estimate", "estimate_memory_mb", "next_reservation", "size_rule_mb"]
+__all__ = ["Estimate", "align_memory_mb", "estimate_memory_mb", "next_reservation", "size_rule_mb"]

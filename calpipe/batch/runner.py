@@ -3,14 +3,17 @@
 The client is the only writer of the state database. Each association member is one task
 (:func:`calpipe.batch.tasks.calibrate_member`); once every member of an association's
 product has settled, the product's alignment is one more task
-(:func:`calpipe.batch.tasks.align_association`) over the members that succeeded.
+(:func:`calpipe.batch.tasks.align_association`) over the members that succeeded. Both
+kinds reserve memory and climb the same ladder when they run out of it.
 """
 
+import contextlib
 import fcntl
 import logging
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +21,7 @@ from calpipe.associations.asn import AsnError, load_asn
 from calpipe.errors import CalpipeError
 
 from . import tasks
-from .memory import estimate_memory_mb, next_reservation
+from .memory import align_memory_mb, estimate_memory_mb, next_reservation
 from .state import StateDB, file_record, fingerprint, sha256_of
 
 log = logging.getLogger(__name__)
@@ -303,17 +306,26 @@ class BatchRun:
             self.db.upsert(f"align:{asn_path}", kind="align", association=str(asn_path), name=asn_path.name,
                            inputs=[], params={}, fingerprint="", state="failed", attempts=0, error=error)
         self.members = {m.key: m for g in self.groups for m in g.members}
-        todo = [m for m in self.members.values() if self._member_needs_run(m)]
-        self.progress = Progress(len(todo) + len(self.groups), self.options.progress)
-        self.client = self.cluster = None
+        self.client = self.cluster = self.progress = None
         self.futures = {}
+        self.first_attempt = {}  # an alignment's first attempt in this run
+        # The workers start (and import calpipe) while the client checksums the inputs.
+        starter = ThreadPoolExecutor(1)
+        self.starting = starter.submit(start_client, self.options) if self.members else None
+        starter.shutdown(wait=False)
         try:
+            todo = [m for m in self.members.values() if self._member_needs_run(m)]
+            self.progress = Progress(len(todo) + len(self.groups), self.options.progress)
             self._execute(todo)
         except KeyboardInterrupt:
             self.db.reset_running()
             raise
         finally:
-            self.progress.close()
+            if self.progress is not None:
+                self.progress.close()
+            if self.client is None and self.starting is not None:
+                with contextlib.suppress(Exception):  # started, never used: only to be closed
+                    self.client, self.cluster, *_ = self.starting.result()
             _shut_down(self.client, self.cluster)
         if self.options.archive:
             self._archive()
@@ -336,7 +348,7 @@ class BatchRun:
         fp = fingerprint(record["sha256"], self.params_fp)
         staged = tasks.staged_path(self.staging, member.path)
         if (not self.options.force and row and row["state"] == "done" and row["fingerprint"] == fp
-                and staged.exists() and _products_exist(row)):
+                and staged.exists() and tasks.entry_path(self.staging, member.path).exists() and _products_exist(row)):
             return False
         meta, npixels, nresultants = _exposure_size(member.path)
         self.db.upsert(member.key, kind="member", association=self._asn_of(member), name=member.root,
@@ -360,7 +372,9 @@ class BatchRun:
     # -- execution ------------------------------------------------------------------------------
     def _ensure_client(self):
         if self.client is None:
-            self.client, self.cluster, self.threads, self.cap = start_client(self.options)
+            starting, self.starting = self.starting, None
+            started = starting.result() if starting is not None else start_client(self.options)
+            self.client, self.cluster, self.threads, self.cap = started
 
     def _submit(self, key, func, *args, reservation=None, **kwargs):
         self._ensure_client()
@@ -406,18 +420,18 @@ class BatchRun:
                                           history=history, database=self.options.ingest)
             self.db.upsert(member.key, reservation_source=estimate.source)
             self._ensure_client()
-            self._enqueue(self._submit_member(member, 1, min(estimate.mb, self.cap) if self.cap else estimate.mb))
+            self._enqueue(self._submit_member(member, 1, self._capped(estimate.mb)))
         for group in self.groups:
             if not waiting[group.key]:
                 self._maybe_align(group)
         for future in self.queue or ():
             key = self.futures.pop(future)
-            if key not in self.members:
-                self._align_finished(key, future)
-                continue
-            retry = self._member_finished(self.members[key], future)
+            member = self.members.get(key)
+            retry = self._member_finished(member, future) if member else self._align_finished(key, future)
             if retry is not None:
                 self._enqueue(retry)
+                continue
+            if member is None:
                 continue
             for group in self.groups:
                 if key in waiting[group.key]:
@@ -436,17 +450,27 @@ class BatchRun:
                            products=[result["staged"], *result["products"]], error=None)
             self._finished(member.key, "done")
             return None
-        self.db.add_attempt(member.key, attempt, reservation, outcome, error=error)
-        if outcome == "memory" and attempt <= self.options.retries:
+        return self._retry_or_fail(member.key, attempt, reservation, outcome, error,
+                                   lambda bigger: self._submit_member(member, attempt + 1, bigger))
+
+    def _retry_or_fail(self, key, attempt, reservation, outcome, error, resubmit):
+        """Record a failed attempt; after running out of memory, ``resubmit`` one rung higher.
+
+        ``attempt`` counts this run's attempts (an alignment's also earlier runs'): ``--retries``
+        bounds those made in this run.
+        """
+        self.db.add_attempt(key, attempt, reservation, outcome, error=error)
+        tries = attempt - self.first_attempt.get(key, 1) + 1
+        if outcome == "memory" and tries <= self.options.retries and reservation is not None:
             bigger = next_reservation(reservation, self.cap)
             if bigger is not None:
                 log.warning("%s ran out of memory at %.0f MB (%s): retrying with %.0f MB",
-                            member.root, reservation, error, bigger)
-                return self._submit_member(member, attempt + 1, bigger)
+                            self._name(key), reservation, error, bigger)
+                return resubmit(bigger)
         if outcome == "memory":
-            error = f"out of memory after {attempt} attempt(s), last reservation {reservation:.0f} MB: {error}"
-        self.db.upsert(member.key, state="failed", error=error)
-        self._finished(member.key, "failed")
+            error = f"out of memory after {tries} attempt(s), last reservation {reservation or 0:.0f} MB: {error}"
+        self.db.upsert(key, state="failed", error=error)
+        self._finished(key, "failed")
         return None
 
     def _maybe_align(self, group):
@@ -462,25 +486,41 @@ class BatchRun:
                 and _products_exist(row)):
             self._finished(group.key, "done")
             return
-        inputs = [{"path": str(tasks.staged_path(self.staging, m.path)), "member": m.key} for m, _ in done]
+        inputs = [{"path": str(tasks.staged_path(self.staging, m.path)),
+                   "entry": str(tasks.entry_path(self.staging, m.path)), "member": m.key} for m, _ in done]
         attempt = (row["attempts"] if row and row["fingerprint"] == fp else 0) + 1
+        self.first_attempt[group.key] = attempt
+        npixels = max(r["npixels"] or 0 for _, r in done)
+        history = [(n, peak) for n, _, peak in self.db.history("align")]
+        estimate = align_memory_mb(npixels, history)
         self.db.upsert(group.key, kind="align", association=str(group.asn_path), name=group.name,
-                       inputs=inputs, params=self.pars, fingerprint=fp, state="running", attempts=attempt,
-                       error=None)
-        self._enqueue(self._submit(group.key, tasks.align_association, [i["path"] for i in inputs],
-                               self.class_path, self.pars, str(self.out)))
+                       inputs=inputs, params=self.pars, fingerprint=fp, state="pending", attempts=attempt - 1,
+                       npixels=npixels, nresultants=0, reservation_source=estimate.source, error=None)
+        self._enqueue(self._submit_align(group, attempt, self._capped(estimate.mb)))
+
+    def _capped(self, mb):
+        return min(mb, self.cap) if self.cap else mb
+
+    def _submit_align(self, group, attempt, reservation):
+        inputs = self.db.get(group.key)["inputs"]
+        self.db.upsert(group.key, state="running", attempts=attempt, reservation_mb=reservation)
+        return self._submit(group.key, tasks.align_association, [i["path"] for i in inputs],
+                            [i["entry"] for i in inputs], self.class_path, self.pars, str(self.out),
+                            name=group.name, attempt=attempt, reservation_mb=reservation, reservation=reservation)
 
     def _align_finished(self, key, future):
         row = self.db.get(key)
+        attempt, reservation = row["attempts"], row["reservation_mb"]
         outcome, error, result = _outcome(future)
         if outcome == "done":
-            self.db.add_attempt(key, row["attempts"], None, "done", wall_s=result["wall_s"], peak_mb=result["peak_mb"])
+            self.db.add_attempt(key, attempt, reservation, "done", wall_s=result["wall_s"], peak_mb=result["peak_mb"])
             self.db.upsert(key, state="done", wall_s=result["wall_s"], peak_mb=result["peak_mb"],
                            products=result["products"], error=None)
-        else:
-            self.db.add_attempt(key, row["attempts"], None, outcome, error=error)
-            self.db.upsert(key, state="failed", error=error)
-        self._finished(key, "done" if outcome == "done" else "failed")
+            self._finished(key, "done")
+            return None
+        group = next(g for g in self.groups if g.key == key)
+        return self._retry_or_fail(key, attempt, reservation, outcome, error,
+                                   lambda bigger: self._submit_align(group, attempt + 1, bigger))
 
     # -- after the run ----------------------------------------------------------------------------
     def _finished_associations(self):

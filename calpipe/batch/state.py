@@ -130,12 +130,12 @@ class StateDB:
                                 .order_by(attempts.c.number)).mappings().all()
         return [dict(r) for r in rows]
 
-    def history(self):
-        """(npixels, nresultants, peak_mb) of every member calibrated so far."""
+    def history(self, kind="member"):
+        """(npixels, nresultants, peak_mb) of every task of ``kind`` done so far."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(tasks.c.npixels, tasks.c.nresultants, tasks.c.peak_mb).where(
-                    tasks.c.kind == "member", tasks.c.state == "done", tasks.c.peak_mb.is_not(None))
+                    tasks.c.kind == kind, tasks.c.state == "done", tasks.c.peak_mb.is_not(None))
             ).all()
         return [tuple(r) for r in rows]
 

@@ -3,19 +3,24 @@
 Both build the pipeline from the same parameters the client resolved, run the
 pipeline's own steps (``ExposurePipeline.calibrate`` and its ``tweakreg`` step) and write
 every product through a temporary name renamed into place, so a worker that dies leaves
-no partial product. A member's calibrated image goes first to the staging folder; the
-alignment reads the staged images one at a time and writes the final ``_cal.asdf``
-(and the ``_wcs.asdf`` and updated ``_cat.ecsv`` of aligned exposures) into the output
-folder, so a rerun of an alignment always starts from the unaligned images.
+no partial product. A member's calibrated image goes first to the staging folder, with
+what tweakreg needs of it (its WCS and selected sources, a few kB: the alignment entry,
+computed as soon as the member is calibrated); the alignment reads the entries, fits, then
+reads the staged images one at a time and writes the final ``_cal.asdf`` (and the
+``_wcs.asdf`` and updated ``_cat.ecsv`` of aligned exposures) into the output folder, so a
+rerun of an alignment always starts from the unaligned images.
 """
 
+import ctypes
 import gc
 import importlib
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 
 from calpipe import datamodels
+from calpipe.atomic import atomic_path
 from calpipe.errors import CalpipeError
 from calpipe.resources import ResourceMonitor
 
@@ -26,28 +31,54 @@ from calpipe.resources import ResourceMonitor
 KILL_HOOK = "CALPIPE_BATCH_TEST_KILL"
 NEED_HOOK = "CALPIPE_BATCH_TEST_NEED_MB"
 
-_prepared = False
-
 
 def prepare_worker(threads=None, client_pid=None):
-    """Once per worker process: freeze the objects imports created, set the kernels' threads.
+    """At the start of every task: set the kernels' threads for this worker.
 
-    stpipe runs a full garbage collection before every step; in a long-lived worker that
-    holds every imported module, freezing them out of the collector's view makes each
-    collection cheap (0.4 s per step at 256x256 otherwise). Workers that are threads of the
-    client's own process (``client_pid``) are left as they are.
+    Workers that are threads of the client's own process (``client_pid``) are left as they
+    are; they share the client's garbage collector too (see :func:`frozen_heap`).
     """
-    global _prepared
     if os.getpid() == client_pid:
-        return
+        return False
     if threads:
         import numba
 
         numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
-    if not _prepared:
-        gc.collect()
-        gc.freeze()
-        _prepared = True
+    return True
+
+
+@contextmanager
+def frozen_heap(own_process):
+    """Run a task with the worker's long-lived objects frozen out of the garbage collector.
+
+    stpipe runs a full collection before every step. In a long-lived worker the heap holds
+    every library the steps imported (some lazily, in the first task) and the worker's own
+    state, and each of those collections scanned all of it: 10 collections took 15 of a
+    23 s member task (512x512, loaded machine). Here the heap is collected once, its
+    survivors are frozen, and the task's own collections scan only what the task makes. The
+    heap is unfrozen when the task ends, so the next task's collection reclaims whatever
+    this one left behind.
+    """
+    if not own_process:
+        yield
+        return
+    gc.unfreeze()
+    gc.collect()
+    _return_freed_memory()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _return_freed_memory():
+    """Hand the heap's free pages back to the system (glibc), so that a task's peak starts from
+    what the worker holds, not from what earlier tasks once allocated."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc
 
 
 def pipeline_class(path):
@@ -74,8 +105,27 @@ def staged_path(staging_dir, uncal):
     return Path(staging_dir) / f"{root_of(uncal)}_cal.asdf"
 
 
-def _test_hooks(uncal, attempt, reservation_mb):
-    root = root_of(uncal)
+def entry_path(staging_dir, uncal):
+    return Path(staging_dir) / f"{root_of(uncal)}_align.asdf"
+
+
+def write_entry(path, entry):
+    """Store one member's alignment entry (see ``TweakRegStep.entry``), atomically."""
+    import asdf
+
+    with atomic_path(path) as tmp:
+        asdf.AsdfFile(dict(entry)).write_to(tmp)
+    return str(path)
+
+
+def read_entry(path):
+    import asdf
+
+    with asdf.open(path, lazy_load=False, memmap=False) as af:
+        return {k: v for k, v in af.tree.items() if k not in ("asdf_library", "history")}
+
+
+def _test_hooks(root, attempt, reservation_mb):
     if os.environ.get(KILL_HOOK) == root and attempt == 1:
         os.kill(os.getpid(), 9)
     needs = dict(item.split(":") for item in os.environ.get(NEED_HOOK, "").split(",") if ":" in item)
@@ -92,21 +142,22 @@ def calibrate_member(uncal, class_path, pars, out_dir, staging_dir, *, attempt=1
     the wall time and the peak resident memory of the worker during the task; or
     ``{"failed": line}`` for bad input, ``{"memory": line}`` when memory ran out.
     """
-    prepare_worker(threads, client_pid)
+    own_process = prepare_worker(threads, client_pid)
     Path(staging_dir).mkdir(parents=True, exist_ok=True)
     try:
-        with ResourceMonitor() as monitor:
-            _test_hooks(uncal, attempt, reservation_mb)
+        with frozen_heap(own_process), ResourceMonitor() as monitor:
+            _test_hooks(root_of(uncal), attempt, reservation_mb)
             pipeline = build_pipeline(class_path, pars, out_dir)
             raw = datamodels.open(uncal)
             image = pipeline.calibrate(raw, close_raw=True)
+            entry = write_entry(entry_path(staging_dir, uncal), pipeline.tweakreg.entry(image))
         usage = monitor.record()
         # The member's own run stands where strun puts the association run's record.
         pipeline.record(image, "COMPLETE")
         image.meta.resources.exposure_pipeline = usage
         image.meta.cal_logs = [*(image.meta.get("cal_logs") or []),
                                f"exposure_pipeline: {usage['wall_seconds']:.2f} s, peak RSS {usage['peak_rss_mb']:.0f} MB"]
-        products = image.side_products  # the catalog and segmentation map, written with the image
+        products = [entry, *image.side_products]  # the catalog and segmentation map, written with the image
         staged = image.save(staged_path(staging_dir, uncal))
     except (CalpipeError, OSError, MemoryError) as err:
         return _failure(err)
@@ -121,13 +172,16 @@ def _failure(err):
     return {"failed": str(err) if isinstance(err, CalpipeError) else f"{type(err).__name__}: {err}"}
 
 
-def align_association(staged, class_path, pars, out_dir, *, threads=None, client_pid=None):
+def align_association(staged, entries, class_path, pars, out_dir, *, name=None, attempt=1, reservation_mb=None,
+                      threads=None, client_pid=None):
     """Tweakreg over the staged members of one association; write their final products.
 
-    Alignment gathers each member's WCS and selected sources one member at a time, and each
-    aligned member is written before the next is read: no more than one image is in memory.
+    The fit takes the members' alignment entries (``entries``: their files, written by
+    :func:`calibrate_member`); each aligned member is then read, updated and written before
+    the next is read: no more than one image is in memory. ``name`` (the product's) is for
+    the test hooks; ``attempt`` and ``reservation_mb`` as for :func:`calibrate_member`.
     """
-    prepare_worker(threads, client_pid)
+    own_process = prepare_worker(threads, client_pid)
     products = []
 
     def save(model):
@@ -136,9 +190,10 @@ def align_association(staged, class_path, pars, out_dir, *, threads=None, client
         products.extend(side)
 
     try:
-        with ResourceMonitor() as monitor:
+        with frozen_heap(own_process), ResourceMonitor() as monitor:
+            _test_hooks(name, attempt, reservation_mb)
             pipeline = build_pipeline(class_path, pars, out_dir)
-            pipeline.tweakreg.align_files(staged, save)
+            pipeline.tweakreg.align_files(staged, save, entries=[read_entry(p) for p in entries])
     except (CalpipeError, OSError, MemoryError) as err:
         return _failure(err)
     usage = monitor.record()

@@ -14,10 +14,12 @@ from .products import side_product_meta
 from .models import (
     MODELS,
     REFERENCE_MODELS,
+    DarkDecaySignalRefModel,
     DarkRefModel,
     DistortionRefModel,
     FlatRefModel,
     GainRefModel,
+    IntegralNonlinearityRefModel,
     ImageModel,
     LinearityRefModel,
     MaskRefModel,
@@ -36,10 +38,12 @@ __all__ = [
     "ROMAN",
     "DataModel",
     "DataModelError",
+    "DarkDecaySignalRefModel",
     "DarkRefModel",
     "DistortionRefModel",
     "FlatRefModel",
     "GainRefModel",
+    "IntegralNonlinearityRefModel",
     "ImageModel",
     "LinearityRefModel",
     "MaskRefModel",
@@ -91,8 +95,11 @@ def model_type_of(path):
     return model_type
 
 
-def open(init, **kwargs):  # noqa: A001 - the conventional name for a datamodels opener
+def open(init, checksums=True, **kwargs):  # noqa: A001 - the conventional name for a datamodels opener
     """Open a file (or pass through a model) as the model class its metadata names.
+
+    ``checksums=False`` skips verifying the array blocks (for a file verified before and
+    unchanged since).
 
     An association file (``.json``) opens as a :class:`calpipe.datamodels.association.ModelLibrary`.
     """
@@ -108,4 +115,4 @@ def open(init, **kwargs):  # noqa: A001 - the conventional name for a datamodels
     model_type = model_type_of(path)
     if model_type == ROMAN:
         return roman.open_roman(path)
-    return MODELS[model_type](path)
+    return MODELS[model_type](path, checksums=checksums)

@@ -5,7 +5,10 @@ A model is a thin wrapper around an ASDF tree: ``model.meta`` gives attribute ac
 Each class names its schema; files are validated when opened and when saved.
 """
 
+import hashlib
 import os
+import struct
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import asdf
@@ -110,7 +113,9 @@ class DataModel:
     schema_version = "1.0.0"
     crds_observatory = "roman"  # stpipe recognises models by this attribute; CRDS is never asked
 
-    def __init__(self, init=None, **entries):
+    def __init__(self, init=None, *, checksums=True, **entries):
+        """``checksums=False`` skips the block checksums of a file already verified unchanged
+        (a reference file whose store entry still matches it)."""
         object.__setattr__(self, "_asdf", None)
         object.__setattr__(self, "_path", None)
         object.__setattr__(self, "_side_products", {})
@@ -121,7 +126,7 @@ class DataModel:
         elif isinstance(init, dict):
             tree = init
         elif isinstance(init, (str, Path)):
-            af = _open_asdf(init, self.schema_uri())
+            af = _open_asdf(init, self.schema_uri(), checksums)
             object.__setattr__(self, "_asdf", af)
             object.__setattr__(self, "_path", str(init))
             tree = af.tree
@@ -232,7 +237,7 @@ class DataModel:
     def write_to(self, path, name=None):
         """Write the tree as ASDF to ``path`` (no renaming), checked against the schema as it
         is serialized and then against the cross-array rules; errors name ``name`` or ``path``."""
-        asdf.AsdfFile(self._tree, custom_schema=self.schema_uri()).write_to(path)
+        write_asdf(asdf.AsdfFile(self._tree, custom_schema=self.schema_uri()), path)
         self._check(name or path)
 
     def add_side_product(self, path, write):
@@ -292,8 +297,88 @@ def write_tree(path, tree):
     """Write an ASDF tree atomically: a crash never leaves a half-written file at ``path``."""
     path = os.fspath(path)
     with atomic_path(path) as tmp:
-        asdf.AsdfFile(tree).write_to(tmp)
+        write_asdf(asdf.AsdfFile(tree), tmp)
     return path
+
+
+# An ASDF block (ASDF Standard 1.x, "Blocks"): magic, a big-endian uint16 header size, then
+# the header: flags, compression, allocated, used and data sizes, and the MD5 of the used data.
+BLOCK_MAGIC = b"\xd3BLK"
+BLOCK_HEADER = struct.Struct(">I4sQQQ16s")
+CHECKSUM_OFFSET = len(BLOCK_MAGIC) + 2 + BLOCK_HEADER.size - 16  # from the block's start
+STREAMED = 1
+_HASH_CHUNK = 8 * 2**20
+
+
+def write_asdf(af, path):
+    """Write ``af`` to ``path`` with every block's checksum, the blocks hashed in parallel.
+
+    asdf hashes the blocks one after the other as it writes them; here it writes them with
+    zero checksums, and the MD5s are then read back from the written bytes (still in the page
+    cache) on several threads and put into the headers. The file is byte for byte the one
+    ``af.write_to(path)`` writes.
+    """
+    af.write_to(path, write_checksums=False)
+    fill_block_checksums(path)
+
+
+def fill_block_checksums(path, threads=None):
+    """Put the MD5 of each block's used data into its header, ``threads`` blocks at a time."""
+    with open(path, "r+b") as f:
+        fd = f.fileno()
+        blocks = _blocks(fd, os.fstat(fd).st_size)
+        if not blocks:
+            return
+        threads = threads or min(len(blocks), os.cpu_count() or 1, 4)
+        largest_first = sorted(blocks, key=lambda block: -block[2])
+        with ThreadPoolExecutor(threads) as pool:
+            digests = pool.map(lambda block: _md5_of_range(fd, block[1], block[2]), largest_first)
+            for (start, _, _), digest in zip(largest_first, digests):
+                os.pwrite(fd, digest, start + CHECKSUM_OFFSET)
+
+
+def _blocks(fd, size):
+    """(block start, data start, used size) of every block of an open ASDF file."""
+    offset = _first_block(fd, size)
+    blocks = []
+    while offset is not None and offset + len(BLOCK_MAGIC) + 2 + BLOCK_HEADER.size <= size:
+        head = os.pread(fd, len(BLOCK_MAGIC) + 2 + BLOCK_HEADER.size, offset)
+        if head[:4] != BLOCK_MAGIC:
+            break  # the block index, or the end
+        (header_size,) = struct.unpack(">H", head[4:6])
+        flags, _, allocated, used, _, _ = BLOCK_HEADER.unpack(head[6:])
+        if flags & STREAMED:
+            raise ValueError("a streamed block has no checksum to fill")
+        data = offset + 6 + header_size
+        blocks.append((offset, data, used))
+        offset = data + allocated
+    return blocks
+
+
+def _first_block(fd, size):
+    # The tree is UTF-8 text, in which the block magic (0xd3 and then an ASCII letter) cannot
+    # occur: the first match is the first block.
+    offset, tail = 0, b""
+    while offset < size:
+        chunk = os.pread(fd, 2**20, offset)
+        found = (tail + chunk).find(BLOCK_MAGIC)
+        if found >= 0:
+            return offset - len(tail) + found
+        tail, offset = chunk[-3:], offset + len(chunk)
+    return None
+
+
+def _md5_of_range(fd, start, length):
+    digest = hashlib.md5(usedforsecurity=False)
+    buffer = bytearray(min(length, _HASH_CHUNK))
+    view = memoryview(buffer)
+    while length > 0:
+        n = os.preadv(fd, [view[:min(length, len(buffer))]], start)
+        if n <= 0:
+            raise OSError(f"unexpected end of file at byte {start}")
+        digest.update(view[:n])  # releases the GIL: threads hash in parallel
+        start, length = start + n, length - n
+    return digest.digest()
 
 
 def _materialize(tree, writable=False):
@@ -310,19 +395,20 @@ def _materialize(tree, writable=False):
     return tree
 
 
-def _open_asdf(path, schema_uri):
+def _open_asdf(path, schema_uri, checksums=True):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise DataModelError(f"{path}: no such file")
     try:
         # Every block's checksum is checked as it is mapped: flipped bits in an array are
-        # refused, not calibrated (benchmarks/checksums.py: a few tenths of a second per 200 MB). The tree is validated
+        # refused, not calibrated (benchmarks/checksums.py: a few tenths of a second per 200 MB;
+        # a store's reference files are checked once, see RefStore.unchanged). The tree is validated
         # as it is read, before its tagged objects are converted: one pass (validating the
         # opened file would convert them back first).
         with asdf.config_context() as config:
             config.validate_on_read = True
             af = asdf.open(path, lazy_load=True, memmap=True, custom_schema=schema_uri,
-                           validate_checksums=True)
+                           validate_checksums=checksums)
     except ValidationError as err:
         raise DataModelError(_describe(err, path)) from None
     except Exception as err:  # asdf raises many kinds for a damaged file

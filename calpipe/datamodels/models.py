@@ -3,6 +3,8 @@
 import math
 from datetime import datetime
 
+import numpy as np
+
 from .core import DataModel
 from .products import DistortionRefModel, SegmentationModel, WcsModel
 
@@ -70,6 +72,12 @@ class RampModel(DataModel):
         yield from _same_shape(self, ["pixeldq"], shape[1:], "one value per pixel")
 
 
+def roman_output(meta, output_format):
+    """Whether the image products of an exposure with metadata ``meta`` are written in the Roman
+    formats: ``output_format`` roman, or auto (or unset) for a Roman input."""
+    return output_format == "roman" or (output_format in (None, "auto") and "roman" in meta)
+
+
 class ImageModel(DataModel):
     """Count-rate image in DN/s (rate or calibrated), science pixels only."""
 
@@ -78,8 +86,7 @@ class ImageModel(DataModel):
     def write_to(self, path, name=None):
         """A Roman exposure's image is written as a Roman Level-2 image unless asked otherwise
         (``_output_format``: auto, calpipe or roman; steps set it from ``output_format``)."""
-        output_format = getattr(self, "_output_format", "auto")
-        if output_format == "roman" or (output_format == "auto" and "roman" in self.tree["meta"]):
+        if roman_output(self.tree["meta"], getattr(self, "_output_format", "auto")):
             from .roman import write_image
 
             write_image(self, path)
@@ -119,6 +126,22 @@ class DarkRefModel(_ReferenceModel):
     schema, reftype = "dark_ref", "dark"
 
 
+class DarkDecaySignalRefModel(_ReferenceModel):
+    schema, reftype = "darkdecaysignal_ref", "darkdecaysignal"
+
+
+class IntegralNonlinearityRefModel(_ReferenceModel):
+    schema, reftype = "integralnonlinearity_ref", "integralnonlinearity"
+
+    def problems(self):
+        nvalues = self.value.shape[0]
+        if self.correction.shape[1] != nvalues:
+            yield (f"correction: shape {self.correction.shape}, expected one row of {nvalues} values "
+                   "per channel (as many as value)")
+        if nvalues < 2 or np.any(np.diff(np.asarray(self.value, np.float64)) <= 0):
+            yield "value: expected at least two counts, strictly increasing"
+
+
 class GainRefModel(_ReferenceModel):
     schema, reftype = "gain_ref", "gain"
 
@@ -145,10 +168,12 @@ MODELS = {
         SaturationRefModel,
         LinearityRefModel,
         DarkRefModel,
+        DarkDecaySignalRefModel,
         GainRefModel,
         ReadnoiseRefModel,
         FlatRefModel,
         PhotomRefModel,
+        IntegralNonlinearityRefModel,
         DistortionRefModel,
         SegmentationModel,
         WcsModel,

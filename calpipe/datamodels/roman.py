@@ -13,13 +13,16 @@ Reading (``open_roman``):
   flagged (AD_FLOOR | DO_NOT_USE below, SATURATED above). The full Roman metadata rides along
   in ``meta.roman``; ``amp33`` is kept.
 - a reference file (mask, saturation, linearity, dark, gain, readnoise, flat, photom,
-  distortion) becomes calpipe's reference model of that type. Conventions that differ are
-  converted here: the dark is its ``dark_slope`` (DN/s); the distortion takes science-array
-  pixels in the Roman files and full-detector pixels (border included) in calpipe; the Roman
-  linearity polynomial applies to raw counts with the bias level in, which its model records
-  as ``meta.input_counts = "raw"``. Read noise is per read in both.
+  distortion, darkdecaysignal, integralnonlinearity) becomes calpipe's reference model of
+  that type. Conventions that differ are converted here: the dark is its ``dark_slope``
+  (DN/s); the distortion takes science-array pixels in the Roman files and full-detector
+  pixels (border included) in calpipe; the Roman linearity polynomial and integral
+  non-linearity table apply to raw counts with the bias level in, which their models record
+  as ``meta.input_counts = "raw"``; the dark decay table, one file for every detector, serves
+  any detector (``ANY``). Read noise is per read in both.
 
 Writing: ``write_image`` (a calibrated image as a Roman Level-2 ``ImageModel``),
+``write_segmentation`` (its segmentation map as a ``SegmentationMapModel``),
 ``write_raw`` and ``write_reference`` (used by ``calpipe simulate --format roman``).
 """
 
@@ -39,7 +42,8 @@ EXTRA_HINT = 'install calpipe\'s Roman support with: pip install "calpipe[roman]
 SENTINEL = -999999
 # calpipe step alias -> Roman ``meta.cal_step`` key
 CAL_STEP_NAMES = {
-    "dq_init": "dq_init", "saturation": "saturation", "refpix": "refpix", "linearity": "linearity",
+    "dq_init": "dq_init", "saturation": "saturation", "refpix": "refpix", "dark_decay": "dark_decay",
+    "wfi18_transient": "wfi18_transient", "linearity": "linearity",
     "ramp_fit": "ramp_fit", "dark_current": "dark", "assign_wcs": "assign_wcs", "flat_field": "flat_field",
     "photom": "photom", "source_catalog": "source_catalog", "tweakreg": "tweakreg",
 }
@@ -51,7 +55,12 @@ REFERENCE_CLASSES = {
     "MaskRefModel": "mask", "SaturationRefModel": "saturation", "LinearityRefModel": "linearity",
     "DarkRefModel": "dark", "GainRefModel": "gain", "ReadnoiseRefModel": "readnoise",
     "FlatRefModel": "flat", "WfiImgPhotomRefModel": "photom", "DistortionRefModel": "distortion",
+    "DarkdecaysignalRefModel": "darkdecaysignal", "IntegralnonlinearityRefModel": "integralnonlinearity",
 }
+# Reference types that tabulate every detector in one file: indexed and read as serving any
+# detector (the step takes the exposure's row of the table)
+ALL_DETECTOR_TABLES = ("darkdecaysignal",)
+ANY_DETECTOR = "ANY"
 
 
 def is_roman_tree(tree):
@@ -123,6 +132,8 @@ def reference_meta(path):
         "useafter": _isot(meta["useafter"]),
         "description": str(meta.get("description", "")),
     }
+    if entry["reftype"] in ALL_DETECTOR_TABLES:
+        entry["instrument"]["detector"] = ANY_DETECTOR
     if instrument.get("optical_element") and entry["reftype"] in SELECTED_BY_ELEMENT:
         entry["instrument"]["optical_element"] = str(instrument["optical_element"])
     return entry
@@ -325,6 +336,7 @@ def _reference_from_roman(model, reftype, path):
         if reftype == "flat":
             take("err", np.float32, 2, required=False)
             arrays.setdefault("err", np.zeros_like(arrays["data"]))
+            arrays.update(_flat_to_full_detector(arrays))
     elif reftype == "linearity":
         take("coeffs", np.float32, 3)
         take("dq", np.uint32, 2)
@@ -334,6 +346,16 @@ def _reference_from_roman(model, reftype, path):
         take("dq", np.uint32, 2)
     elif reftype in ("gain", "readnoise"):
         take("data", np.float32, 2)
+    elif reftype == "darkdecaysignal":
+        ref_meta["instrument"]["detector"] = ANY_DETECTOR
+        arrays["decay_table"] = {
+            str(name).upper(): {key: (None if row.get(key) is None else float(row[key]))
+                                for key in ("amplitude", "time_constant")}
+            for name, row in _plain(model.decay_table).items()
+        }
+    elif reftype == "integralnonlinearity":
+        arrays["value"], arrays["correction"] = _inl_arrays(model, path)
+        ref_meta["input_counts"] = "raw"
     elif reftype == "photom":
         arrays["phot_table"] = {
             str(k).upper(): {name: (None if v is None else float(getattr(v, "value", v)))
@@ -350,6 +372,38 @@ def _reference_from_roman(model, reftype, path):
     ref.meta.filename = os.path.basename(path)
     ref.validate(path)
     return ref
+
+
+def _inl_arrays(model, path):
+    """The counts and the per-channel corrections (channel 1 first) of a Roman integral
+    non-linearity file; a channel without a correction gets zeros."""
+    value = _array(model, "value", path, np.uint16, 1)
+    table = _plain(model.inl_table)
+    numbers = sorted(int(name.rsplit("_", 1)[1]) for name in table)
+    if not numbers or numbers != list(range(1, len(numbers) + 1)):
+        raise DataModelError(
+            f"{path}: invalid at roman.inl_table: channels {numbers}, expected science_channel_01 "
+            "onwards without gaps")
+    correction = np.zeros((len(numbers), value.size), np.float64)
+    for n in numbers:
+        row = table[f"science_channel_{n:02d}"].get("correction")
+        if row is not None:
+            row = np.asarray(row, np.float64)
+            if row.shape != value.shape:
+                raise DataModelError(
+                    f"{path}: invalid at roman.inl_table.science_channel_{n:02d}.correction: shape "
+                    f"{row.shape}, expected {value.shape} (one per entry of value)")
+            correction[n - 1] = row
+    return np.array(value), correction
+
+
+def _flat_to_full_detector(arrays):
+    """A Roman flat covers the science array (what romancal's flat_field requires); calpipe's
+    covers the full detector: the border gets a unit flat flagged REFERENCE_PIXEL."""
+    pad = ((BORDER, BORDER), (BORDER, BORDER))
+    return {"data": np.pad(arrays["data"], pad, constant_values=1.0),
+            "err": np.pad(arrays["err"], pad, constant_values=0.0),
+            "dq": np.pad(arrays["dq"], pad, constant_values=dqflags.REFERENCE_PIXEL)}
 
 
 # ----------------------------------------------------------------------------- writing
@@ -388,10 +442,48 @@ def _float16(array):
     return np.where(np.isfinite(array), np.clip(array, -limit, limit), array).astype(np.float16)
 
 
-def write_image(model, path):
-    """Write a calpipe ImageModel as a Roman Level-2 image that ``roman_datamodels`` validates."""
+def _product_meta(target, meta, path):
+    """Fill the metadata ``target`` of a Roman Level-2 product from calpipe's image ``meta``:
+    the Level-1 metadata of a Roman input (else what calpipe's metadata says), the software,
+    the reference files used and the photometry, where the product's schema has them."""
     from astropy.time import Time
 
+    from calpipe import __version__
+
+    roman_meta = dict(meta.get("roman") or _roman_meta(meta))
+    for key in ("filename", "model_type", "cal_step", "ref_file", "photometry", "wcs", "cal_logs"):
+        roman_meta.pop(key, None)
+    _overlay(target, roman_meta)
+    target.filename = os.path.basename(path)
+    target.file_date = Time.now()
+    target.calibration_software_name = "calpipe"
+    target.calibration_software_version = __version__
+    if "ref_file" in target:
+        for reftype, used in meta.get("ref_file", {}).items():
+            if reftype in target.ref_file:
+                target.ref_file[reftype] = os.path.basename(str(used))
+    if "photometry" in target:
+        photometry = meta.get("photometry", {})
+        target.photometry = {
+            "conversion_megajanskys": photometry.get("conversion_megajanskys"),
+            "conversion_megajanskys_uncertainty": photometry.get("conversion_megajanskys_uncertainty"),
+            "pixel_area": photometry.get("pixelarea_steradians"),
+        }
+
+
+def _validated_write(product, path, what):
+    try:
+        with _quiet():
+            product.validate()
+    except Exception as err:
+        raise DataModelError(f"{path}: the Roman {what} does not validate ({_one_line(err)})") from None
+    with _quiet():  # called by the writers of calpipe's models, which write to a temporary name
+        product.to_asdf(path)
+    return path
+
+
+def write_image(model, path):
+    """Write a calpipe ImageModel as a Roman Level-2 image that ``roman_datamodels`` validates."""
     rdm = _rdm()
     path = os.fspath(path)
     tree = model.tree
@@ -400,30 +492,11 @@ def write_image(model, path):
     nres = int(meta["exposure"]["nresultants"])
     with _quiet():
         image = rdm.ImageModel.create_fake_data(shape=(ny, nx))
-    # the Level-1 metadata of a Roman input, else what calpipe's metadata says
-    roman_meta = dict(meta.get("roman") or _roman_meta(meta))
-    for key in ("filename", "model_type", "cal_step", "ref_file", "photometry", "wcs", "cal_logs"):
-        roman_meta.pop(key, None)
-    _overlay(image.meta, roman_meta)
-    image.meta.filename = os.path.basename(path)
-    image.meta.file_date = Time.now()
-    image.meta.calibration_software_name = "calpipe"
-    from calpipe import __version__
-
-    image.meta.calibration_software_version = __version__
+    _product_meta(image.meta, meta, path)
     done = meta.get("cal_step", {})
     image.meta.cal_step = {
         key: next((done[a] for a, r in CAL_STEP_NAMES.items() if r == key and a in done), "INCOMPLETE")
         for key in _cal_step_keys()
-    }
-    for reftype, used in meta.get("ref_file", {}).items():
-        if reftype in image.meta.ref_file:
-            image.meta.ref_file[reftype] = os.path.basename(str(used))
-    photometry = meta.get("photometry", {})
-    image.meta.photometry = {
-        "conversion_megajanskys": photometry.get("conversion_megajanskys"),
-        "conversion_megajanskys_uncertainty": photometry.get("conversion_megajanskys_uncertainty"),
-        "pixel_area": photometry.get("pixelarea_steradians"),
     }
     image.meta.wcs = meta.get("wcs")
     if meta.get("cal_logs"):
@@ -452,14 +525,21 @@ def write_image(model, path):
         dq = border.get(f"dq_{side}")
         image[f"dq_border_ref_pix_{side}"] = (np.asarray(dq, np.uint32) if dq is not None
                                               else np.zeros(shape[1:], np.uint32))
-    try:
-        with _quiet():
-            image.validate()
-    except Exception as err:
-        raise DataModelError(f"{path}: the Roman Level-2 image does not validate ({_one_line(err)})") from None
-    with _quiet():  # called by ImageModel.write_to, which writes to a temporary name
-        image.to_asdf(path)
-    return path
+    return _validated_write(image, path, "Level-2 image")
+
+
+def write_segmentation(data, meta, path):
+    """Write a segmentation map (labels, science array) as a Roman ``SegmentationMapModel``;
+    ``meta`` is the calibrated image's metadata (calpipe's)."""
+    rdm = _rdm()
+    path = os.fspath(path)
+    data = np.asarray(data)
+    with _quiet():
+        segm = rdm.SegmentationMapModel.create_fake_data(shape=data.shape)
+    _product_meta(segm.meta, meta, path)
+    segm.data = data.astype(np.uint32)
+    return _validated_write(segm, path, "segmentation map")
+
 
 
 def _roman_meta(meta):
@@ -566,6 +646,8 @@ def write_reference(path, reftype, ref, optical_element="F158"):
     if "optical_element" in out.meta.instrument and str(instrument.get("optical_element") or "ANY").upper() in (
             "", "ANY", "N/A", "ALL"):
         instrument["optical_element"] = optical_element
+    if instrument.get("detector") == ANY_DETECTOR:  # a Roman file names one detector all the same
+        instrument["detector"] = sorted(tree["decay_table"])[0]
     _overlay(out.meta, {"instrument": instrument, "description": meta.get("description", ""),
                         "author": meta.get("author", ""), "pedigree": meta.get("pedigree", "DUMMY"),
                         "useafter": Time(meta["useafter"])})
@@ -582,6 +664,26 @@ def write_reference(path, reftype, ref, optical_element="F158"):
                 "wavelength": np.array([1.0, 2.0], np.float32), "effective_area": np.ones(2, np.float32)}
             for k, v in tree["phot_table"].items()
         }
+    elif reftype == "darkdecaysignal":
+        out.decay_table = {name: {"amplitude": row["amplitude"], "time_constant": row["time_constant"]}
+                           for name, row in tree["decay_table"].items()}
+    elif reftype == "integralnonlinearity":
+        correction = np.asarray(tree["correction"], np.float64)
+        nchannels = correction.shape[0]
+        number = int(str(instrument["detector"])[3:])
+        out.meta.n_channels = nchannels
+        out.meta.n_pixels_per_channel = 128  # columns per channel on a Roman detector
+        out.value = np.asarray(tree["value"]).astype(np.uint16)
+        # the detector frame numbers its channels from the other side where it is mirrored in x
+        out.inl_table = {
+            f"science_channel_{j + 1:02d}": {
+                "instrument_channel": nchannels - 1 - j if number % 3 == 0 else j,
+                "correction": correction[j].copy()}
+            for j in range(nchannels)
+        }
+    elif reftype == "flat":  # Roman flats cover the science array only
+        out.data, out.err, out.dq = (np.asarray(tree[k], out[k].dtype)[BORDER:-BORDER, BORDER:-BORDER]
+                                     for k in ("data", "err", "dq"))
     elif reftype == "distortion":
         out.coordinate_distortion_transform = (
             models.Shift(BORDER) & models.Shift(BORDER)) | tree["coordinate_distortion_transform"]

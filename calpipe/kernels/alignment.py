@@ -16,6 +16,7 @@ residual (arcsec) of the matched sources after the fit.
 """
 
 import warnings
+from contextlib import contextmanager
 from copy import deepcopy
 
 import numpy as np
@@ -128,10 +129,51 @@ def _corrector(wcs, wcsinfo, catalog, name, group_id=None):
     return RomanWCSCorrector(wcs, dict(wcsinfo), meta=meta)
 
 
+ON_ARC_TOLERANCE = 3e-11  # radians: spherical_geometry's own tolerance for a point on an arc
+
+
+def _arc_length(a, b):
+    """Angle (radians) between unit-sphere points ``a`` and ``b`` (triples or Nx3 arrays)."""
+    a = np.asarray(a, float)
+    b = np.asarray(b, float)
+    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
+    return np.arccos(np.clip(np.sum(a * b, axis=-1), -1.0, 1.0))
+
+
+def point_on_arc(a, b, points):
+    """Whether each of ``points`` lies on the great circle arc from ``a`` to ``b`` (unit vectors).
+
+    True where the two pieces the point cuts the arc into add up to the arc's length within
+    ``ON_ARC_TOLERANCE``: spherical_geometry's own NumPy definition of the test.
+    """
+    return np.abs(_arc_length(a, points) + _arc_length(points, b) - _arc_length(a, b)) < ON_ARC_TOLERANCE
+
+
+@contextmanager
+def _numpy_point_on_arc():
+    """Have spherical_geometry use :func:`point_on_arc` while tweakwcs runs.
+
+    tweakwcs orders the exposures by the overlaps of their footprints, which
+    spherical_geometry computes by splitting polygon edges at every vertex lying on them.
+    Its compiled point-on-arc test (1.4) costs about 0.35 ms per point and took three
+    quarters of an 18-exposure relative alignment; the NumPy formula gives the same answers
+    (tested) in a small fraction of the time.
+    """
+    from spherical_geometry import great_circle_arc
+
+    compiled = great_circle_arc.intersects_point
+    great_circle_arc.intersects_point = point_on_arc
+    try:
+        yield
+    finally:
+        great_circle_arc.intersects_point = compiled
+
+
 def _run_tweakwcs(correctors, refcat, fitgeom, minobj, match, nclip, sigma):
     from tweakwcs.imalign import align_wcs
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _numpy_point_on_arc():
         warnings.simplefilter("ignore")
         align_wcs(
             correctors,

@@ -233,3 +233,93 @@ def correct_linearity(resultants, groupdq, coeffs, pixeldq, read_pattern, coeffs
         coeffs = np.concatenate([coeffs, np.zeros((3 - coeffs.shape[0], *coeffs.shape[1:]), coeffs.dtype)])
     _correct(resultants, groupdq, coeffs, pixeldq, coeffs_dq.astype(np.uint32, copy=False),
              *read_offsets(read_pattern), _stencils(resultants.shape[0]))
+
+
+# ----------------------------------------------------------------------------- integral non-linearity
+@njit(cache=True, inline="always")
+def _table(value, row, inverse_spacing, counts):
+    """``row`` interpolated linearly at ``counts`` over the increasing ``value`` (evenly spaced
+    by ``1 / inverse_spacing`` when that is > 0); the end values beyond the table."""
+    n = value.shape[0]
+    if counts <= value[0]:
+        return row[0]
+    if counts >= value[n - 1]:
+        return row[n - 1]
+    if inverse_spacing > 0:
+        position = (counts - value[0]) * inverse_spacing
+        k = min(int(position), n - 2)
+        w = position - k
+    else:  # bisection: value[k] <= counts < value[k + 1]
+        k, hi = 0, n - 1
+        while hi - k > 1:
+            mid = (k + hi) // 2
+            if value[mid] <= counts:
+                k = mid
+            else:
+                hi = mid
+        w = (counts - value[k]) / (value[k + 1] - value[k])
+    return row[k] + w * (row[k + 1] - row[k])
+
+
+@njit(parallel=True, cache=True)
+def _correct_inl(resultants, groupdq, value, correction, inverse_spacing, width, mean_read, offsets, nreads):
+    """Row by row, resultant by resultant, along x."""
+    nres, ny, nx = resultants.shape
+    for y in prange(ny):
+        original = np.empty((nres, nx), dtype=np.float64)
+        for i in range(nres):
+            for x in range(nx):
+                original[i, x] = resultants[i, y, x]
+        for i in range(nres):
+            lo, hi = max(i - 1, 0), min(i + 1, nres - 1)
+            for x in range(nx):
+                counts = original[i, x]
+                if groupdq[i, y, x] & _SATURATED or not np.isfinite(counts):
+                    continue
+                row = correction[x // width]
+                if nreads[i] == 1:
+                    resultants[i, y, x] += _table(value, row, inverse_spacing, counts)
+                    continue
+                rise = 0.0
+                if hi > lo and not (groupdq[hi, y, x] & _SATURATED):
+                    rise = (original[hi, x] - original[lo, x]) / (mean_read[hi] - mean_read[lo])
+                total = 0.0
+                for j in range(nreads[i]):
+                    total += _table(value, row, inverse_spacing, counts + rise * offsets[i, j])
+                resultants[i, y, x] += total / nreads[i]
+
+
+def correct_integral_nonlinearity(resultants, groupdq, read_pattern, value, correction):
+    """Correct the readout's integral non-linearity, in place: each read gains
+    ``correction[channel](counts)``, interpolated in the table.
+
+    Parameters
+    ----------
+    resultants : float32 (nresultants, ny, nx), DN, the counts the table was made for (raw,
+        bias level in).
+    groupdq : uint8 (nresultants, ny, nx); SATURATED resultants are left alone (and not used
+        for the ramp's slope).
+    read_pattern : list of lists of read indices, one per resultant.
+    value : (nvalues,) increasing counts (DN) at which the corrections are tabulated.
+    correction : float (nchannels, nvalues) DN; channel ``c`` covers columns
+        ``c * nx / nchannels`` onwards.
+
+    A resultant is the mean of its reads, so it gains the mean correction over them: each
+    read's counts are estimated from the resultant and the slope of the ramp through its
+    neighbours (measured counts per read), exact for single-read resultants.
+    """
+    nres, ny, nx = resultants.shape
+    nchannels = correction.shape[0]
+    if nx % nchannels:
+        raise ValueError(f"{nx} columns do not split into {nchannels} channels")
+    if correction.ndim != 2 or correction.shape[1] != np.shape(value)[0]:
+        raise ValueError(f"correction shape {correction.shape} does not match {np.shape(value)[0]} values")
+    if len(read_pattern) != nres:
+        raise ValueError(f"read_pattern has {len(read_pattern)} resultants, data has {nres}")
+    mean, offsets, nreads, _ = read_offsets(read_pattern)
+    value = np.asarray(value, np.float64)
+    steps = np.diff(value)
+    even = steps.size and steps[0] > 0 and np.allclose(steps, steps[0], rtol=1e-12, atol=0)
+    inverse_spacing = 1 / steps[0] if even else 0.0
+    _correct_inl(resultants, groupdq, value, np.asarray(correction, np.float64), inverse_spacing, nx // nchannels,
+                 mean, offsets, nreads)

@@ -178,17 +178,14 @@ def fit_ramps(resultants, groupdq, read_noise, gain, read_pattern, frame_time, *
     no_jumps = np.zeros((n, 1, 1), np.uint8)
 
     if algorithm == "optimal":
-        consts = ramp_optimal.prepare(tbar, tau, nreads)
         intercept = ramp_optimal.DEFAULT_INTERCEPT if jump_threshold is None else float(jump_threshold)
-        args = (*consts, bool(detect_jumps), intercept, bool(return_jumps), CHUNK,
-                numba.get_num_threads())
+        consts = ramp_optimal.Constants(*ramp_optimal.prepare(tbar, tau, nreads), bool(detect_jumps),
+                                        intercept)
         kernel = ramp_optimal.fit_block
     else:
-        consts = ramp_likely.prepare(tbar, tau, nreads)
         sigma = ramp_likely.DEFAULT_SIGMA if jump_threshold is None else float(jump_threshold)
-        th1, th2 = ramp_likely.chisq_thresholds(sigma)
-        args = (*consts, bool(detect_jumps), th1, th2, bool(return_jumps), CHUNK,
-                numba.get_num_threads())
+        consts = ramp_likely.Constants(*ramp_likely.prepare(tbar, tau, nreads), bool(detect_jumps),
+                                       *ramp_likely.chisq_thresholds(sigma))
         kernel = ramp_likely.fit_block
 
     real = (np.dtype(np.float32), np.dtype(np.float64))
@@ -201,7 +198,7 @@ def fit_ramps(resultants, groupdq, read_noise, gain, read_pattern, frame_time, *
         rn = np.ascontiguousarray(read_noise[r0:r1], dtype=np.float32)
         g = np.ascontiguousarray(gain[r0:r1], dtype=np.float32)
         jb = np.zeros((n, r1 - r0, nx), np.uint8) if return_jumps else no_jumps
-        kernel(res, gdq, rn, g, *args,
+        kernel(res, gdq, rn, g, consts, bool(return_jumps), CHUNK, numba.get_num_threads(),
                slope[r0:r1], var_p[r0:r1], var_r[r0:r1], err[r0:r1], dq[r0:r1], jb)
         if return_jumps:
             jumps[:, r0:r1] = jb

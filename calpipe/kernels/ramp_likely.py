@@ -40,14 +40,15 @@ Electrons throughout: the caller multiplies by the gain.
 """
 
 import math
+from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+from numba.extending import overload
 
-from calpipe.kernels.ramp_optimal import CONSISTENCY_SIGMA, load_chunk, load_pixel, poisson_variance
-from calpipe.kernels.ramp_optimal import single_resultant
-from calpipe.kernels.ramp_optimal import UNRELIABLE as _UNRELIABLE
-from calpipe.kernels.ramp_optimal import store_chunk, store_pixel
+from calpipe.kernels import ramp_driver
+from calpipe.kernels.ramp_driver import median
+from calpipe.kernels.ramp_optimal import CONSISTENCY_SIGMA, poisson_variance, single_resultant
 
 DEFAULT_SIGMA = 4.5
 """Default jump threshold, in sigma-equivalent of the chi-square drop."""
@@ -172,16 +173,9 @@ def _median_used(m, d, used, buf):
     k = 0
     for i in range(m):
         if used[i]:
-            v = d[i]
-            j = k
-            while j > 0 and buf[j - 1] > v:
-                buf[j] = buf[j - 1]
-                j -= 1
-            buf[j] = v
+            buf[k] = d[i]
             k += 1
-    if k % 2 == 1:
-        return buf[k // 2]
-    return 0.5 * (buf[k // 2 - 1] + buf[k // 2])
+    return median(buf, k)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -529,97 +523,69 @@ def _fast_chunk(w, r, rvar, c, detect, th1, th2, slow, d, srt, ipiv, x, y,
         out_vp[j] = poisson_variance(sl, t2[j], out_vr[j])
 
 
+class Constants(NamedTuple):
+    """What :func:`fit_block` needs besides the pixels: :func:`prepare`'s read-pattern
+    constants and the jump settings. Its type selects this fit in the shared driver."""
+
+    tbar: np.ndarray
+    tau: np.ndarray
+    nreads: np.ndarray
+    c: np.ndarray
+    detect: bool
+    th1: float
+    th2: float
+
+
+@overload(ramp_driver.scratch)
+def _scratch(consts, n, chunk):
+    if not ramp_driver.is_constants(consts, Constants):
+        return None
+
+    def scratch(consts, n, chunk):
+        m = n - 1
+        # Chunk: cd, srt, cip, cx, cy (m, chunk); flux, qb, qc, t1, t2 (chunk).
+        # Pixel: d, a, b, ipiv, rpiv, x, y, gd, buf (m); used (m).
+        return (np.empty((m, chunk)), np.empty((m, chunk)), np.empty((m, chunk)), np.empty((m, chunk)),
+                np.empty((m, chunk)), np.empty(chunk), np.empty(chunk), np.empty(chunk), np.empty(chunk),
+                np.empty(chunk), np.empty(m), np.empty(m), np.empty(m), np.empty(m), np.empty(m),
+                np.empty(m), np.empty(m), np.empty(m), np.empty(m), np.empty(m, dtype=np.bool_))
+
+    return scratch
+
+
+@overload(ramp_driver.fit_chunk, jit_options={"error_model": "numpy"})
+def _fit_chunk(consts, work, w, r, rvar, slow, jflag, out_slope, out_vr, out_vp):
+    if not ramp_driver.is_constants(consts, Constants):
+        return None
+
+    def fit_chunk(consts, work, w, r, rvar, slow, jflag, out_slope, out_vr, out_vp):
+        (cd, srt, cip, cx, cy, flux, qb, qc, t1, t2, d, a, b, ipiv, rpiv, x, y, gd, _,
+         used) = work
+        _fast_chunk(w, r, rvar, consts.c, consts.detect, consts.th1, consts.th2, slow, cd, srt, cip,
+                    cx, cy, flux, qb, qc, t1, t2, a, b, ipiv, x, y, rpiv, gd, used, jflag, d,
+                    out_slope, out_vr, out_vp)
+
+    return fit_chunk
+
+
+@overload(ramp_driver.fit_one, jit_options={"error_model": "numpy"})
+def _fit_one(consts, work, r, usable, read_var, jflag):
+    if not ramp_driver.is_constants(consts, Constants):
+        return None
+
+    def fit_one(consts, work, r, usable, read_var, jflag):
+        d, a, b, ipiv, rpiv, x, y, gd, buf, used = work[10:]
+        return fit_pixel(r, usable, read_var, consts.tbar, consts.tau, consts.nreads, consts.c,
+                         consts.detect, consts.th1, consts.th2, d, used, a, b, ipiv, rpiv, x, y, gd,
+                         buf, jflag)
+
+    return fit_one
+
+
 @njit(cache=True, error_model="numpy")
-def _fit_tasks(worker, nworkers, resultants, groupdq, read_noise, gain, tbar, tau, nreads, c,
-               detect, th1, th2, want_jumps, chunk,
-               out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
-    """One worker's share of :func:`fit_block` (see ramp_optimal._fit_tasks)."""
-    n, rows, nx = resultants.shape
-    m = n - 1
-    nchunks = (nx + chunk - 1) // chunk
-    ntasks = rows * nchunks
-    r = np.empty((n, chunk))
-    rvar = np.empty(chunk)
-    gw = np.empty(chunk)
-    slow = np.empty(chunk, dtype=np.bool_)
-    sat = np.empty(chunk, dtype=np.uint32)
-    cd = np.empty((m, chunk))
-    srt = np.empty((m, chunk))
-    cip = np.empty((m, chunk))
-    cx = np.empty((m, chunk))
-    cy = np.empty((m, chunk))
-    flux = np.empty(chunk)
-    qb = np.empty(chunk)
-    qc = np.empty(chunk)
-    t1 = np.empty(chunk)
-    t2 = np.empty(chunk)
-    f_slope = np.empty(chunk)
-    f_vr = np.empty(chunk)
-    f_vp = np.empty(chunk)
-    # Per-pixel scratch.
-    px = np.empty(n)
-    usable = np.empty(n, dtype=np.bool_)
-    jflag = np.zeros(n, dtype=np.uint8)
-    d = np.empty(m)
-    used = np.empty(m, dtype=np.bool_)
-    a = np.empty(m)
-    b = np.empty(m)
-    ipiv = np.empty(m)
-    rpiv = np.empty(m)
-    x = np.empty(m)
-    y = np.empty(m)
-    gd = np.empty(m)
-    buf = np.empty(m)
-    for task in range(worker, ntasks, nworkers):
-        row = task // nchunks
-        c0 = (task % nchunks) * chunk
-        w = min(chunk, nx - c0)
-        load_chunk(resultants, groupdq, read_noise, gain, row, c0, w, r, rvar, gw, slow, sat)
-        _fast_chunk(w, r, rvar, c, detect, th1, th2, slow, cd, srt, cip, cx, cy,
-                    flux, qb, qc, t1, t2, a, b, ipiv, x, y, rpiv, gd, used, jflag, d,
-                    f_slope, f_vr, f_vp)
-        store_chunk(row, c0, w, sat, gw, f_slope, f_vr, f_vp,
-                    out_slope, out_vp, out_vr, out_err, out_dq)
-        # The rest, one pixel at a time.
-        for j in range(w):
-            if not slow[j]:
-                continue
-            col = c0 + j
-            dq, nusable, g, rn = load_pixel(resultants, groupdq, read_noise, gain,
-                                            row, col, px, usable)
-            slope = 0.0
-            var_r = 0.0
-            var_p = 0.0
-            nj = 0
-            if nusable > 0:
-                jflag[:] = 0
-                slope, var_r, var_p, nj, bad = fit_pixel(
-                    px, usable, rn * rn, tbar, tau, nreads, c, detect, th1, th2,
-                    d, used, a, b, ipiv, rpiv, x, y, gd, buf, jflag)
-                if bad:
-                    dq |= _UNRELIABLE
-            store_pixel(row, col, slope, var_r, var_p, dq, nj, g, jflag, want_jumps,
-                        out_slope, out_vp, out_vr, out_err, out_dq, out_jumps)
-
-
-@njit(parallel=True, cache=True, error_model="numpy")
-def fit_block(resultants, groupdq, read_noise, gain, tbar, tau, nreads, c,
-              detect, th1, th2, want_jumps, chunk, nworkers,
+def fit_block(resultants, groupdq, read_noise, gain, consts, want_jumps, chunk, nworkers,
               out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
-    """Fit every pixel of a block of rows; outputs in DN/s and (DN/s)^2.
-
-    ``resultants`` (n, rows, nx) in DN with n >= 2, ``groupdq`` uint8 (n, rows, nx),
-    ``read_noise`` and ``gain`` (rows, nx). Outputs (rows, nx) are written in place,
-    ``out_jumps`` (n, rows, nx) only when ``want_jumps``.
-
-    As in ramp_optimal.fit_block: tasks of ``chunk`` pixels of a row shared by
-    ``nworkers`` threads; pixels with every resultant usable and no jump are fitted a
-    chunk at a time, vectorised across pixels, the others one by one.
-    """
-    n, rows, nx = resultants.shape
-    ntasks = rows * ((nx + chunk - 1) // chunk)
-    nworkers = max(1, min(nworkers, ntasks))
-    for worker in prange(nworkers):
-        _fit_tasks(worker, nworkers, resultants, groupdq, read_noise, gain, tbar, tau, nreads,
-                   c, detect, th1, th2, want_jumps, chunk,
-                   out_slope, out_vp, out_vr, out_err, out_dq, out_jumps)
+    """:func:`calpipe.kernels.ramp_driver.fit_block` with this fit (``consts``: a
+    :class:`Constants`; n >= 2); the cached entry point."""
+    ramp_driver.fit_block(resultants, groupdq, read_noise, gain, consts, want_jumps, chunk, nworkers,
+                          out_slope, out_vp, out_vr, out_err, out_dq, out_jumps)

@@ -32,11 +32,14 @@ is the public entry point.
 """
 
 import math
+from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+from numba.extending import overload
 
-from calpipe import dqflags
+from calpipe.kernels import ramp_driver
+from calpipe.kernels.ramp_driver import median
 
 DEFAULT_INTERCEPT = 5.5
 """Jump threshold at 1 e/s, in sigma (Sharma & Casertano)."""
@@ -49,14 +52,6 @@ inside it)."""
 CONSISTENCY_SIGMA = 3.0
 """After a jump, a piece of the ramp this many sigma below the rest marks the fit as
 untrustworthy (shared by both algorithms)."""
-
-_DO_NOT_USE = dqflags.DO_NOT_USE
-_SATURATED = dqflags.SATURATED
-_JUMP_DET = dqflags.JUMP_DET
-_NO_GAIN_VALUE = dqflags.NO_GAIN_VALUE
-_UNUSABLE = dqflags.DO_NOT_USE | dqflags.SATURATED
-UNRELIABLE = dqflags.UNRELIABLE_SLOPE | dqflags.DO_NOT_USE
-"""Pixel flags where no trustworthy fit is left after the jump search."""
 
 # Casertano et al. (2022) table 2: exponent P by segment signal-to-noise.
 _SNR_EDGES = (5.0, 10.0, 20.0, 50.0, 100.0)
@@ -492,18 +487,10 @@ def _median_difference(r, usable, jc, buf):
     """Median of the single differences (i, i + 1) between usable resultants, as slopes."""
     k = 0
     for i in range(r.shape[0] - 1):
-        if not (usable[i] and usable[i + 1]):
-            continue
-        v = (r[i + 1] - r[i]) * jc[0, i]
-        j = k
-        while j > 0 and buf[j - 1] > v:
-            buf[j] = buf[j - 1]
-            j -= 1
-        buf[j] = v
-        k += 1
-    if k % 2 == 1:
-        return buf[k // 2]
-    return 0.5 * (buf[k // 2 - 1] + buf[k // 2])
+        if usable[i] and usable[i + 1]:
+            buf[k] = (r[i + 1] - r[i]) * jc[0, i]
+            k += 1
+    return median(buf, k)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -567,103 +554,6 @@ def fit_pixel(r, usable, read_var, tbar, tau, nreads, ktab, rtab, ptab, use_tabl
     # corrupt unseen: not a trustworthy fit.
     slope, var_r, var_p = single_resultant(r[first], first, read_var, tbar, tau, nreads)
     return slope, var_r, var_p, njumps, njumps > 0
-
-
-@njit(cache=True, inline="always", error_model="numpy")
-def load_pixel(resultants, groupdq, read_noise, gain, row, col, r, usable):
-    """Read one pixel into scratch: resultants in electrons and the usable mask.
-
-    Returns (pixel dq so far, number of usable resultants, gain, read noise in e).
-    A pixel with unusable gain or read noise gets NO_GAIN_VALUE | DO_NOT_USE and
-    zero usable resultants.
-    """
-    n = r.shape[0]
-    dq = 0
-    nusable = 0
-    g = np.float64(gain[row, col])
-    for k in range(n):
-        flags = groupdq[k, row, col]
-        if flags & _SATURATED:
-            dq |= _SATURATED
-        v = np.float64(resultants[k, row, col])
-        ok = (flags & _UNUSABLE) == 0 and math.isfinite(v)
-        usable[k] = ok
-        r[k] = v * g
-        if ok:
-            nusable += 1
-    rn = np.float64(read_noise[row, col])
-    if not (g > 0.0 and math.isfinite(g) and rn > 0.0 and math.isfinite(rn)):
-        dq |= _NO_GAIN_VALUE | _DO_NOT_USE
-        nusable = 0
-    elif nusable == 0:
-        dq |= _DO_NOT_USE
-    return dq, nusable, g, rn * g
-
-
-@njit(cache=True, inline="always", error_model="numpy")
-def store_pixel(row, col, slope, var_r, var_p, dq, nj, g, jflag, want_jumps,
-                out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
-    """Write one pixel's results, converting electrons back to DN."""
-    if nj > 0:
-        dq |= _JUMP_DET
-        if want_jumps:
-            for k in range(jflag.shape[0]):
-                if jflag[k]:
-                    out_jumps[k, row, col] = _JUMP_DET
-    if g > 0.0:
-        slope /= g
-        var_r /= g * g
-        var_p /= g * g
-    out_slope[row, col] = slope
-    out_vr[row, col] = var_r
-    out_vp[row, col] = var_p
-    out_err[row, col] = math.sqrt(var_r + var_p)
-    out_dq[row, col] = dq
-
-
-@njit(cache=True, inline="always", error_model="numpy")
-def load_chunk(resultants, groupdq, read_noise, gain, row, c0, w, r, rvar, gw, slow, sat):
-    """Read ``w`` pixels of one row from column ``c0`` into scratch, column innermost.
-
-    ``r`` (n, CHUNK): resultants in electrons; ``rvar``: read variance (e^2); ``gw``:
-    gain; ``sat``: SATURATED if any resultant is; ``slow``: True where the pixel needs
-    the general per-pixel fit (an unusable resultant, or unusable gain or read noise).
-    Branch-free so that the loops vectorise.
-    """
-    n = r.shape[0]
-    for j in range(w):
-        g = np.float64(gain[row, c0 + j])
-        rn = np.float64(read_noise[row, c0 + j])
-        rne = rn * g
-        gw[j] = g
-        rvar[j] = rne * rne
-        good = (g > 0.0) & math.isfinite(g) & (rn > 0.0) & math.isfinite(rn)
-        slow[j] = not good
-        sat[j] = 0
-    for k in range(n):
-        for j in range(w):
-            flags = groupdq[k, row, c0 + j]
-            v = np.float64(resultants[k, row, c0 + j])
-            sat[j] |= flags & _SATURATED
-            slow[j] = slow[j] | ((flags & _UNUSABLE) != 0) | (not math.isfinite(v))
-            r[k, j] = v * gw[j]
-
-
-@njit(cache=True, inline="always", error_model="numpy")
-def store_chunk(row, c0, w, sat, gw, slope, var_r, var_p,
-                out_slope, out_vp, out_vr, out_err, out_dq):
-    """Write a chunk's fast-path results in DN, for every pixel (branch-free, so it
-    vectorises); the pixels fitted one by one are overwritten afterwards."""
-    for j in range(w):
-        g = gw[j]
-        s = slope[j] / g
-        vr = var_r[j] / (g * g)
-        vp = var_p[j] / (g * g)
-        out_slope[row, c0 + j] = s
-        out_vr[row, c0 + j] = vr
-        out_vp[row, c0 + j] = vp
-        out_err[row, c0 + j] = math.sqrt(vr + vp)
-        out_dq[row, c0 + j] = sat[j]
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -745,91 +635,70 @@ def _fast_chunk(w, r, rvar, kfull, rfull, pfull, tbar, jc, jlow, detect, th_min,
                 slow[j] = slow[j] | (x * x > th2 * (rvar[j] * vr1 + f * vp1))
 
 
+class Constants(NamedTuple):
+    """What :func:`fit_block` needs besides the pixels: :func:`prepare`'s read-pattern
+    constants and the jump settings. Its type selects this fit in the shared driver."""
+
+    tbar: np.ndarray
+    tau: np.ndarray
+    nreads: np.ndarray
+    ktab: np.ndarray
+    rtab: np.ndarray
+    ptab: np.ndarray
+    use_table: bool
+    jc: np.ndarray
+    kfull: np.ndarray
+    rfull: np.ndarray
+    pfull: np.ndarray
+    jlow: np.ndarray
+    detect: bool
+    intercept: float
+
+
+@overload(ramp_driver.scratch)
+def _scratch(consts, n, chunk):
+    if not ramp_driver.is_constants(consts, Constants):
+        return None
+
+    def scratch(consts, n, chunk):
+        # sp, kbuf, gr, gp, stack, segs
+        return (np.empty((6, chunk)), np.empty(n), np.empty(n), np.empty(n),
+                np.empty((2 * n + 1, 2), dtype=np.int64), np.empty((n, 3)))
+
+    return scratch
+
+
+@overload(ramp_driver.fit_chunk, jit_options={"error_model": "numpy"})
+def _fit_chunk(consts, work, w, r, rvar, slow, jflag, out_slope, out_vr, out_vp):
+    if not ramp_driver.is_constants(consts, Constants):
+        return None
+
+    def fit_chunk(consts, work, w, r, rvar, slow, jflag, out_slope, out_vr, out_vp):
+        # Lowest threshold (at 1e4 e/s), a hair lower so that rounding cannot hide a jump.
+        th_min = consts.intercept - THRESHOLD_SLOPE * 4.0 - 1e-9
+        _fast_chunk(w, r, rvar, consts.kfull, consts.rfull, consts.pfull, consts.tbar, consts.jc,
+                    consts.jlow, consts.detect, th_min, slow, work[0], out_slope, out_vr, out_vp)
+
+    return fit_chunk
+
+
+@overload(ramp_driver.fit_one, jit_options={"error_model": "numpy"})
+def _fit_one(consts, work, r, usable, read_var, jflag):
+    if not ramp_driver.is_constants(consts, Constants):
+        return None
+
+    def fit_one(consts, work, r, usable, read_var, jflag):
+        return fit_pixel(r, usable, read_var, consts.tbar, consts.tau, consts.nreads, consts.ktab,
+                         consts.rtab, consts.ptab, consts.use_table, consts.jc, consts.detect,
+                         consts.intercept, work[1], work[2], work[3], work[5], work[4], jflag)
+
+    return fit_one
+
+
 @njit(cache=True, error_model="numpy")
-def _fit_tasks(worker, nworkers, resultants, groupdq, read_noise, gain, tbar, tau, nreads,
-               ktab, rtab, ptab, use_table, jc, kfull, rfull, pfull, jlow, detect, intercept,
-               want_jumps, chunk, out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
-    """One worker's share of :func:`fit_block`: tasks ``worker``, ``worker + nworkers``...
-
-    A separate (serial) function: compiled on its own its loops vectorise, which they
-    do not when inlined into the parallel loop's body.
-    """
-    n, rows, nx = resultants.shape
-    nchunks = (nx + chunk - 1) // chunk
-    ntasks = rows * nchunks
-    # Lowest threshold (at 1e4 e/s), a hair lower so that rounding cannot hide a jump.
-    th_min = intercept - THRESHOLD_SLOPE * 4.0 - 1e-9
-    r = np.empty((n, chunk))
-    sp = np.empty((6, chunk))
-    rvar = np.empty(chunk)
-    gw = np.empty(chunk)
-    slow = np.empty(chunk, dtype=np.bool_)
-    sat = np.empty(chunk, dtype=np.uint32)
-    f_slope = np.empty(chunk)
-    f_vr = np.empty(chunk)
-    f_vp = np.empty(chunk)
-    px = np.empty(n)
-    usable = np.empty(n, dtype=np.bool_)
-    kbuf = np.empty(n)
-    gr = np.empty(n)
-    gp = np.empty(n)
-    stack = np.empty((2 * n + 1, 2), dtype=np.int64)
-    segs = np.empty((n, 3))
-    jflag = np.zeros(n, dtype=np.uint8)
-    for task in range(worker, ntasks, nworkers):
-        row = task // nchunks
-        c0 = (task % nchunks) * chunk
-        w = min(chunk, nx - c0)
-        load_chunk(resultants, groupdq, read_noise, gain, row, c0, w, r, rvar, gw, slow, sat)
-        if n >= 2:
-            _fast_chunk(w, r, rvar, kfull, rfull, pfull, tbar, jc, jlow, detect, th_min, slow,
-                        sp, f_slope, f_vr, f_vp)
-            store_chunk(row, c0, w, sat, gw, f_slope, f_vr, f_vp,
-                        out_slope, out_vp, out_vr, out_err, out_dq)
-        else:
-            for j in range(w):
-                slow[j] = True
-        # The rest, one pixel at a time.
-        for j in range(w):
-            if not slow[j]:
-                continue
-            col = c0 + j
-            dq, nusable, g, rn = load_pixel(resultants, groupdq, read_noise, gain,
-                                            row, col, px, usable)
-            slope = 0.0
-            var_r = 0.0
-            var_p = 0.0
-            nj = 0
-            if nusable > 0:
-                jflag[:] = 0
-                slope, var_r, var_p, nj, bad = fit_pixel(
-                    px, usable, rn * rn, tbar, tau, nreads, ktab, rtab, ptab,
-                    use_table, jc, detect, intercept, kbuf, gr, gp, segs, stack, jflag)
-                if bad:
-                    dq |= UNRELIABLE
-            store_pixel(row, col, slope, var_r, var_p, dq, nj, g, jflag, want_jumps,
-                        out_slope, out_vp, out_vr, out_err, out_dq, out_jumps)
-
-
-@njit(parallel=True, cache=True, error_model="numpy")
-def fit_block(resultants, groupdq, read_noise, gain, tbar, tau, nreads, ktab, rtab, ptab,
-              use_table, jc, kfull, rfull, pfull, jlow, detect, intercept, want_jumps, chunk, nworkers,
+def fit_block(resultants, groupdq, read_noise, gain, consts, want_jumps, chunk, nworkers,
               out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
-    """Fit every pixel of a block of rows; outputs in DN/s and (DN/s)^2.
-
-    ``resultants`` (n, rows, nx) in DN, ``groupdq`` uint8 (n, rows, nx), ``read_noise``
-    and ``gain`` (rows, nx). Outputs (rows, nx) are written in place, ``out_jumps``
-    (n, rows, nx) only when ``want_jumps``.
-
-    Work goes by tasks of ``chunk`` pixels of a row, shared by ``nworkers`` threads. The
-    common case, every resultant usable and no jump, is fitted for the whole chunk at
-    once with the pixel index innermost (it vectorises); the other pixels go through
-    :func:`fit_pixel` one by one.
-    """
-    n, rows, nx = resultants.shape
-    ntasks = rows * ((nx + chunk - 1) // chunk)
-    nworkers = max(1, min(nworkers, ntasks))
-    for worker in prange(nworkers):
-        _fit_tasks(worker, nworkers, resultants, groupdq, read_noise, gain, tbar, tau, nreads,
-                   ktab, rtab, ptab, use_table, jc, kfull, rfull, pfull, jlow, detect, intercept,
-                   want_jumps, chunk, out_slope, out_vp, out_vr, out_err, out_dq, out_jumps)
+    """:func:`calpipe.kernels.ramp_driver.fit_block` with this fit (``consts``: a
+    :class:`Constants`); the cached entry point."""
+    ramp_driver.fit_block(resultants, groupdq, read_noise, gain, consts, want_jumps, chunk, nworkers,
+                          out_slope, out_vp, out_vr, out_err, out_dq, out_jumps)

@@ -194,10 +194,13 @@ def refpix_variance(resultants, read_pattern, border=4, nchannels=32, smooth=11)
     per-read read-noise variance accounts for it. Clipping is neglected (it removes
     only outliers).
 
-    The reference pixels' noise per read is measured here, per channel, from the
-    differences of horizontally adjacent top and bottom reference pixels (same row and
-    channel: the same bias), each resultant's scaled by its number of reads; the median
-    over the resultants is used.
+    The reference pixels' noise per read is measured here, per channel, in the top and
+    bottom reference rows, from double differences: between consecutive resultants (which
+    removes each pixel's fixed bias pattern, a few hundred DN on a real detector) and then
+    between horizontally adjacent pixels (which removes the per-read drifts common to a row
+    and channel). Each pair's variance is scaled by ``1 / (1/N_i + 1/N_(i+1))`` and the median
+    over the pairs is used. A single resultant falls back to the horizontal differences
+    alone (which take a fixed pattern for noise).
     """
     if len(read_pattern) != resultants.shape[0]:
         raise ValueError(f"read_pattern has {len(read_pattern)} resultants, data has {resultants.shape[0]}")
@@ -207,12 +210,15 @@ def refpix_variance(resultants, read_pattern, border=4, nchannels=32, smooth=11)
     sigma2 = np.empty(nchannels)
     for c in range(nchannels):
         columns = slice(c * width, (c + 1) * width)
-        per_resultant = []
-        for i in range(nres):
-            rows = np.concatenate([resultants[i, :border, columns], resultants[i, ny - border:, columns]])
-            rows = rows.astype(np.float64)
-            per_resultant.append(_robust_variance(np.diff(rows, axis=1).ravel()) * nreads[i])
-        sigma2[c] = np.median(per_resultant)
+        rows = np.concatenate([resultants[:, :border, columns], resultants[:, ny - border:, columns]], axis=1)
+        rows = rows.astype(np.float64)
+        if nres == 1:
+            estimates = [_robust_variance(np.diff(rows[0], axis=1).ravel()) * nreads[0]]
+        else:
+            double = np.diff(np.diff(rows, axis=0), axis=2)
+            estimates = [_robust_variance(double[i].ravel()) / (1 / nreads[i] + 1 / nreads[i + 1])
+                         for i in range(nres - 1)]
+        sigma2[c] = np.median(estimates)
     offset = sigma2 / (2 * border * width)  # variance of each channel offset
     weights = np.eye(nchannels)
     weights[:, 0] -= 0.5

@@ -2,10 +2,12 @@
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from calpipe import datamodels
+from calpipe.archive.checksums import file_checksum
 from calpipe.datamodels import ImageModel
 from calpipe.detector import science
 from calpipe.errors import InputError
@@ -14,6 +16,7 @@ from calpipe.step import CalPipeline
 from calpipe.steps import (
     AssignWcsStep,
     DarkCurrentStep,
+    DarkDecayStep,
     DQInitStep,
     FlatFieldStep,
     LinearityStep,
@@ -23,17 +26,19 @@ from calpipe.steps import (
     SaturationStep,
     SourceCatalogStep,
     TweakRegStep,
+    Wfi18TransientStep,
 )
 
 log = logging.getLogger(__name__)
 
-AFTER_SATURATION = ["refpix", "linearity", "ramp_fit", "dark_current", "assign_wcs", "flat_field", "photom",
-                    "source_catalog"]
+AFTER_SATURATION = ["refpix", "dark_decay", "wfi18_transient", "linearity", "ramp_fit", "dark_current",
+                    "assign_wcs", "flat_field", "photom", "source_catalog"]
 
 
 class ExposurePipeline(CalPipeline):
-    """dq_init, saturation, refpix, linearity, ramp_fit, dark_current, assign_wcs, flat_field,
-    photom and source_catalog on each exposure, then tweakreg over all of them together."""
+    """dq_init, saturation, refpix, dark_decay, wfi18_transient, linearity, ramp_fit, dark_current,
+    assign_wcs, flat_field, photom and source_catalog on each exposure, then tweakreg over all of
+    them together."""
 
     class_alias = "exposure_pipeline"
     spec = """
@@ -43,6 +48,8 @@ class ExposurePipeline(CalPipeline):
         "dq_init": DQInitStep,
         "saturation": SaturationStep,
         "refpix": RefPixStep,
+        "dark_decay": DarkDecayStep,
+        "wfi18_transient": Wfi18TransientStep,
         "linearity": LinearityStep,
         "ramp_fit": RampFitStep,
         "dark_current": DarkCurrentStep,
@@ -90,8 +97,12 @@ class ExposurePipeline(CalPipeline):
     def calibrate(self, raw, close_raw=False):
         """Run one exposure through every step; ``close_raw`` frees the raw file once converted."""
         log.info("Calibrating %s", raw.meta.get("filename"))
-        image = self._calibrate(raw, close_raw)
-        self.record_provenance(image, raw._path)
+        path = raw._path
+        # The input file's checksum is read while the steps run (hashing releases the GIL).
+        with ThreadPoolExecutor(1) as pool:
+            checksum = None if path is None else pool.submit(file_checksum, path)
+            image = self._calibrate(raw, close_raw)
+            self.record_provenance(image, path, None if checksum is None else checksum.result())
         return image
 
     def _calibrate(self, raw, close_raw):
@@ -106,6 +117,8 @@ class ExposurePipeline(CalPipeline):
                 setattr(image.meta.cal_step, getattr(self, name).class_alias, "SKIPPED")
             return image
         ramp = self.refpix.run(ramp)
+        ramp = self.dark_decay.run(ramp)
+        ramp = self.wfi18_transient.run(ramp)
         ramp = self.linearity.run(ramp)
         image = self.ramp_fit.run(ramp)
         del ramp

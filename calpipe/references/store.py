@@ -34,15 +34,17 @@ def describe(source):
     from calpipe import datamodels
     from calpipe.datamodels import roman
 
+    verified = False
     if datamodels.model_type_of(source) == datamodels.ROMAN:
         meta = roman.reference_meta(source)
         if meta is None:
             raise NotAReference(f"{source}: a Roman file but not a reference file")
     else:
-        with datamodels.open(source) as model:
+        with datamodels.open(source) as model:  # its block checksums verified on the way
             if getattr(type(model), "reftype", None) is None:
                 raise NotAReference(f"{source}: not a reference file ({type(model).__name__})")
             meta = model.meta.to_dict()
+        verified = True
     instrument = meta["instrument"]
     return {
         "path": str(source),
@@ -53,6 +55,7 @@ def describe(source):
         "optical_element": (instrument.get("optical_element") or "").upper(),
         "useafter": Time(meta["useafter"]).isot,
         "description": meta.get("description", ""),
+        "verified": verified,
     }
 
 
@@ -96,6 +99,8 @@ class RefStore:
             if source.resolve() != target.resolve():
                 shutil.copyfile(source, target)
             entry["path"] = target.name
+            if entry.pop("verified"):
+                entry["checked"] = _stat(target)
             entries[entry["path"]] = entry
             added.append(entry)
         self._write_index(entries.values())
@@ -129,10 +134,26 @@ class RefStore:
             resolved = source.resolve()
             inside = resolved.is_relative_to(self.path.resolve())
             entry["path"] = str(resolved.relative_to(self.path.resolve()) if inside else resolved)
+            if entry.pop("verified"):
+                entry["checked"] = _stat(source)
             entries[entry["path"]] = entry
             added.append(entry)
         self._write_index(entries.values())
         return added, failed
+
+    def unchanged(self, path):
+        """Whether ``path`` is a file of this store whose arrays were verified when it was
+        indexed and whose size and modification time are still those it had then.
+
+        Reference files are large and read by every run; a store's files are verified once,
+        when added or imported (their block checksums), not on every open. A file rewritten
+        since (any write changes its modification time) is verified again when opened.
+        """
+        path = Path(path)
+        for entry in self.entries():
+            if (self.path / entry["path"]) == path:
+                return entry.get("checked") is not None and entry["checked"] == _stat(path)
+        return False
 
     # -- selection -----------------------------------------------------------------------
     def best(self, reftype, exposure_meta, select="before"):
@@ -166,6 +187,12 @@ class RefStore:
 
 
 INDEX_KEYS = ("path", "reftype", "instrument", "detector", "optical_element", "useafter")
+
+
+def _stat(path):
+    """What :meth:`RefStore.unchanged` compares: size and modification time (ns)."""
+    st = os.stat(path)
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 def _entry_problem(entry):

@@ -477,6 +477,7 @@ def simulate_exposure(
     noise=True,
     progress=None,
     block_rows=256,
+    read_signal=None,
 ):
     """Generate the raw resultants read by read.
 
@@ -490,6 +491,9 @@ def simulate_exposure(
     multi_hit_fraction : fraction of the hit pixels hit once or twice more.
     bias : include pedestal and drifts (switching it off leaves all other draws unchanged).
     noise : Poisson and read noise; without it each frame adds its expected counts.
+    read_signal : optional ``f(k, read)`` that changes read ``k`` (float32 (N, N) DN, bias
+        included) in place before it is averaged into its resultant: readout effects that a
+        calibration step removes. It draws no random numbers, so the other draws stay the same.
 
     Returns an :class:`Exposure` whose ``truth`` holds, on the science pixels: ``slope``
     (flux*flat + dark, DN/s), ``flux``, ``dark``, ``flat``, ``jumps`` (hits per pixel),
@@ -544,6 +548,7 @@ def simulate_exposure(
     counts = np.zeros(flux.shape, np.float32)
     acc = np.zeros((n, n), np.float32)
     z = np.empty((n, n), np.float32)
+    read = np.empty((n, n), np.float32) if read_signal is not None else None
     raw = np.empty((len(pattern), n, n), np.uint16)
     bias_channel = np.zeros((len(pattern), detector.nchannels))
     bias_row = np.zeros((len(pattern), n))
@@ -566,11 +571,16 @@ def simulate_exposure(
             reads.standard_normal(out=z, dtype=np.float32)
         else:
             z[:] = 0.0
+        if read_signal is not None:
+            read[:] = 0.0
         _add_read(
-            acc, counts, detector.nl_a, detector.nl_b, detector.full_well, detector.readnoise, z,
-            channel_bias[k - 1][column_channel].astype(np.float32), row_bias[k - 1].astype(np.float32),
-            b, fully_saturated, respond,
+            acc if read_signal is None else read, counts, detector.nl_a, detector.nl_b, detector.full_well,
+            detector.readnoise, z, channel_bias[k - 1][column_channel].astype(np.float32),
+            row_bias[k - 1].astype(np.float32), b, fully_saturated, respond,
         )
+        if read_signal is not None:
+            read_signal(k, read)
+            acc += read
         bias_channel[i] += channel_bias[k - 1]
         bias_row[i] += row_bias[k - 1]
         if k == pattern[i][-1]:

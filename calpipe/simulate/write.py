@@ -225,6 +225,7 @@ def simulate(
     pointing_error=(0.5, 0.05),
     star_density=1 / 4000.0,
     write_refs=True,
+    read_signal=None,
 ):
     """Simulate one exposure; write ``<root>_uncal.asdf``, ``<root>_truth.asdf``, ``refs/``
     and the field's reference catalog ``<field>_refcat.ecsv``.
@@ -236,7 +237,7 @@ def simulate(
     ``wcsinfo`` (the field's own by default); the raw exposure's ``meta.wcsinfo`` is that
     pointing moved by ``pointing_error`` = (shift in arcsec, roll in degrees), and the truth
     keeps the true one. The references are registered in the store at ``out_dir/refs``
-    unless ``write_refs`` is false.
+    unless ``write_refs`` is false. ``read_signal`` is passed to :func:`simulate_exposure`.
     """
     from calpipe import datamodels as dm
     from calpipe.references import RefStore
@@ -263,7 +264,7 @@ def simulate(
     exp = simulate_exposure(
         det, flux, read_pattern=read_pattern, nresultants=nresultants, frame_time=frame_time,
         seed=seed, fully_saturated=fully_saturated, cosmic_ray_fraction=cosmic_ray_fraction,
-        multi_hit_fraction=multi_hit_fraction, progress=progress,
+        multi_hit_fraction=multi_hit_fraction, progress=progress, read_signal=read_signal,
     )
     del flux
 

@@ -9,6 +9,7 @@ from calpipe import _lazy
 _MODULES = {
     "AssignWcsStep": "assign_wcs",
     "DarkCurrentStep": "dark_current",
+    "DarkDecayStep": "dark_decay",
     "DQInitStep": "dq_init",
     "FlatFieldStep": "flat_field",
     "IngestStep": "ingest",
@@ -20,6 +21,7 @@ _MODULES = {
     "ScrubStep": "scrub",
     "SourceCatalogStep": "source_catalog",
     "TweakRegStep": "tweakreg",
+    "Wfi18TransientStep": "wfi18_transient",
 }
 
 __all__ = sorted(_MODULES)

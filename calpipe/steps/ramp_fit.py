@@ -49,11 +49,17 @@ class RampFitStep(CalStep):
         refpix = model.tree.get("refpix_variance")
         if refpix is not None:  # the bias estimates' noise is read noise too
             read_noise = read_noise_with_refpix(read_noise, refpix["channel"], refpix["row"])
+        # Science-pixel copies; the reference files' mapped pages and the full-frame read
+        # noise are let go before the fit allocates its outputs (the step's peak memory).
+        read_noise = science(read_noise).copy()
+        gain_science = science(gain.data).copy()
+        readnoise.close()
+        gain.close()
         fit = fit_ramps(
             science(model.data),
             science(model.groupdq),
-            np.ascontiguousarray(science(read_noise)),
-            np.ascontiguousarray(science(gain.data)),
+            read_noise,
+            gain_science,
             model.meta.exposure.read_pattern,
             model.meta.exposure.frame_time,
             algorithm=self.algorithm,
@@ -62,8 +68,6 @@ class RampFitStep(CalStep):
             block_rows=self.block_rows,
             return_jumps=self.save_jumps,
         )
-        readnoise.close()
-        gain.close()
         image = ImageModel(
             meta=dict(model.meta.to_dict(), model_type="ImageModel"),
             data=fit.slope,

@@ -22,7 +22,8 @@ class SourceCatalogStep(CalStep):
 
     The catalog (an astropy Table) is kept in the image's ``source_catalog`` entry and, when
     results are saved, written as ``<root>_cat.ecsv`` with the segmentation map as
-    ``<root>_segm.asdf``.
+    ``<root>_segm.asdf`` (a Roman ``SegmentationMapModel`` when the image is written in the
+    Roman formats, see ``output_format``).
     """
 
     class_alias = "source_catalog"
@@ -85,8 +86,16 @@ class SourceCatalogStep(CalStep):
         info = {"n_sources": len(table), "snr_threshold": self.snr_threshold, "npixels": self.npixels,
                 "deblend": self.deblend}
         log.info("%d sources detected", len(table))
-        segm_model = SegmentationModel(meta=side_product_meta(model, "SegmentationModel"), data=segm)
         info["catalog_file"] = os.path.basename(self.add_side_product(model, "cat", table))
-        info["segmentation_file"] = os.path.basename(self.add_side_product(model, "segm", segm_model))
+        if self.roman_products(model):  # a Roman SegmentationMapModel
+            from calpipe.datamodels import roman
+
+            meta = model.meta.to_dict()
+            segm_path = self.add_side_product(model, "segm", segm,
+                                              lambda labels, path: roman.write_segmentation(labels, meta, path))
+        else:
+            segm_model = SegmentationModel(meta=side_product_meta(model, "SegmentationModel"), data=segm)
+            segm_path = self.add_side_product(model, "segm", segm_model)
+        info["segmentation_file"] = os.path.basename(segm_path)
         model.meta.source_catalog = info
         return model

@@ -78,7 +78,7 @@ class TweakRegStep(CalStep):
         entries = []
         with library:
             for index, model in enumerate(library):
-                entries.append(self._entry(model))
+                entries.append(self.entry(model))
                 library.shelve(model, index, modify=False)
         results = self._align(entries)
         with library:
@@ -87,18 +87,20 @@ class TweakRegStep(CalStep):
                 library.shelve(model, index, modify=True)
         return library
 
-    def align_files(self, paths, save):
+    def align_files(self, paths, save, entries=None):
         """Align the exposures stored at ``paths`` holding one image in memory at a time.
 
         The same alignment as running the step on their models: each file is read once to
-        gather its WCS and sources, and once more to apply the fit, after which ``save(model)``
-        writes it before the next file is read. Returns what ``save`` returned, in order.
+        gather its WCS and sources (unless ``entries``, what :meth:`entry` returned for each,
+        are given), and once to apply the fit, after which ``save(model)`` writes it before
+        the next file is read. Returns what ``save`` returned, in order.
         """
         with ResourceMonitor() as monitor:
-            entries = []
-            for path in paths:
-                with datamodels.open(path) as model:
-                    entries.append(self._entry(model))
+            if entries is None:
+                entries = []
+                for path in paths:
+                    with datamodels.open(path) as model:
+                        entries.append(self.entry(model))
             results = self._align(entries)
         usage = monitor.record()
         saved = []
@@ -112,13 +114,14 @@ class TweakRegStep(CalStep):
         return saved
 
     def _align_models(self, models):
-        entries = [self._entry(m) for m in models]
+        entries = [self.entry(m) for m in models]
         results = self._align(entries)
         for model, entry, result in zip(models, entries, results):
             self._apply(model, entry, result)
 
-    def _entry(self, model):
-        """What alignment needs of one exposure, or why it cannot take part."""
+    def entry(self, model):
+        """What alignment needs of one exposure, or why it cannot take part: its name, WCS,
+        ``wcsinfo``, selected sources and epoch (a few kB; ``skip`` says why not)."""
         name = model.meta.get("filename") or "exposure"
         entry = {"name": name, "skip": None, "saturated": False}
         if not is_imaging(model):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from archive_data import write_cal
+from support.archive_data import write_cal
 
 from calpipe import __version__
 from calpipe import datamodels as dm
@@ -236,7 +236,7 @@ def test_an_older_calpipe_is_stale(tmp_path):
 
 
 def test_a_reference_rewritten_under_its_name_is_stale(tmp_path):
-    from tiny_data import write_tiny_store
+    from support.tiny_data import write_tiny_store
 
     store = write_tiny_store(tmp_path / "refs")
     refs = {e["reftype"]: str(store / e["path"]) for e in RefStore(store).entries()}

@@ -4,7 +4,7 @@ import shutil
 
 import sqlalchemy as sa
 import yaml
-from archive_data import write_cal
+from support.archive_data import write_cal
 
 from calpipe.archive import Archive
 from calpipe.archive.schema import SchemaSet

@@ -6,7 +6,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from archive_data import write_cal
+from support.archive_data import write_cal
 from matplotlib.image import imread
 
 from calpipe.archive import Archive

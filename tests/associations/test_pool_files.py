@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 from astropy.io import fits
-from pool_exposures import write_cp
+from support.pool_exposures import write_cp
 
 from calpipe.associations.pool import PoolError, group_products, load_pool, read_exposure
 

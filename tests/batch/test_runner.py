@@ -13,6 +13,7 @@ import pytest
 
 from calpipe import cli
 from calpipe import datamodels as dm
+from calpipe.batch import memory
 from calpipe.batch.runner import STAGING, Options, run_batch
 from calpipe.batch.state import DB_NAME
 from calpipe.batch.tasks import KILL_HOOK, NEED_HOOK
@@ -84,6 +85,9 @@ def test_one_bad_member_fails_alone_and_the_rest_is_calibrated_and_aligned(scena
     for program, n in (("cp00001001001", 3), ("cp00002001001", 2)):
         cals = [f for f in files if f.startswith(program) and f.endswith("_cal.asdf")]
         assert len(cals) == n and f"{BAD}_cal.asdf" not in cals
+    staged = scenario.out / STAGING / "staged"
+    assert sorted(p.name for p in staged.glob("cp00001001001_*_align.asdf")) == [
+        f"cp00001001001_000{i}_wfi01_align.asdf" for i in (1, 2, 3)]  # each member's alignment entry
     for path in scenario.out.glob("cp00001001001_*_cal.asdf"):  # program 1 is never rewritten
         with dm.open(path) as cal:
             assert cal.meta.cal_step.tweakreg == "COMPLETE"
@@ -159,8 +163,10 @@ def test_products_are_those_of_strun(scenario, tmp_path):
 def test_the_memory_ladder_climbs_to_the_cap_and_records_every_attempt(tmp_path, monkeypatch):
     sim = simulate_dithered(tmp_path / "sim", 2, size=128, seed=3)
     roots = [e.root for e in sim.exposures]
+    product = json.loads(Path(sim.association).read_text())["products"][0]["name"]
     # The first needs 700 MB: 401 -> 802 fits. The second needs more than the 1 GB cap.
-    monkeypatch.setenv(NEED_HOOK, f"{roots[0]}:700,{roots[1]}:5000")
+    # The alignment (reserving 400.6 MB for one 128x128 image) needs 700 MB too.
+    monkeypatch.setenv(NEED_HOOK, f"{roots[0]}:700,{roots[1]}:5000,{product}:700")
     out = tmp_path / "out"
     options = Options(inputs=[str(sim.association)], output_dir=str(out), workers=1, memory_limit="1GiB",
                       ref_store=str(sim.refs), processes=False)
@@ -178,6 +184,10 @@ def test_the_memory_ladder_climbs_to_the_cap_and_records_every_attempt(tmp_path,
     # Alignment ran over the member that succeeded.
     align = next(r for r in rows.values() if r["kind"] == "align")
     assert align["state"] == "done" and len(align["inputs"]) == 1
+    assert align["reservation_source"] == "size-rule"
+    assert [a["outcome"] for a in align["attempt_log"]] == ["memory", "done"]
+    first, second = (a["reservation_mb"] for a in align["attempt_log"])
+    assert first == pytest.approx(memory.size_rule_mb(128 * 128, 0)) and second == pytest.approx(2 * first)
     assert (out / STAGING).is_dir() and (out / DB_NAME).is_file()
 
 

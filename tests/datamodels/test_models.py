@@ -93,7 +93,7 @@ def test_crds_parameters_are_flat_scalars(raw_model):
 
 def test_a_catalog_read_back_stays_a_table_through_load_arrays(tmp_path):
     from astropy.table import Table
-    from tiny_data import exposure_meta
+    from support.tiny_data import exposure_meta
 
     plane = np.ones((8, 8), np.float32)
     catalog = Table({"label": np.array([1, 2], np.int32), "kron_flux": [10.5, 20.25]})

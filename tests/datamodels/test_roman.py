@@ -213,3 +213,81 @@ def test_image_model_keeps_calpipe_format_when_asked(tmp_path):
         written.validate()
         assert written.meta.exposure.start_time.isot.startswith("2027-01-01")
         assert [list(r) for r in written.meta.exposure.read_pattern] == PATTERN
+
+
+def test_dark_decay_and_integral_nonlinearity_references_are_read(tmp_path):
+    """Both made with roman_datamodels' maker: the decay table serves any detector; the
+    non-linearity table comes in science-channel order, a channel without a correction as zeros."""
+    decay = rdm.DarkdecaysignalRefModel.create_fake_data()
+    decay.meta.instrument.detector = "WFI05"
+    decay.decay_table = {"WFI05": {"amplitude": 31.5, "time_constant": 17.0},
+                         "WFI06": {"amplitude": None, "time_constant": None}}
+    decay.save(tmp_path / "decay.asdf")
+    ref = dm.open(tmp_path / "decay.asdf")
+    assert isinstance(ref, dm.DarkDecaySignalRefModel) and ref.meta.instrument.detector == "ANY"
+    assert ref.tree["decay_table"] == {"WFI05": {"amplitude": 31.5, "time_constant": 17.0},
+                                       "WFI06": {"amplitude": None, "time_constant": None}}
+    assert roman.reference_meta(tmp_path / "decay.asdf")["instrument"]["detector"] == "ANY"
+
+    inl = rdm.IntegralnonlinearityRefModel.create_fake_data()
+    inl.value = np.arange(0, 65536, 4096, dtype=np.uint16)
+    inl.meta.n_channels, inl.meta.n_pixels_per_channel = 3, 128
+    inl.inl_table = {f"science_channel_{n:02d}": {"instrument_channel": n - 1,
+                                                  "correction": np.full(16, float(n)) if n != 2 else None}
+                     for n in (3, 1, 2)}
+    inl.save(tmp_path / "inl.asdf")
+    ref = dm.open(tmp_path / "inl.asdf")
+    assert isinstance(ref, dm.IntegralNonlinearityRefModel) and ref.meta.input_counts == "raw"
+    np.testing.assert_array_equal(ref.value, np.arange(0, 65536, 4096))
+    np.testing.assert_array_equal(ref.correction[:, 0], [1.0, 0.0, 3.0])
+
+    inl.inl_table = {"science_channel_01": inl.inl_table["science_channel_01"],
+                     "science_channel_03": inl.inl_table["science_channel_03"]}
+    inl.save(tmp_path / "gap.asdf")
+    with pytest.raises(dm.DataModelError, match="without gaps"):
+        dm.open(tmp_path / "gap.asdf")
+
+
+def test_dark_decay_and_integral_nonlinearity_references_are_written(tmp_path):
+    decay = dm.DarkDecaySignalRefModel(
+        meta={"reftype": "darkdecaysignal", "instrument": {"name": "WFI", "detector": "ANY"},
+              "useafter": "2020-01-01T00:00:00"},
+        decay_table={"WFI18": {"amplitude": 5.0, "time_constant": 9.0}})
+    roman.write_reference(tmp_path / "decay.asdf", "darkdecaysignal", decay)
+    inl = dm.IntegralNonlinearityRefModel(
+        meta={"reftype": "integralnonlinearity", "instrument": {"name": "WFI", "detector": "WFI18"},
+              "useafter": "2020-01-01T00:00:00"},
+        value=np.array([0, 100, 65535], np.uint16), correction=np.arange(6.0).reshape(2, 3))
+    roman.write_reference(tmp_path / "inl.asdf", "integralnonlinearity", inl)
+    with rdm.open(tmp_path / "decay.asdf") as out:
+        out.validate()
+        assert out.meta.instrument.detector == "WFI18" and out.decay_table["WFI18"]["time_constant"] == 9.0
+    with rdm.open(tmp_path / "inl.asdf") as out:
+        out.validate()
+        # WFI18 is mirrored in x: science channel 1 is the detector's last
+        assert out.inl_table["science_channel_01"]["instrument_channel"] == 1
+        np.testing.assert_array_equal(out.inl_table["science_channel_02"]["correction"], [3.0, 4.0, 5.0])
+    back = dm.open(tmp_path / "inl.asdf")
+    np.testing.assert_array_equal(back.correction, inl.correction)
+
+
+def test_segmentation_map_follows_the_image_format(tmp_path):
+    from calpipe.datamodels.roman import write_segmentation
+    from calpipe.steps.source_catalog import SourceCatalogStep
+
+    meta = {"instrument": {"name": "WFI", "detector": "WFI03", "optical_element": "F158"},
+            "exposure": {"type": "WFI_IMAGE", "start_time": "2027-01-01T00:00:00", "nresultants": 6,
+                         "read_pattern": PATTERN, "frame_time": 3.04},
+            "roman": {"telescope": "ROMAN"}}
+    image = dm.ImageModel(meta=meta, data=np.zeros((8, 8), np.float32))
+    assert SourceCatalogStep().roman_products(image)
+    assert not SourceCatalogStep(output_format="calpipe").roman_products(image)
+    del meta["roman"]
+    assert not SourceCatalogStep().roman_products(dm.ImageModel(meta=meta, data=np.zeros((8, 8), np.float32)))
+    labels = np.zeros((8, 8), np.int32)
+    labels[2:4, 2:5] = 1
+    write_segmentation(labels, meta, tmp_path / "x_segm.asdf")
+    with rdm.open(tmp_path / "x_segm.asdf") as segm:
+        segm.validate()
+        assert type(segm).__name__ == "SegmentationMapModel" and segm.meta.instrument.detector == "WFI03"
+        np.testing.assert_array_equal(segm.data, labels)

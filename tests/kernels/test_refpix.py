@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 
+from support.refpix_darks import CHANNELS, PATTERN, READ_NOISE, SIZE, dark_exposure
+
 from calpipe.kernels.refpix import correct_refpix, read_noise_with_refpix, refpix_offsets, refpix_variance
 
 N, NRES, B, NCH = 64, 3, 4, 8
@@ -64,32 +66,7 @@ def test_validates_geometry():
         correct_refpix(np.zeros((64, 64), np.float32))
 
 
-# --------------------------------------------------------------------------------------
-# Noise of the estimates, against a read-level construction: per read, a pedestal and a
-# drift per channel, a jitter common to all channels, a row common mode of sinusoids with
-# new phases, and read noise on every pixel; no light. Resultants are rounded means.
-SIZE, CHANNELS, READ_NOISE = 256, 8, 5.5
-PATTERN = [[1], [2, 3], [4, 5, 6, 7], [8, 9, 10, 11, 12, 13], [14], [15, 16, 17]]
-
-
-def dark_exposure(seed, size=SIZE, nchannels=CHANNELS):
-    """(resultants float32, true bias (nres, size, size))."""
-    rng = np.random.default_rng(seed)
-    nres = len(PATTERN)
-    pedestal = rng.uniform(4000, 7000, nchannels)
-    trend = rng.normal(0, 0.3, nchannels)
-    y = np.arange(size)[:, None]
-    total = np.zeros((nres, size, size))
-    bias = np.zeros((nres, size, size))
-    for i, reads in enumerate(PATTERN):
-        for k in reads:
-            channel = pedestal + 3.04 * k * trend + rng.normal(0, 3) + rng.normal(0, 1.5, nchannels)
-            rows = sum(a * np.sin(2 * np.pi * y / p + rng.uniform(0, 2 * np.pi))
-                       for a, p in ((4, 2900), (2, 1100), (1, 450)))
-            read_bias = np.repeat(channel, size // nchannels)[None, :] + rows
-            bias[i] += read_bias / len(reads)
-            total[i] += (read_bias + READ_NOISE * rng.standard_normal((size, size))) / len(reads)
-    return np.rint(total).astype(np.float32), bias
+# Noise of the estimates, against the read-level dark exposures of tests/support/refpix_darks.py.
 
 
 def test_refpix_variance_is_the_scatter_of_the_estimates():
@@ -157,3 +134,14 @@ def test_read_noise_with_refpix_adds_variances_per_channel_and_row():
     assert noise.dtype == np.float32
     np.testing.assert_allclose(noise[2, 1] ** 2, 9.0 + 1.0 + 2.0, rtol=1e-6)
     np.testing.assert_allclose(noise[5, 6] ** 2, 9.0 + 7.0 + 5.0, rtol=1e-6)
+
+
+def test_refpix_variance_ignores_a_fixed_bias_pattern():
+    """A real detector's bias differs from pixel to pixel by hundreds of DN, the same in every
+    read: it is no noise, and adding it changes no estimate."""
+    cube, _ = dark_exposure(3)
+    pattern = np.random.default_rng(3).normal(0, 300, cube.shape[1:]).astype(np.float32)
+    plain = refpix_variance(cube, PATTERN, border=B, nchannels=CHANNELS)
+    patterned = refpix_variance(cube + pattern, PATTERN, border=B, nchannels=CHANNELS)
+    for a, b in zip(plain, patterned):
+        np.testing.assert_allclose(b, a, rtol=1e-6)

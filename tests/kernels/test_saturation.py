@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-import readout
+from support import readout
 
 from calpipe import dqflags
 from calpipe.kernels.linearity import correct_linearity
@@ -127,7 +127,7 @@ def test_rejects_mismatched_pattern():
 
 
 # --------------------------------------------------------------------------------------
-# Against read-level ramps (tests/kernels/readout.py): the truth is which reads reached the
+# Against read-level ramps (tests/support/readout.py): the truth is which reads reached the
 # threshold, known read by read.
 PEDESTAL = 5000.0
 LEVEL = 0.97 * readout.FULL_WELL  # threshold above the pedestal

@@ -1,7 +1,7 @@
 """Fixtures: a synthetic training database (see model_data) and a model trained on it."""
 
 import pytest
-from model_data import N_PRODUCTS, fill, synthetic_products
+from support.model_data import N_PRODUCTS, fill, synthetic_products
 
 from calpipe.training import db as D
 

@@ -1,7 +1,7 @@
 import csv
 
 import pytest
-from model_data import peak_law, product_exposures, wall_law
+from support.model_data import peak_law, product_exposures, wall_law
 
 from calpipe.model import reservation_mb
 from calpipe.model.predict import predict_products, products_of_pool

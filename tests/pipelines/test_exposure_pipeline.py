@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_data import write_tiny_association
+from support.tiny_data import write_tiny_association
 
 from calpipe import datamodels as dm
 from calpipe import dqflags

@@ -3,7 +3,7 @@ import sys
 
 from calpipe.training import db as D
 
-from report_rows import products_of, write_report
+from support.report_rows import products_of, write_report
 
 SCRIPT = """
 import sys
@@ -16,7 +16,7 @@ with D.TrainingDB(sys.argv[1]) as database:
 
 def test_two_ingests_at_once_lose_and_duplicate_nothing(db_url, tmp_path):
     l1, names = products_of(30)
-    from report_rows import l3_row
+    from support.report_rows import l3_row
 
     # Overlapping halves, split into several reports each, run by two processes at once.
     a = [write_report(tmp_path / f"a{i}.csv", l1[i * 10:(i + 1) * 10] + [l3_row(n, 7) for n in names[:20]])

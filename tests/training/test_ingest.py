@@ -2,7 +2,7 @@ import math
 
 import pytest
 import sqlalchemy as sa
-from report_rows import l1_row, l3_row, products_of, snapshot, write_report, write_rows
+from support.report_rows import l1_row, l3_row, products_of, snapshot, write_report, write_rows
 
 from calpipe.training import db as D
 from calpipe.training import ingest as I

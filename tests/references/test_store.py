@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
-from tiny_data import exposure_meta, ref_meta
+from support.tiny_data import exposure_meta, ref_meta
 
 from calpipe import datamodels as dm
+from calpipe import dqflags
 from calpipe.references import MissingReferenceError, RefStore, find_store
 
 
@@ -127,4 +128,30 @@ def test_roman_reference_files_are_indexed_by_their_own_metadata(tmp_path):
     meta["instrument"].update(detector="WFI07", optical_element="F158")
     assert store.best("dark", meta) == str(store.path / "roman_dark.asdf")
     with dm.open(store.best("flat", meta)) as model:
-        assert isinstance(model, dm.FlatRefModel) and model.data.shape == (8, 8)
+        # a Roman flat covers the science array: the 4-pixel border is added, unit and flagged
+        assert isinstance(model, dm.FlatRefModel) and model.data.shape == (16, 16)
+        np.testing.assert_array_equal(model.data[4:-4, 4:-4], flat.data)
+        assert np.all(model.data[:4] == 1) and np.all(model.dq[:, :4] == dqflags.REFERENCE_PIXEL)
+
+
+def _flip_array_byte(path):
+    blob = bytearray(path.read_bytes())
+    blob[blob.index(b"\xd3BLK") + 60] ^= 0x5A
+    path.write_bytes(bytes(blob))
+
+
+def test_files_are_verified_once_and_again_after_any_rewrite(store, tiny):
+    from calpipe.errors import CalpipeError
+    from calpipe.steps import DarkCurrentStep, DQInitStep, RampFitStep
+
+    path = store.path / "dark_2027a.asdf"
+    assert store.unchanged(path) and not store.unchanged(store.path / "absent.asdf")
+    _flip_array_byte(path)
+    assert not store.unchanged(path)  # the write moved its modification time
+    # Through a step: the rewritten file of the tiny store is refused when opened.
+    uncal, tiny_store = tiny
+    dark = tiny_store / "tiny_dark.asdf"
+    image = RampFitStep.call(DQInitStep.call(uncal))
+    _flip_array_byte(dark)
+    with pytest.raises(CalpipeError, match="damaged array data"):
+        DarkCurrentStep.call(image)

@@ -3,8 +3,8 @@ import shutil
 from pathlib import Path
 
 import sqlalchemy as sa
-from model_data import fill, synthetic_products
-from tiny_data import write_tiny_exposure
+from support.model_data import fill, synthetic_products
+from support.tiny_data import write_tiny_exposure
 
 from calpipe.associations.asn import make_asn, write_asn
 from calpipe.cli import main

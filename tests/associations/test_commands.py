@@ -1,7 +1,7 @@
 from calpipe import cli
 from calpipe.associations.asn import load_asn, member_paths
 
-from pool_exposures import write_cp
+from support.pool_exposures import write_cp
 
 
 def run(argv):

@@ -3,7 +3,7 @@
 import logging
 
 import numpy as np
-from tiny_data import write_tiny_exposure
+from support.tiny_data import write_tiny_exposure
 
 from calpipe import datamodels as dm
 from calpipe.pipelines import ExposurePipeline

@@ -2,12 +2,11 @@
 
 import numpy as np
 import pytest
-from tiny_data import BAD_LIN, DARK_RATE, DEAD, HALF_FLAT, NAN_FLAT, tiny_rate, write_tiny_exposure
+from support.tiny_data import BAD_LIN, DARK_RATE, DEAD, HALF_FLAT, NAN_FLAT, tiny_rate, write_tiny_exposure
 
 from calpipe import datamodels as dm
 from calpipe import dqflags
 from calpipe.pipelines import ExposurePipeline
-from calpipe.steps import DarkCurrentStep, DQInitStep, RampFitStep, SaturationStep
 
 STEPS = ["dq_init", "saturation", "refpix", "linearity", "ramp_fit", "dark_current", "flat_field", "photom"]
 
@@ -64,8 +63,10 @@ def test_bookkeeping(cal, tiny):
     # No pointing in the tiny exposure: no WCS, a catalog without sky positions, nothing to align.
     assert cal.meta.cal_step.assign_wcs == "SKIPPED" and cal.meta.cal_step.tweakreg == "SKIPPED"
     assert cal.meta.cal_step.source_catalog == "COMPLETE"
+    # calpipe's own references hold no dark decay, and the detector is not WFI18
+    assert cal.meta.cal_step.dark_decay == "SKIPPED" and cal.meta.cal_step.wfi18_transient == "SKIPPED"
     assert cal.meta.wcs_fit_results.reason == "no WCS (assign_wcs not run)"
-    assert len(cal.meta.cal_logs) == len(STEPS) + 4
+    assert len(cal.meta.cal_logs) == len(STEPS) + 6
     assert cal.meta.photometry.conversion_megajanskys == 0.5
     assert cal.meta.photometry.pixelarea_arcsecsq == pytest.approx(2.8e-13 * (180 / np.pi * 3600) ** 2)
 
@@ -78,26 +79,6 @@ def test_skip_marks_skipped_and_leaves_data(tiny, tmp_path):
         assert model.meta.cal_step.dark_current == "SKIPPED"
         expected = tiny_rate()[4:-4, 4:-4]
         assert model.data[20, 20] == pytest.approx(expected[20, 20], rel=1e-5)
-
-
-def test_override_reference_wins(tiny, tmp_path):
-    uncal, store = tiny
-    with dm.open(store / "tiny_dark.asdf") as dark:
-        dark.data = dark.data * 3
-        other = dark.save(tmp_path / "other_dark.asdf")
-    image = RampFitStep.call(SaturationStep.call(DQInitStep.call(uncal)))
-    result = DarkCurrentStep.call(image, override_dark=str(other))
-    assert result.meta.ref_file.dark == str(other)
-
-
-def test_temperature_scaling_of_the_dark(tiny):
-    uncal, _ = tiny
-    image = RampFitStep.call(SaturationStep.call(DQInitStep.call(uncal)))
-    before = image.data.copy()
-    image.meta.instrument.detector_temperature = 96.0  # one interval warmer: twice the dark
-    result = DarkCurrentStep.call(image, scale_temperature=True, scale_factor=2.0, scale_interval=6.0)
-    assert result.meta.dark_current.scale == pytest.approx(2.0)
-    np.testing.assert_allclose(result.data[10, 10], before[10, 10] - 2 * DARK_RATE, rtol=1e-6)
 
 
 def test_fully_saturated_exposure(tiny, tmp_path):

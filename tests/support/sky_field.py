@@ -3,7 +3,6 @@
 import copy
 
 import numpy as np
-import pytest
 
 from calpipe import datamodels as dm
 from calpipe.kernels import wcs as kw
@@ -17,11 +16,6 @@ READ_VAR = 0.01  # (DN/s)^2 per pixel
 GAIN_TIME = 100.0  # electrons per DN/s: Poisson variance = rate / GAIN_TIME
 CONVERSION = 0.35  # MJy/sr per DN/s
 PIXEL_AREA = 2.84e-13  # sr (0.11 arcsec pixels)
-
-
-@pytest.fixture(scope="session")
-def distortion():
-    return sky.distortion_model()
 
 
 def render(shape, x, y, flux, rng):
@@ -84,9 +78,19 @@ class Field:
                                 "wcs": kw.build_wcs(distortion, true, shape)})
 
 
-@pytest.fixture
-def field_factory(distortion):
-    def make(nstars, **kwargs):
-        return Field(distortion, nstars, **kwargs)
+def refcat_file(field, path, fmt="ascii.ecsv"):
+    """The field's reference catalog written to ``path`` in ``fmt``; returns the path as a string."""
+    table = field.refcat.copy()
+    if fmt == "fits":
+        table.meta.clear()  # FITS keywords are 8 characters; the description is not needed
+    table.write(path, format=fmt, overwrite=True)
+    return str(path)
 
-    return make
+
+def calibrate_sky(model, distortion_file, **catalog):
+    """``model`` through assign_wcs (with ``distortion_file``) and source_catalog."""
+    from calpipe.steps.assign_wcs import AssignWcsStep
+    from calpipe.steps.source_catalog import SourceCatalogStep
+
+    model = AssignWcsStep.call(model, override_distortion=distortion_file)
+    return SourceCatalogStep.call(model, **catalog)

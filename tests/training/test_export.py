@@ -6,7 +6,7 @@ from calpipe import cli
 from calpipe.training import db as D, export as E, ingest as I
 from calpipe.training.scrub import FEATURES
 
-from report_rows import l1_row, l3_row, products_of, snapshot, write_report
+from support.report_rows import l1_row, l3_row, products_of, snapshot, write_report
 
 
 def run(argv):

@@ -4,7 +4,7 @@ import copy
 from pathlib import Path
 
 import numpy as np
-from tiny_data import exposure_meta
+from support.tiny_data import exposure_meta
 
 from calpipe import datamodels as dm
 

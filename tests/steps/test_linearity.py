@@ -1,7 +1,7 @@
 """linearity: references made for raw counts get the bias that refpix removed put back."""
 
 import numpy as np
-from tiny_data import exposure_meta, ref_meta
+from support.tiny_data import exposure_meta, ref_meta
 
 from calpipe import datamodels as dm
 from calpipe import dqflags

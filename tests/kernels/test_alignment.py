@@ -8,7 +8,7 @@ from scipy.spatial import cKDTree
 from calpipe.kernels import alignment as ka
 from calpipe.kernels import catalog as kc
 from calpipe.kernels import wcs as kw
-from sky_field import EPOCH, Field
+from support.sky_field import EPOCH, Field
 
 
 def _exposure(field, k):
@@ -125,3 +125,28 @@ def test_reference_catalog_columns_and_epoch():
     assert "from epoch 2000.000" in note
     with pytest.raises(KeyError):
         ka.reference_at_epoch(Table({"x": [1.0]}), 2010.0)
+
+
+def test_point_on_arc_answers_as_spherical_geometry_compiled_test():
+    from spherical_geometry import math_util
+
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        a = rng.normal(size=3)
+        a /= np.linalg.norm(a)
+        b = a + rng.uniform(1e-4, 0.5) * rng.normal(size=3)  # arcs of arcseconds to tens of degrees
+        b /= np.linalg.norm(b)
+        t = rng.uniform(0.05, 0.95, 50)  # away from the ends, where arccos loses precision
+        on = a[None] * (1 - t[:, None]) + b[None] * t[:, None]  # on the arc once normalised
+        on /= np.linalg.norm(on, axis=1)[:, None]
+        normal = np.cross(a, b) / np.linalg.norm(np.cross(a, b))
+        near = on + 1e-4 * normal  # 20 arcsec off the arc
+        near /= np.linalg.norm(near, axis=1)[:, None]
+        beyond = on - 1.5 * (b - a)[None]  # on the great circle, outside the arc
+        beyond /= np.linalg.norm(beyond, axis=1)[:, None]
+        anywhere = rng.normal(size=(50, 3))
+        anywhere /= np.linalg.norm(anywhere, axis=1)[:, None]
+        points = np.concatenate([on, near, beyond, anywhere, [a, b]])
+        got = ka.point_on_arc(a, b, points)
+        np.testing.assert_array_equal(got, math_util.intersects_point(a, b, points))
+        assert got[:50].all() and not got[50:200].any() and got[-2:].all()

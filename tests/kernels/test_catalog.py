@@ -6,12 +6,12 @@ from scipy.spatial import cKDTree
 from calpipe import dqflags
 from calpipe.kernels import catalog as kc
 from calpipe.kernels import wcs as kw
-from sky_field import CONVERSION, GAIN_TIME, PIXEL_AREA, PSF_SIGMA, READ_VAR, SKY_RATE, render
+from support.sky_field import CONVERSION, GAIN_TIME, PIXEL_AREA, PSF_SIGMA, READ_VAR, SKY_RATE, render
 
 
 @pytest.fixture(scope="module")
 def measured(distortion):
-    from sky_field import Field
+    from support.sky_field import Field
 
     field = Field(distortion, 450, seed=12, pointing_error=False)
     model = field.models[0]

@@ -1,58 +1,20 @@
-"""assign_wcs, source_catalog and tweakreg as steps: products, cal_step, failures, no network."""
+"""tweakreg as a step: absolute and relative alignment, reference-catalog formats, failures with a
+reason, products, and no network."""
 
 import logging
-import socket
 
 import numpy as np
 import pytest
 from astropy.table import Table
+from support.sky_field import Field, calibrate_sky, refcat_file
 
 from calpipe import datamodels as dm
-from calpipe.simulate import sky
-from calpipe.steps.assign_wcs import AssignWcsStep
-from calpipe.steps.source_catalog import SourceCatalogStep
 from calpipe.steps.tweakreg import TweakRegStep
-from sky_field import Field
-
-
-@pytest.fixture(scope="module")
-def distortion_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("refs") / "wfi01_distortion.asdf"
-    return dm.DistortionRefModel(sky.distortion_reference_tree()).save(path)
-
-
-@pytest.fixture(scope="module")
-def field(distortion):
-    return Field(distortion, 600, seed=3)
-
-
-def _refcat(field, path, fmt="ascii.ecsv"):
-    table = field.refcat.copy()
-    if fmt == "fits":
-        table.meta.clear()  # FITS keywords are 8 characters; the description is not needed
-    table.write(path, format=fmt, overwrite=True)
-    return str(path)
-
-
-def _calibrate_sky(model, distortion_file, **catalog):
-    model = AssignWcsStep.call(model, override_distortion=distortion_file)
-    return SourceCatalogStep.call(model, **catalog)
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise OSError("network access attempted")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
 
 def test_steps_align_offline_and_write_products(field, distortion_file, tmp_path, no_network):
     model = field.models[0].copy()
-    model = _calibrate_sky(model, distortion_file, save_results=True, output_dir=str(tmp_path))
+    model = calibrate_sky(model, distortion_file, save_results=True, output_dir=str(tmp_path))
     assert model.meta.cal_step.assign_wcs == "COMPLETE"
     assert model.meta.ref_file.distortion == distortion_file
     assert model.meta.wcsinfo.s_region.startswith("POLYGON ICRS")
@@ -62,7 +24,7 @@ def test_steps_align_offline_and_write_products(field, distortion_file, tmp_path
         assert isinstance(segm, dm.SegmentationModel) and segm.data.max() == len(model.source_catalog)
     before = Table(model.source_catalog, copy=True)
 
-    refcat = _refcat(field, tmp_path / "gaia.ecsv")
+    refcat = refcat_file(field, tmp_path / "gaia.ecsv")
     result = TweakRegStep.call(model, abs_refcat=refcat, save_results=True, output_dir=str(tmp_path))
     assert result.meta.cal_step.tweakreg == "COMPLETE"
     fit = result.meta.wcs_fit_results
@@ -92,8 +54,8 @@ def test_steps_align_offline_and_write_products(field, distortion_file, tmp_path
 
 @pytest.mark.parametrize("fmt, ext", [("parquet", "parquet"), ("fits", "fits")])
 def test_parquet_and_fits_reference_catalogs(field, distortion_file, tmp_path, fmt, ext):
-    model = _calibrate_sky(field.models[0].copy(), distortion_file)
-    refcat = _refcat(field, tmp_path / f"gaia.{ext}", fmt)
+    model = calibrate_sky(field.models[0].copy(), distortion_file)
+    refcat = refcat_file(field, tmp_path / f"gaia.{ext}", fmt)
     result = TweakRegStep.call(model, abs_refcat=refcat)
     assert result.meta.cal_step.tweakreg == "COMPLETE"
     assert "proper motions applied" in result.meta.wcs_fit_results.refcat_note
@@ -102,10 +64,10 @@ def test_parquet_and_fits_reference_catalogs(field, distortion_file, tmp_path, f
 @pytest.mark.parametrize("nstars", [0, 3])
 def test_sparse_fields_fail_with_a_reason(distortion, distortion_file, tmp_path, caplog, nstars):
     sparse = Field(distortion, nstars, seed=9, flux_range=(3000.0, 5000.0))
-    model = _calibrate_sky(sparse.models[0], distortion_file)
+    model = calibrate_sky(sparse.models[0], distortion_file)
     assert len(model.source_catalog) <= 3
     original = model.meta.wcs
-    refcat = _refcat(Field(distortion, 200, seed=1), tmp_path / "gaia.ecsv")
+    refcat = refcat_file(Field(distortion, 200, seed=1), tmp_path / "gaia.ecsv")
     with caplog.at_level(logging.INFO):
         result = TweakRegStep.call(model, abs_refcat=refcat)
     assert result.meta.cal_step.tweakreg == "FAILED"
@@ -115,7 +77,7 @@ def test_sparse_fields_fail_with_a_reason(distortion, distortion_file, tmp_path,
 
 
 def test_no_reference_catalog_single_exposure_is_skipped(field, distortion_file, caplog):
-    model = _calibrate_sky(field.models[0].copy(), distortion_file)
+    model = calibrate_sky(field.models[0].copy(), distortion_file)
     with caplog.at_level(logging.INFO):
         result = TweakRegStep.call(model)
     assert result.meta.cal_step.tweakreg == "SKIPPED"
@@ -123,7 +85,7 @@ def test_no_reference_catalog_single_exposure_is_skipped(field, distortion_file,
 
 
 def test_missing_reference_file_fails_but_does_not_crash(field, distortion_file, tmp_path):
-    model = _calibrate_sky(field.models[0].copy(), distortion_file)
+    model = calibrate_sky(field.models[0].copy(), distortion_file)
     result = TweakRegStep.call(model, abs_refcat=str(tmp_path / "absent.ecsv"))
     assert result.meta.cal_step.tweakreg == "FAILED"
     assert "no such reference catalog" in result.meta.wcs_fit_results.reason
@@ -131,22 +93,12 @@ def test_missing_reference_file_fails_but_does_not_crash(field, distortion_file,
 
 def test_dithered_list_relative_only_and_saturated_member(distortion, distortion_file):
     dithered = Field(distortion, 400, seed=5, nexposures=3)
-    models = [_calibrate_sky(m, distortion_file) for m in dithered.models]
+    models = [calibrate_sky(m, distortion_file) for m in dithered.models]
     results = TweakRegStep.call(models)
     assert [m.meta.cal_step.tweakreg for m in results] == ["COMPLETE"] * 3
     assert all("absolute" not in m.meta.wcs_fit_results for m in results)
     # A fully saturated member makes tweakreg skip the association.
-    models = [_calibrate_sky(m, distortion_file) for m in dithered.models]
+    models = [calibrate_sky(m, distortion_file) for m in dithered.models]
     models[1].dq[...] |= dm.dqflags.SATURATED
     results = TweakRegStep.call(models)
     assert [m.meta.cal_step.tweakreg for m in results] == ["SKIPPED"] * 3
-
-
-def test_non_imaging_and_missing_pointing_are_skipped(field, distortion_file):
-    model = field.models[0].copy()
-    model.meta.exposure.type = "WFI_SPECTRAL"
-    assert SourceCatalogStep.call(model).meta.cal_step.source_catalog == "SKIPPED"
-    model = field.models[0].copy()
-    del model.meta.wcsinfo
-    model = AssignWcsStep.call(model, override_distortion=distortion_file)
-    assert model.meta.cal_step.assign_wcs == "SKIPPED" and model.meta.get("wcs") is None

@@ -1,0 +1,269 @@
+"""calpipe and the Roman pipeline (romancal) side by side on one Roman Level-1 exposure.
+
+Needs romancal beside calpipe, in an environment of its own (romancal pins an older asdf):
+
+    python3 -m venv .venv-bench && .venv-bench/bin/pip install -e ".[roman,bench]"
+    .venv-bench/bin/python benchmarks/vs_romancal.py --size 512
+
+The exposure and its reference files are made with ``roman_datamodels`` by
+``tests/support/roman_ramp.py`` (a ramp simulated read by read, with a known truth; not
+calpipe's simulator). Both pipelines get the same files: calpipe through ``calpipe refs
+import`` and ``--ref-store``, romancal through ``--steps.<step>.override_<reftype>=<path>``
+for every reference it reads. romancal runs offline: CRDS_SERVER_URL points nowhere and
+CRDS_PATH at an empty folder, so any attempt to reach the reference server fails loudly.
+
+Each pipeline runs in a process of its own under ``strun``; a logging handler in that process
+times every step and reads its peak resident memory (VmHWM, reset at each step's start).
+Printed: per step and in total, wall time and peak memory of each pipeline and their ratios
+(romancal / calpipe); the agreement of the rate and calibrated images over pixels both call
+good (median and 99th percentile of |calpipe - romancal| / err, err being romancal's); the
+agreement of their DQ flags; and each pipeline's accuracy against the truth.
+
+calpipe's refpix takes the detector's amplifier channels as Roman's: 128 columns each
+(``--steps.refpix.nchannels`` = size / 128; 32 at 4096).
+
+Steps that both skip: source_catalog and tweakreg (the comparison is of the images), and
+romancal's dark_decay (the simulated detector has no dark decay; a zero
+DARKDECAYSIGNAL table cannot be written with the maker of roman_datamodels 1.1).
+romancal's refpix needs 32 channels of 128 columns: below 4096x4096 it is skipped (the
+simulated detector has no correlated read noise; its bias is constant in time, so the slopes
+do not depend on it); at 4096 it runs with zero Fourier weights, the right ones for that
+detector.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support import roman_ramp  # noqa: E402
+
+# romancal step alias -> the reference types it reads (override parameter names)
+ROMANCAL_REFS = {
+    "dq_init": ["mask"], "saturation": ["saturation"], "refpix": ["refpix"],
+    "linearity": ["linearity", "inverselinearity", "integralnonlinearity"], "dark_current": ["dark"],
+    "rampfit": ["readnoise", "gain"], "assign_wcs": ["distortion"], "flatfield": ["flat"], "photom": ["photom"],
+}
+# the same step under both names: (label, calpipe alias, romancal alias)
+STEPS = [("dq_init", "dq_init", "dq_init"), ("saturation", "saturation", "saturation"),
+         ("refpix", "refpix", "refpix"), ("linearity", "linearity", "linearity"),
+         ("ramp_fit", "ramp_fit", "rampfit"), ("dark_current", "dark_current", "dark_current"),
+         ("assign_wcs", "assign_wcs", "assign_wcs"), ("flat_field", "flat_field", "flatfield"),
+         ("photom", "photom", "photom")]
+
+# Runs strun in this process, timing each step from stpipe's "Step X running" / "Step X done"
+# log records, with the peak RSS of each step (VmHWM reset when it starts).
+RUNNER = r"""
+import json, logging, re, sys, time
+from stpipe import crds_client
+from stpipe._cli.strun import main
+
+# Offline: no CRDS context to record in the products' metadata (reference lookups, not
+# patched, still fail against the dead server)
+crds_client.get_context_used = lambda observatory: "N/A (offline)"
+
+def hwm():
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmHWM")) * 1024
+
+def reset():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+steps, started, peak = {}, {}, [0]
+t0 = time.perf_counter()
+class Timer(logging.Handler):
+    def emit(self, record):
+        m = re.match(r"Step (\S+) (running|done)", record.getMessage())
+        if not m:
+            return
+        name, what = m.groups()
+        now = time.perf_counter()
+        if what == "running":
+            peak[0] = max(peak[0], hwm())
+            reset()
+            started[name] = now
+        elif name in started:
+            h = hwm()
+            peak[0] = max(peak[0], h)
+            steps[name] = {"wall_s": now - started.pop(name), "peak_bytes": h}
+logging.getLogger().addHandler(Timer())
+logging.getLogger().setLevel(logging.INFO)
+
+# the rate image: kept from the ramp-fit step's result (after its "done", outside its timing)
+def capture(step_class, path):
+    run = step_class.run
+    def run_and_keep(self, *args, **kwargs):
+        result = run(self, *args, **kwargs)
+        model = result[0] if isinstance(result, (list, tuple)) else result
+        np.savez(path, data=np.asarray(model.data), err=np.asarray(model.err), dq=np.asarray(model.dq))
+        return result
+    step_class.run = run_and_keep
+
+import importlib
+import numpy as np
+out, rate = sys.argv[1], sys.argv[2]
+module, name = sys.argv[3].split(":")
+capture(getattr(importlib.import_module(module), name), rate)
+sys.argv = ["strun"] + sys.argv[4:]
+try:
+    status = main()
+except SystemExit as e:
+    status = e.code
+total = time.perf_counter() - t0
+json.dump({"status": status or 0, "wall_s": total, "peak_bytes": max(peak[0], hwm()), "steps": steps},
+          open(out, "w"))
+"""
+
+
+def run_pipeline(python, ramp_fit_class, args, work, env, log):
+    result = work / f"{log}.json"
+    with open(work / f"{log}.log", "w") as out:
+        done = subprocess.run([python, "-c", RUNNER, str(result), str(work / f"{log}_rate.npz"), ramp_fit_class,
+                               *map(str, args)], cwd=work, env=env,
+                              stdout=out, stderr=subprocess.STDOUT)
+    if done.returncode != 0 or not result.exists():
+        sys.exit(f"vs_romancal: error: {log} failed (exit {done.returncode}), see {work / (log + '.log')}")
+    timing = json.loads(result.read_text())
+    if timing["status"]:
+        sys.exit(f"vs_romancal: error: {log} failed (status {timing['status']}), see {work / (log + '.log')}")
+    return timing
+
+
+def offline_env(work):
+    env = dict(os.environ)
+    env.pop("CALPIPE_REFS", None)
+    (work / "crds-empty").mkdir(exist_ok=True)
+    env.update({"CRDS_SERVER_URL": "https://crds.invalid", "CRDS_PATH": str(work / "crds-empty"),
+                "CRDS_OBSERVATORY": "roman", "CRDS_MODE": "local"})
+    return env
+
+
+def romancal_args(paths):
+    args = []
+    for step, reftypes in ROMANCAL_REFS.items():
+        for reftype in reftypes:
+            ref = paths["refs"].get(reftype, "N/A")
+            args.append(f"--steps.{step}.override_{reftype}={ref}")
+    args += ["--steps.dark_decay.skip=true", "--steps.source_catalog.skip=true", "--steps.tweakreg.skip=true"]
+    if "refpix" not in paths["refs"]:
+        args.append("--steps.refpix.skip=true")
+    return args
+
+
+def agreement(cp, rc):
+    """Median and 99th percentile of |cp - rc| / rc.err over pixels both call good; DQ agreement."""
+    from calpipe import dqflags
+
+    bad = dqflags.DO_NOT_USE | dqflags.SATURATED
+    cdq, rdq = np.asarray(cp.dq), np.asarray(rc.dq)
+    err = np.asarray(rc.err, np.float64)
+    good = ((cdq & bad) == 0) & ((rdq & bad) == 0) & (err > 0) & np.isfinite(err)
+    diff = np.abs(np.asarray(cp.data, np.float64) - np.asarray(rc.data, np.float64))[good] / err[good]
+    flags = {name: float(np.mean((cdq & bit > 0) == (rdq & bit > 0)))
+             for name, bit in (("DO_NOT_USE", dqflags.DO_NOT_USE), ("SATURATED", dqflags.SATURATED),
+                               ("JUMP_DET", dqflags.JUMP_DET))}
+    return {"good_pixels": int(good.sum()), "median": float(np.median(diff)),
+            "p99": float(np.percentile(diff, 99)), "dq_agree": flags}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", type=int, default=512,
+                        help="detector side in pixels, border included, a multiple of 128 (default 512)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--work", type=Path, help="working folder (default: a temporary one, removed)")
+    options = parser.parse_args(argv)
+    if options.size < 128 or options.size % 128 or options.size > 4096:
+        parser.error(f"--size {options.size}: expected a multiple of 128 from 128 to 4096")
+    try:
+        import romancal
+    except ImportError:
+        print(f"vs_romancal: error: romancal is not installed in {sys.prefix}, expected the bench extra "
+              '(pip install -e ".[roman,bench]" in a separate virtualenv)', file=sys.stderr)
+        sys.exit(2)
+    import asdf
+
+    from calpipe.truth import compare
+
+    tmp = None
+    if options.work is None:
+        tmp = tempfile.TemporaryDirectory(prefix="vs_romancal_")
+        options.work = Path(tmp.name)
+    work = options.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    paths = roman_ramp.write_exposure(work / "input", size=options.size, seed=options.seed,
+                                      refpix=options.size == 4096)
+    print(f"input: {options.size}x{options.size}, 6 resultants, made in {time.perf_counter() - t:.1f} s "
+          f"(romancal {romancal.__version__})")
+    env = offline_env(work)
+    python = sys.executable
+    bindir = Path(python).parent
+    subprocess.run([bindir / "calpipe", "refs", "--store", work / "S", "import", work / "input" / "refs"],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+    uncal = paths["uncal"]
+    cp = run_pipeline(python, "calpipe.steps.ramp_fit:RampFitStep",
+                      ["exposure_pipeline", uncal, "--ref-store", work / "S", "--output-dir", work / "cp",
+                       f"--steps.refpix.nchannels={options.size // 128}",
+                       "--steps.source_catalog.skip=true", "--steps.tweakreg.skip=true"], work, env, "calpipe")
+    rc = run_pipeline(python, "romancal.ramp_fitting.ramp_fit_step:RampFitStep",
+                      ["roman_elp", uncal, "--disable-crds-steppars", f"--output_dir={work / 'rc'}",
+                       *romancal_args(paths)], work, env, "romancal")
+
+    mb = 2**20
+    print(f"\n{'step':<14}{'calpipe s':>11}{'romancal s':>12}{'ratio':>8}{'calpipe MB':>12}{'romancal MB':>13}{'ratio':>8}")
+    rows = [(label, cp["steps"].get(c), rc["steps"].get(r)) for label, c, r in STEPS]
+    rows.append(("whole process", cp, rc))
+    for label, a, b in rows:
+        if a is None or b is None:
+            ta = "skipped" if a is None else f"{a['wall_s']:.2f}"
+            tb = "skipped" if b is None else f"{b['wall_s']:.2f}"
+            print(f"{label:<14}{ta:>11}{tb:>12}")
+            continue
+        print(f"{label:<14}{a['wall_s']:>11.2f}{b['wall_s']:>12.2f}{b['wall_s'] / max(a['wall_s'], 1e-3):>8.1f}"
+              f"{a['peak_bytes'] / mb:>12.0f}{b['peak_bytes'] / mb:>13.0f}{b['peak_bytes'] / a['peak_bytes']:>8.2f}")
+
+    name = Path(uncal).name.replace("_uncal.asdf", "")
+    products = {"rate": (work / "calpipe_rate.npz", work / "romancal_rate.npz"),
+                "cal": (work / "cp" / f"{name}_cal.asdf", work / "rc" / f"{name}_cal.asdf")}
+    print("\nagreement over pixels both call good, |calpipe - romancal| / err (romancal's err):")
+    for kind, (a, b) in products.items():
+        if kind == "rate":
+            with np.load(a) as za, np.load(b) as zb:
+                stats = agreement(SimpleNamespace(**za), SimpleNamespace(**zb))
+        else:
+            with roman_ramp.open_quietly(a) as ma, roman_ramp.open_quietly(b) as mb_:
+                stats = agreement(ma, mb_)
+        print(f"  {kind:<5} median {stats['median']:.3f}, 99th percentile {stats['p99']:.3f} over "
+              f"{stats['good_pixels']} pixels; DQ agrees on "
+              + ", ".join(f"{k} {v:.4f}" for k, v in stats["dq_agree"].items()))
+
+    print("\naccuracy against the truth over clean science pixels, (cal - truth) / err:")
+    with asdf.open(paths["truth"]) as truth:
+        for label, path in (("calpipe", products["cal"][0]), ("romancal", products["cal"][1])):
+            with roman_ramp.open_quietly(path) as cal:
+                stats = compare(cal, truth.tree)
+            print(f"  {label:<9} median {stats['median_pull']:+.3f}, robust std {stats['robust_std_pull']:.3f} over "
+                  f"{stats['clean_pixels']} pixels; saturated flagged {stats['saturated_flagged']:.3f}, "
+                  f"cosmic-ray hits flagged {stats['jumps_flagged']:.3f}")
+    if tmp is not None:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
