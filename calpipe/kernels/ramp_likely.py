@@ -48,7 +48,7 @@ from numba.extending import overload
 
 from calpipe.kernels import ramp_driver
 from calpipe.kernels.ramp_driver import median
-from calpipe.kernels.ramp_optimal import CONSISTENCY_SIGMA, single_resultant
+from calpipe.kernels.ramp_optimal import CONSISTENCY_SIGMA, poisson_variance, single_resultant
 
 DEFAULT_SIGMA = 4.5
 """Default jump threshold, in sigma-equivalent of the chi-square drop."""
@@ -367,7 +367,7 @@ def fit_pixel(r, usable, read_var, tbar, tau, nreads, c, detect, th1, th2,
     qb, qc = _solve_x(m, a, b, used, d, ipiv, x)
     slope = qb / qc
     vr, vp = _variances(m, x, qc, used, c)
-    return slope, read_var * vr, max(slope, 0.0) * vp, njumps, unreliable
+    return slope, read_var * vr, poisson_variance(slope, vp, read_var * vr), njumps, unreliable
 
 
 # ----------------------------------------------------------------------------------
@@ -520,7 +520,7 @@ def _fast_chunk(w, r, rvar, c, detect, th1, th2, slow, d, srt, ipiv, x, y,
     for j in range(w):
         sl = out_slope[j]
         out_vr[j] = rvar[j] * t1[j]
-        out_vp[j] = (sl if sl > 0.0 else 0.0) * t2[j]
+        out_vp[j] = poisson_variance(sl, t2[j], out_vr[j])
 
 
 class Constants(NamedTuple):

@@ -5,27 +5,26 @@ resultants, weights ``w_i = ((1 + P) N_i / (1 + P N_i)) |(tbar_i - t_mid) / t_ha
 with the exponent ``P`` chosen from the segment's signal-to-noise (Fixsen et al. 2000),
 slope ``sum K_i R_i`` with ``K_i = (F0 tbar_i - F1) w_i / D``. Segments are combined with
 inverse read-noise-variance weights; the Poisson variance is the per-unit-flux
-coefficient times the combined slope clipped at zero.
+coefficient times the combined slope (:func:`poisson_variance`).
 
-Jumps (after Sharma & Casertano): each single (i, i+1) and double (i, i+2) resultant
-difference of a segment gives a local slope; its excess over the segment's slope is
-normalised by its exact standard deviation (the excess is a linear combination of the
-segment's resultants; :func:`_excess_variance`). The largest positive excess (cosmic
-rays add charge) is compared with ``intercept - log10(clip(f, 1, 1e4)) / 3`` (f in e/s,
-intercept 5.5 by default); above it, the segment is split around the jump (a resultant
-beside it is dropped only if part of the jump can be in it) and the pieces are refit
-and searched again. Then the pieces are tested against each other (a piece of two
-resultants cannot be searched alone): the one furthest above the rest beyond the
-threshold is dropped, and again. A piece 3 sigma below the rest after a jump, or no
-piece of two resultants left after a jump, flags the pixel UNRELIABLE_SLOPE |
-DO_NOT_USE.
+Jumps (:func:`_jump_search`): the ramp is cut between resultants. Each round fits the
+pieces left with read-noise weights and tests every single difference, and every double
+difference across a multi-read resultant, against the fit of everything else: the
+excess of its local slope over that fit is a linear combination of the resultants,
+normalised by its exact standard deviation (:func:`_leave_out`). The largest positive
+excess (cosmic rays add charge) beyond ``intercept - log10(clip(f, 1, 1e4)) / 3`` (f in
+e/s, intercept 5.5 by default) is cut and the search starts again; then the differences
+beside a cut across a multi-read resultant are tested at NEIGHBOUR_SIGMA. A difference
+below the rest beyond the threshold (CONSISTENCY_SIGMA after a jump), or a single
+difference left after a jump that disagrees with the first resultant's slope from reset,
+flags the pixel UNRELIABLE_SLOPE | DO_NOT_USE.
 
 Speed: pixels with every resultant usable form one segment and are fitted a chunk of a
-row at a time with the pixel index innermost (vectorised); pixels with an unusable
-resultant, or an excess above the lowest threshold the count rate allows (against a
-lower bound of the statistic's variance over the six exponents), go through
-:func:`fit_pixel`, which does the same arithmetic one pixel at a time and makes the exact
-jump test.
+row at a time with the pixel index innermost (vectorised), with the first round of the
+jump search made exactly from tabulated coefficients (:func:`_screen_coefficients`);
+pixels with an unusable resultant, or a candidate beyond the lowest threshold the count
+rate allows, go through :func:`fit_pixel`, which does the same arithmetic one pixel at a
+time and the whole search.
 
 Everything here works in electrons: the caller multiplies by the gain. The functions
 are pure Numba kernels over one block of rows; :func:`calpipe.kernels.ramp.fit_ramps`
@@ -47,8 +46,9 @@ DEFAULT_INTERCEPT = 5.5
 THRESHOLD_SLOPE = 1.0 / 3.0
 """Decrease of the jump threshold per decade of count rate (e/s)."""
 NEIGHBOUR_SIGMA = 2.0
-"""A multi-read resultant next to a jump is dropped with it when the difference on its
-other side lies this far above the slope (part of the jump may be inside it)."""
+"""A multi-read resultant beside a cut jump is dropped too when the difference on its
+other side lies this far above the fit of everything else (part of the jump may be
+inside it)."""
 CONSISTENCY_SIGMA = 3.0
 """After a jump, a piece of the ramp this many sigma below the rest marks the fit as
 untrustworthy (shared by both algorithms)."""
@@ -185,36 +185,51 @@ def prepare(tbar, tau, nreads):
                 pfull[p] = ptab[p, 0, n - 1]
             else:
                 rfull[p], pfull[p] = _full_segment(POWERS[p], tbar, tau, nreads, kfull[p])
-    jlow = _screen_coefficients(tbar, tau, nreads, jc, kfull, rfull, pfull)
+    jlow = _screen_coefficients(tbar, tau, nreads, ktab, rtab, ptab, use_table)
     return tbar, tau, nreads, ktab, rtab, ptab, use_table, jc, kfull, rfull, pfull, jlow
 
 
-def _screen_coefficients(tbar, tau, nreads, jc, kfull, rfull, pfull):
-    """Lower bounds, over the six exponents, of the whole-ramp jump statistic's
-    variance per unit read variance (rows 0, 2) and per unit flux (rows 1, 3), for
-    single (rows 0, 1) and double (rows 2, 3) differences. Exponents for which a
-    candidate carries no information (skipped by the exact test) are left out; a
-    candidate with none left gets infinity."""
+def _screen_coefficients(tbar, tau, nreads, ktab, rtab, ptab, use_table):
+    """The first round of :func:`_jump_search` on a ramp with every resultant usable, as
+    constants: one row per candidate, its excess's coefficients on the n resultants
+    (the excess is linear in them), then its variance per unit read variance and per
+    unit flux. Built with :func:`_leave_out` itself on unit ramps."""
     n = tbar.shape[0]
-    jlow = np.full((4, max(n, 1)), np.inf)
-    gr = np.zeros(n)
-    gp = np.zeros(n)
-    for p in range(6):
-        if n < 2:
-            break
-        _slope_covariance(0, n - 1, kfull[p], tbar, tau, nreads, gr, gp)
-        for i in range(n - 1):
-            for row, col, j in ((0, 0, i + 1), (2, 3, i + 2)):
-                if j >= n:
-                    continue
-                vr = jc[col + 1, i] + rfull[p] - 2.0 * jc[col, i] * (gr[j] - gr[i])
-                vp = jc[col + 2, i] + pfull[p] - 2.0 * jc[col, i] * (gp[j] - gp[i])
-                if vr <= 1e-6 * jc[col + 1, i] and vp <= 1e-6 * jc[col + 2, i]:
-                    continue
-                # A hair low, so that rounding cannot hide a jump from the screen.
-                jlow[row, i] = min(jlow[row, i], max(vr, 0.0) * (1.0 - 1e-9))
-                jlow[row + 1, i] = min(jlow[row + 1, i], max(vp, 0.0) * (1.0 - 1e-9))
-    return jlow
+    rows = []
+    kbuf = np.zeros(n)
+    cbuf = np.zeros(n)
+    unit = np.zeros(n)
+    for a in range(n - 1):
+        for b in (a, a + 1):
+            if b > a and (b >= n - 1 or nreads[b] <= 1.0):
+                continue
+            _, var = _leave_out(unit, 0, n - 1, a, b, 1.0, 0.0, tbar, tau, nreads, ktab, rtab,
+                                ptab, use_table, kbuf, cbuf, 0.0, 0.0, 0.0)
+            if var <= 0.0:
+                continue
+            row = np.zeros(n + 2)
+            for k in range(n):
+                unit[k] = 1.0
+                row[k] = _leave_out(unit, 0, n - 1, a, b, 1.0, 0.0, tbar, tau, nreads, ktab, rtab,
+                                    ptab, use_table, kbuf, cbuf, 0.0, 0.0, 0.0)[0]
+                unit[k] = 0.0
+            row[n] = var
+            row[n + 1] = _leave_out(unit, 0, n - 1, a, b, 0.0, 1.0, tbar, tau, nreads, ktab, rtab,
+                                    ptab, use_table, kbuf, cbuf, 0.0, 0.0, 0.0)[1]
+            rows.append(row)
+    return np.array(rows).reshape(len(rows), n + 2)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def poisson_variance(slope, coeff, var_r):
+    """Poisson variance of a fitted slope: ``coeff`` (per unit flux) times the slope,
+    not clipped at zero, so that its expectation is the true one at zero flux too (a
+    slope clipped at zero overstates it: err 2-4% too large at zero flux with many reads
+    per resultant). Floored at ``-var_r / 2``, so that err stays above its read-noise
+    part's 1/sqrt(2) on a far negative slope. Shared by both algorithms."""
+    v = slope * coeff
+    floor = -0.5 * var_r
+    return v if v > floor else floor
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -240,68 +255,216 @@ def _segment_slope(r, s, e, p, tbar, tau, nreads, ktab, use_table, kbuf):
     return slope
 
 
-@njit(cache=True, error_model="numpy")
-def _slope_covariance(s, e, k, tbar, tau, nreads, gr, gp):
-    """Covariance of each resultant of segment [s, e] with the slope ``sum K_i R_i``.
+@njit(cache=True, inline="always", error_model="numpy")
+def _piece_fit0(r, s, e, tbar, tau, nreads, ktab, rtab, ptab, use_table, kbuf):
+    """Read-noise-weighted (P = 0) fit of piece [s, e]: (slope, read_coeff,
+    poisson_coeff), with its coefficients in ``kbuf[s:e + 1]``."""
+    if use_table:
+        slope = 0.0
+        for k in range(s, e + 1):
+            kbuf[k] = ktab[0, s, e, k]
+            slope += kbuf[k] * r[k]
+        return slope, rtab[0, s, e], ptab[0, s, e]
+    rc, pc = segment_coefficients(s, e, 0.0, tbar, tau, nreads, kbuf)
+    slope = 0.0
+    for k in range(s, e + 1):
+        slope += kbuf[k] * r[k]
+    return slope, rc, pc
 
-    ``Cov(R_a, slope) = read_var gr[a] + f gp[a]`` with ``gr[a] = K_a / N_a`` and
-    ``gp[a] = K_a tau_a + sum_{i<a} K_i tbar_i + tbar_a sum_{i>a} K_i``.
-    """
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _quadratic_variance(s, e, c, read_var, f, tau, tbar, nreads):
+    """Variance of ``sum c_a R_a`` over resultants s..e: read part ``s^2 sum c_a^2 / N_a``,
+    Poisson part ``f (sum c_a^2 tau_a + 2 sum_{a<b} c_a c_b tbar_a)``."""
+    vr = 0.0
+    vp = 0.0
     right = 0.0
-    for a in range(s, e + 1):
-        right += k[a]
-    left = 0.0
-    for a in range(s, e + 1):
-        right -= k[a]
-        gr[a] = k[a] / nreads[a]
-        gp[a] = k[a] * tau[a] + left + tbar[a] * right
-        left += k[a] * tbar[a]
+    for a in range(e, s - 1, -1):
+        vr += c[a] * c[a] / nreads[a]
+        vp += c[a] * (c[a] * tau[a] + 2.0 * tbar[a] * right)
+        right += c[a]
+    return read_var * vr + f * vp
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _excess_variance(i, j, col, read_var, f, jc, rc, pc, gr, gp):
-    """Exact variance of ``(R_j - R_i) / dt - slope`` (slope of the segment holding
-    both, read-noise and Poisson coefficients ``rc``, ``pc``), and the variance of the
-    local slope alone. Candidates whose excess variance is below 1e-6 of the latter
-    carry no information (the slope is that difference) and are skipped."""
-    inv_dt = jc[col, i]
-    raw = read_var * jc[col + 1, i] + f * jc[col + 2, i]
-    var = (raw + read_var * (rc - 2.0 * inv_dt * (gr[j] - gr[i]))
-           + f * (pc - 2.0 * inv_dt * (gp[j] - gp[i])))
-    return var, raw
+def _leave_out(r, s, e, a, b, read_var, f, tbar, tau, nreads, ktab, rtab, ptab, use_table,
+               kbuf, cbuf, ow, ows, ov):
+    """Excess of the local slope ``(R_{b+1} - R_a) / (tbar_{b+1} - tbar_a)`` over the fit
+    of everything else, and its exact variance.
 
-
-@njit(cache=True, inline="always", error_model="numpy")
-def _jump_search(r, s, e, slope, read_var, jc, rc, pc, gr, gp):
-    """Largest normalised positive excess of segment [s, e]: (index, statistic^2,
-    whether it is a double difference).
-
-    Index -1 when no difference exceeds the fitted slope. The excess of each single
-    (i, i+1) and double (i, i+2) difference over the slope is normalised by its
-    exact standard deviation (:func:`_excess_variance`).
+    The differences a..b of piece [s, e] are left out: the rest is the piece's parts
+    [s, a] and [b + 1, e] and the other pieces (weights ``ow``, weighted slopes ``ows``,
+    squared weights times variances ``ov``), each fitted with read-noise weights and
+    combined with inverse read-noise-variance weights. The excess is a linear
+    combination of resultants s..e plus the independent other pieces, hence its exact
+    variance. Returns (excess, variance); variance -1 when nothing else is left.
     """
-    f = max(slope, 0.0)
-    best = 0.0
-    arg = -1
-    double = False
-    for i in range(s, e):
-        # Single difference (i, i+1), then double difference (i, i+2).
-        for col in (0, 3):
-            j = i + 1 if col == 0 else i + 2
-            if j > e:
-                break
-            excess = (r[j] - r[i]) * jc[col, i] - slope
-            if excess <= 0.0:
-                continue
-            var, raw = _excess_variance(i, j, col, read_var, f, jc, rc, pc, gr, gp)
-            if var <= 1e-6 * raw:
-                continue
-            stat2 = excess * excess / var
-            if stat2 > best:
-                best = stat2
-                arg = i
-                double = col == 3
-    return arg, best, double
+    wl = 0.0
+    wr = 0.0
+    sl = 0.0
+    sr = 0.0
+    if a > s:
+        sl, rc, _ = _piece_fit0(r, s, a, tbar, tau, nreads, ktab, rtab, ptab, use_table, kbuf)
+        wl = 1.0 / rc
+    if e > b + 1:
+        sr, rc, _ = _piece_fit0(r, b + 1, e, tbar, tau, nreads, ktab, rtab, ptab, use_table, kbuf)
+        wr = 1.0 / rc
+    wt = ow + wl + wr
+    if wt <= 0.0:
+        return 0.0, -1.0
+    for k in range(s, e + 1):
+        cbuf[k] = 0.0
+    if a > s:
+        for k in range(s, a + 1):
+            cbuf[k] = -wl * kbuf[k] / wt
+    if e > b + 1:
+        for k in range(b + 1, e + 1):
+            cbuf[k] = -wr * kbuf[k] / wt
+    inv_dt = 1.0 / (tbar[b + 1] - tbar[a])
+    cbuf[b + 1] += inv_dt
+    cbuf[a] -= inv_dt
+    excess = (r[b + 1] - r[a]) * inv_dt - (ows + wl * sl + wr * sr) / wt
+    var = _quadratic_variance(s, e, cbuf, read_var, f, tau, tbar, nreads) + ov / (wt * wt)
+    return excess, var
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _pieces(n, usable, cut, bounds):
+    """Pieces of two or more resultants: runs of usable resultants not separated by a
+    cut difference (``cut[i]``: difference (i, i + 1) out). Bounds into ``bounds[q]``
+    (s, e); returns their number."""
+    npiece = 0
+    i = 0
+    while i < n:
+        if not usable[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < n and usable[j + 1] and cut[j] == 0:
+            j += 1
+        if j > i:
+            bounds[npiece, 0] = i
+            bounds[npiece, 1] = j
+            npiece += 1
+        i = j + 1
+    return npiece
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _against_reset(r, usable, s, read_var, f, tbar, tau, nreads, cbuf):
+    """Squared normalised difference between the local slope of resultants (s, s + 1)
+    and the first usable resultant's slope from reset, ``R_0 / tbar_0`` (exact variance:
+    both are linear in the resultants)."""
+    first = 0
+    while not usable[first]:
+        first += 1
+    for k in range(first, s + 2):
+        cbuf[k] = 0.0
+    inv_dt = 1.0 / (tbar[s + 1] - tbar[s])
+    cbuf[s + 1] += inv_dt
+    cbuf[s] -= inv_dt
+    cbuf[first] -= 1.0 / tbar[first]
+    x = 0.0
+    for k in range(first, s + 2):
+        x += cbuf[k] * r[k]
+    var = _quadratic_variance(first, s + 1, cbuf, read_var, f, tau, tbar, nreads)
+    return x * x / var if var > 0.0 else 0.0
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _jump_search(r, usable, read_var, tbar, tau, nreads, ktab, rtab, ptab, use_table, intercept,
+                 kbuf, cbuf, segs, cut, bounds, jflag):
+    """Cut the differences that hold jumps; returns (njumps, unreliable).
+
+    ``cut`` (per difference, 1 where out) is updated in place and ``jflag`` gets 1 on
+    the later resultant of every difference cut for a jump. Each round fits the pieces
+    left with read-noise weights and tests every candidate against the fit of
+    everything else (:func:`_leave_out`): single differences, and double differences
+    across a multi-read resultant (a jump inside it spreads over both). Only an excess
+    above the rest counts as a jump (cosmic rays add charge); the largest one beyond
+    the threshold is cut and the search starts again. When none is left, the
+    differences beside a cut, across a multi-read resultant, are tested at
+    NEIGHBOUR_SIGMA (the rest of a jump inside that resultant). A difference below the
+    rest beyond the threshold (CONSISTENCY_SIGMA after a jump) means no trustworthy fit.
+    """
+    n = r.shape[0]
+    njumps = 0
+    while True:
+        npiece = _pieces(n, usable, cut, bounds)
+        if npiece == 0:
+            return njumps, False
+        sw = 0.0
+        sws = 0.0
+        for q in range(npiece):
+            slope, rc, pc = _piece_fit0(r, bounds[q, 0], bounds[q, 1], tbar, tau, nreads,
+                                        ktab, rtab, ptab, use_table, kbuf)
+            segs[q, 0] = slope
+            segs[q, 1] = 1.0 / rc
+            segs[q, 2] = pc
+            sw += 1.0 / rc
+            sws += slope / rc
+        # The flux that sets the variances and the threshold: the fit of the pieces.
+        f = max(segs[0, 0] if npiece == 1 else sws / sw, 0.0)
+        sv = 0.0
+        for q in range(npiece):
+            sv += segs[q, 1] * (read_var + f * segs[q, 2] * segs[q, 1])
+        th = intercept - THRESHOLD_SLOPE * math.log10(min(max(f, 1.0), 1e4))
+        th2 = th * th if th > 0.0 else 0.0
+        best = 0.0
+        ba = -1
+        bb = -1
+        near = 0.0
+        na = -1
+        worst = 0.0
+        for q in range(npiece):
+            s = bounds[q, 0]
+            e = bounds[q, 1]
+            wq = segs[q, 1]
+            ow = sw - wq
+            ows = sws - wq * segs[q, 0]
+            ov = sv - wq * (read_var + f * segs[q, 2] * wq)
+            for a in range(s, e):
+                for b in (a, a + 1):
+                    # b = a + 1: the double difference across resultant a + 1.
+                    if b > a and (b >= e or nreads[b] <= 1.0):
+                        continue
+                    excess, var = _leave_out(r, s, e, a, b, read_var, f, tbar, tau, nreads,
+                                             ktab, rtab, ptab, use_table, kbuf, cbuf, ow, ows, ov)
+                    if var <= 0.0:
+                        continue
+                    stat2 = excess * excess / var
+                    if excess <= 0.0:
+                        worst = max(worst, stat2)
+                        continue
+                    if stat2 > best:
+                        best = stat2
+                        ba = a
+                        bb = b
+                    if b == a and stat2 > near and (
+                            (a > 0 and nreads[a] > 1.0 and jflag[a] != 0 and cut[a - 1] != 0)
+                            or (a + 2 < n and nreads[a + 1] > 1.0 and jflag[a + 2] != 0
+                                and cut[a + 1] != 0)):
+                        near = stat2
+                        na = a
+        if ba >= 0 and best > th2:
+            for k in range(ba, bb + 1):
+                cut[k] = 1
+                jflag[k + 1] = 1
+            njumps += 1
+            continue
+        if na >= 0 and near > NEIGHBOUR_SIGMA * NEIGHBOUR_SIGMA:
+            cut[na] = 1
+            jflag[na + 1] = 1
+            continue
+        if njumps == 0:
+            return 0, worst > th2
+        c2 = CONSISTENCY_SIGMA * CONSISTENCY_SIGMA
+        if npiece == 1 and bounds[0, 1] == bounds[0, 0] + 1:
+            # One difference left: nothing in the ramp to test it against but the
+            # slope of the first usable resultant from reset.
+            worst = max(worst, _against_reset(r, usable, bounds[0, 0], read_var, f, tbar, tau,
+                                              nreads, cbuf))
+        return njumps, worst > c2
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -331,58 +494,39 @@ def _median_difference(r, usable, jc, buf):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _above(r, i, s, e, slope, f, read_var, jc):
-    """Whether the single difference (i, i + 1), inside segment [s, e], lies above
-    ``slope`` by more than NEIGHBOUR_SIGMA of its own noise."""
-    if i < s or i + 1 > e:
-        return False
-    excess = (r[i + 1] - r[i]) * jc[0, i] - slope
-    var = read_var * jc[1, i] + f * jc[2, i]
-    return excess > 0.0 and excess * excess > NEIGHBOUR_SIGMA * NEIGHBOUR_SIGMA * var
-
-
-@njit(cache=True, inline="always", error_model="numpy")
 def fit_pixel(r, usable, read_var, tbar, tau, nreads, ktab, rtab, ptab, use_table, jc,
               detect, intercept, kbuf, gr, gp, segs, stack, jflag):
-    """Fit one pixel's ramp (electrons). Returns (slope, var_rnoise, var_poisson, njumps).
+    """Fit one pixel's ramp (electrons). Returns (slope, var_rnoise, var_poisson, njumps,
+    unreliable).
 
     ``r``: resultants in electrons; ``usable``: bool per resultant; ``jflag`` (uint8,
-    zeroed by the caller) receives 1 on the resultants flagged as jumps; ``kbuf``,
-    ``gr``, ``gp``, ``segs`` (n, 3) and ``stack`` (2n + 1, 2) are scratch. Pixels where no
-    trustworthy fit is left return True as a fifth value. Returns NaN slope when no resultant is usable.
+    zeroed by the caller) receives 1 on the later resultant of every difference cut as
+    a jump; ``kbuf``, ``gr``, ``segs`` (n, 3) and ``stack`` (2n + 1, 2) are scratch
+    (``jc`` and ``gp`` are not used). ``unreliable`` is True where no trustworthy fit is
+    left. Returns NaN slope when no resultant is usable.
     """
     n = r.shape[0]
-    # Initial segments: maximal runs of usable resultants.
-    top = 0
     first = -1
-    i = 0
-    while i < n:
-        if usable[i]:
-            if first < 0:
-                first = i
-            j = i
-            while j + 1 < n and usable[j + 1]:
-                j += 1
-            stack[top, 0] = i
-            stack[top, 1] = j
-            top += 1
-            i = j + 1
-        else:
-            i += 1
+    for k in range(n):
+        if usable[k]:
+            first = k
+            break
     if first < 0:
         return np.nan, 0.0, 0.0, 0, False
-
-    nseg = 0
+    cut = stack[:, 0]
+    bounds = stack[n + 1:]
+    for i in range(n - 1):
+        cut[i] = 0
     njumps = 0
-    med = 0.0
-    have_med = False
-    while top > 0:
-        top -= 1
-        s = stack[top, 0]
-        e = stack[top, 1]
-        if e <= s:
-            continue
-        # Exponent from the segment's signal. The signal is measured with a fit, not
+    unreliable = False
+    if detect:
+        njumps, unreliable = _jump_search(r, usable, read_var, tbar, tau, nreads, ktab, rtab, ptab,
+                                          use_table, intercept, kbuf, gr, segs, cut, bounds, jflag)
+    nseg = _pieces(n, usable, cut, bounds)
+    for q in range(nseg):
+        s = bounds[q, 0]
+        e = bounds[q, 1]
+        # Exponent from the piece's signal. The signal is measured with a fit, not
         # the endpoint difference: choosing the weights from a near-minimum-variance
         # estimate keeps the choice uncorrelated with the residual noise that the
         # weights act on, which keeps the slope unbiased and its variance right where
@@ -397,101 +541,15 @@ def fit_pixel(r, usable, read_var, tbar, tau, nreads, ktab, rtab, ptab, use_tabl
             pc = ptab[p, s, e]
         else:
             rc, pc = segment_coefficients(s, e, POWERS[p], tbar, tau, nreads, kbuf)
-        if detect and e - s >= 2:
-            if use_table:
-                _slope_covariance(s, e, ktab[p, s, e], tbar, tau, nreads, gr, gp)
-            else:
-                _slope_covariance(s, e, kbuf, tbar, tau, nreads, gr, gp)
-            arg, stat2, double = _jump_search(r, s, e, slope, read_var, jc, rc, pc, gr, gp)
-            if arg >= 0:
-                th = intercept - THRESHOLD_SLOPE * math.log10(min(max(slope, 1.0), 1e4))
-                if th <= 0.0 or stat2 > th * th:
-                    # The jump lies between resultants arg and arg + 1 (arg + 2 for a
-                    # double difference) or inside one of them. For a single difference,
-                    # a resultant stays in its piece unless part of the jump can be in
-                    # it: it has several reads and the difference on its other side
-                    # also lies above the slope by NEIGHBOUR_SIGMA. For a double
-                    # difference both are dropped, as in Sharma & Casertano.
-                    left = arg - 1
-                    right = arg + 2
-                    if not double:
-                        # Against the median single difference of the whole ramp: the
-                        # segment's slope is pulled up by the jump.
-                        if not have_med:
-                            med = _median_difference(r, usable, jc, kbuf)
-                            have_med = True
-                        f = max(med, 0.0)
-                        if nreads[arg] == 1 or not _above(r, arg - 1, s, e, med, f,
-                                                          read_var, jc):
-                            left = arg
-                        if nreads[arg + 1] == 1 or not _above(r, arg + 1, s, e, med, f,
-                                                              read_var, jc):
-                            right = arg + 1
-                    for k in range(left + 1, right):
-                        jflag[k] = 1
-                    jflag[arg + 1] = 1
-                    njumps += 1
-                    if left >= s:
-                        stack[top, 0] = s
-                        stack[top, 1] = left
-                        top += 1
-                    if right <= e:
-                        stack[top, 0] = right
-                        stack[top, 1] = e
-                        top += 1
-                    continue
-        segs[nseg, 0] = slope
-        segs[nseg, 1] = 1.0 / (rc * read_var)
-        segs[nseg, 2] = pc
-        stack[n + 1 + nseg, 0] = s
-        stack[n + 1 + nseg, 1] = e
-        nseg += 1
-
-    # The segments against each other: each one's slope against the combination of
-    # the others (independent: no resultant is shared). A segment too short to be
-    # searched on its own (two resultants) can still hold a jump; the one lying
-    # furthest above the rest, beyond the threshold, is dropped, and again. A
-    # segment far below the rest after a jump means no trustworthy fit is left.
-    unreliable = False
-    while detect and nseg >= 2:
-        sum_w, sum_ws, sum_wwp = _combine(segs, nseg)
-        best = 0.0
-        worst = 0.0
-        arg = -1
-        for k in range(nseg):
-            w = segs[k, 1]
-            wo = sum_w - w
-            other = (sum_ws - w * segs[k, 0]) / wo
-            f = max(other, 0.0)
-            var = 1.0 / w + f * segs[k, 2] + 1.0 / wo + f * (sum_wwp - w * w * segs[k, 2]) / (wo * wo)
-            excess = segs[k, 0] - other
-            stat2 = excess * excess / var
-            if excess > 0.0:
-                th = intercept - THRESHOLD_SLOPE * math.log10(min(max(other, 1.0), 1e4))
-                th2 = th * th if th > 0.0 else 0.0
-                if stat2 > th2 and stat2 - th2 > best:
-                    best = stat2 - th2
-                    arg = k
-            elif stat2 > worst:
-                worst = stat2
-        if arg < 0:
-            unreliable = njumps > 0 and worst > CONSISTENCY_SIGMA * CONSISTENCY_SIGMA
-            break
-        for k in range(stack[n + 1 + arg, 0], stack[n + 1 + arg, 1] + 1):
-            jflag[k] = 1
-        njumps += 1
-        nseg -= 1
-        for c in range(3):
-            segs[arg, c] = segs[nseg, c]
-        stack[n + 1 + arg, 0] = stack[n + 1 + nseg, 0]
-        stack[n + 1 + arg, 1] = stack[n + 1 + nseg, 1]
-
+        segs[q, 0] = slope
+        segs[q, 1] = 1.0 / (rc * read_var)
+        segs[q, 2] = pc
     sum_w, sum_ws, sum_wwp = _combine(segs, nseg)
     if sum_w > 0.0:
         slope = sum_ws / sum_w
-        return (slope, 1.0 / sum_w, max(slope, 0.0) * sum_wwp / (sum_w * sum_w), njumps,
-                unreliable)
-    # No segment of two or more resultants: the first usable one, from reset. After a
+        return (slope, 1.0 / sum_w, poisson_variance(slope, sum_wwp / (sum_w * sum_w), 1.0 / sum_w),
+                njumps, unreliable)
+    # No piece of two or more resultants: the first usable one, from reset. After a
     # jump this rests on the reset level alone, which a hit in that resultant would
     # corrupt unseen: not a trustworthy fit.
     slope, var_r, var_p = single_resultant(r[first], first, read_var, tbar, tau, nreads)
@@ -552,30 +610,29 @@ def _fast_chunk(w, r, rvar, kfull, rfull, pfull, tbar, jc, jlow, detect, th_min,
         comb = sum_ws / wgt
         out_slope[j] = comb
         out_vr[j] = 1.0 / wgt
-        out_vp[j] = (comb if comb > 0.0 else 0.0) * sum_wwp / (wgt * wgt)
-        sp[0, j] = slope
-    if detect and n >= 3:
-        # Jump screen: the threshold falls with the count rate to no less than th_min
-        # (at 1e4 e/s) and the statistic's variance is at least ``jlow``'s bound, so a
-        # pixel whose every positive excess is below th_min sigma of that bound has no
-        # jump; the others are refit by fit_pixel, which makes the exact test.
-        # Written without the division (excess^2 > th_min^2 var).
-        th2 = th_min * th_min if th_min > 0.0 else 0.0
-        for i in range(n - 1):
-            for col in (0, 3):
-                jj = i + 1 if col == 0 else i + 2
-                if jj > n - 1:
-                    break
-                inv_dt = jc[col, i]
-                lr = jlow[0 if col == 0 else 2, i]
-                lp = jlow[1 if col == 0 else 3, i]
+        out_vp[j] = poisson_variance(comb, sum_wwp / (wgt * wgt), 1.0 / wgt)
+    if detect:
+        # Jump screen: the first round of the jump search, exactly (``jlow``: each
+        # candidate's excess as coefficients on the resultants, and its variance),
+        # against the lowest threshold the count rate allows (th_min, at 1e4 e/s). A
+        # pixel with no excess of either sign beyond it has no jump and a consistent
+        # fit; the others are refit by fit_pixel. Written without the division, with a
+        # hair of margin so that rounding cannot hide a candidate.
+        th2 = th_min * th_min * (1.0 - 1e-6) if th_min > 0.0 else 0.0
+        for c in range(jlow.shape[0]):
+            vr1 = jlow[c, n]
+            vp1 = jlow[c, n + 1]
+            for j in range(w):
+                sp[1, j] = 0.0
+            for k in range(n):
+                ck = jlow[c, k]
                 for j in range(w):
-                    slope = sp[0, j]
-                    f = slope if slope > 0.0 else 0.0
-                    excess = (r[jj, j] - r[i, j]) * inv_dt - slope
-                    var = rvar[j] * lr + f * lp
-                    cand = (excess > 0.0) & (excess * excess > th2 * var)
-                    slow[j] = slow[j] | cand
+                    sp[1, j] += ck * r[k, j]
+            for j in range(w):
+                s0 = sp[0, j]
+                f = s0 if s0 > 0.0 else 0.0
+                x = sp[1, j]
+                slow[j] = slow[j] | (x * x > th2 * (rvar[j] * vr1 + f * vp1))
 
 
 class Constants(NamedTuple):

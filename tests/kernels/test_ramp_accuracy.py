@@ -1,4 +1,4 @@
-"""Ramp-fit accuracy on exposures from the read-level generator (tests/readlevel.py).
+"""Ramp-fit accuracy on exposures from the read-level generator (tests/support/readlevel.py).
 
 The generator shares no code with calpipe: charge accumulated read by read, hits at
 random reads (inside multi-read resultants, in the first and last resultants), several
@@ -6,59 +6,49 @@ hits per pixel. Thresholds are those of issue 9 ("Done when"). The default run u
 20000 pixels per case; the slow run (``-m slow``) 200000.
 """
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
-import readlevel as rl
+from support import ramp_cases
+from support import readlevel as rl
 
 from calpipe import dqflags
 from calpipe.kernels.ramp import fit_ramps
-
-_path = Path(__file__).resolve().parents[2] / "benchmarks" / "ramp_accuracy.py"
-_spec = importlib.util.spec_from_file_location("ramp_accuracy", _path)
-ramp_accuracy = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ramp_accuracy)
 
 NPIX = 20000
 NPIX_CLEAN = 40000  # median z known to 0.006
 NPIX_SLOW = 200000
 ALGORITHMS = ["likely", "optimal"]
-# The optimal search splits the ramp around each jump (Sharma & Casertano) and loses
-# the pixels whose hits land in short pieces: it does not meet the multi-hit limits.
-OPTIMAL_MULTI_HIT = pytest.mark.xfail(strict=True, reason="optimal: multi-hit limits not met yet")
 
 
 def _multi_hit(algorithm, nhits, npix):
-    r = ramp_accuracy.multi_hit_case(algorithm, nhits, npix, seed=nhits)
+    r = ramp_cases.multi_hit_case(algorithm, nhits, npix, seed=nhits)
     bad_limit, flag_limit = {2: (0.02, 0.05), 3: (0.05, 0.10)}[nhits]
     assert r["bad_z"] <= bad_limit, r
     assert r["flagged"] <= flag_limit, r
 
 
 @pytest.mark.parametrize("nhits", [2, 3])
-@pytest.mark.parametrize("algorithm", ["likely", pytest.param("optimal", marks=OPTIMAL_MULTI_HIT)])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_multiple_hits(algorithm, nhits):
     _multi_hit(algorithm, nhits, NPIX)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("nhits", [2, 3])
-@pytest.mark.parametrize("algorithm", ["likely", pytest.param("optimal", marks=OPTIMAL_MULTI_HIT)])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_multiple_hits_large(algorithm, nhits):
     _multi_hit(algorithm, nhits, NPIX_SLOW)
 
 
 def test_one_hit_err_is_honest():
     """One hit of 20-1000 sigma, found and removed: err still describes the scatter."""
-    r = ramp_accuracy.multi_hit_case("likely", 1, NPIX, seed=5)
+    r = ramp_cases.multi_hit_case("likely", 1, NPIX, seed=5)
     assert 0.97 <= r["rstd_z"] <= 1.03, r
     assert r["bad_z"] <= 0.002 and r["flagged"] <= 0.01, r
 
 
 def _three_resultants(fraction, npix):
-    r = ramp_accuracy.clean_case("optimal", "3", fraction, npix, seed=int(fraction * 1000) + 3)
+    r = ramp_cases.clean_case("optimal", "3", fraction, npix, seed=int(fraction * 1000) + 3)
     assert r["false_jumps"] <= 0.001, r
     assert abs(r["bias_se"]) <= 3.0, r
 
@@ -67,7 +57,7 @@ def _three_resultants(fraction, npix):
 # exponent changes from 0 to 0.4: choosing weights from the data leaves a mean bias of
 # about 0.016 sigma (4.8-7.1 standard errors with 100000 pixels), without false jumps.
 EXPONENT_SWITCH = pytest.mark.xfail(strict=False, reason="optimal weighting: mean bias where P changes")
-FRACTIONS_3 = [pytest.param(f, marks=[EXPONENT_SWITCH] if f == 1e-3 else []) for f in ramp_accuracy.FRACTIONS]
+FRACTIONS_3 = [pytest.param(f, marks=[EXPONENT_SWITCH] if f == 1e-3 else []) for f in ramp_cases.FRACTIONS]
 
 
 @pytest.mark.parametrize("fraction", FRACTIONS_3)
@@ -82,27 +72,16 @@ def test_three_resultants_no_false_jumps_no_bias_large(fraction):
 
 
 def _clean(algorithm, pattern, fraction, npix):
-    r = ramp_accuracy.clean_case(algorithm, pattern, fraction, npix,
-                                 seed=len(pattern) * 100 + int(fraction * 1000))
+    r = ramp_cases.clean_case(algorithm, pattern, fraction, npix,
+                              seed=len(pattern) * 100 + int(fraction * 1000))
     assert abs(r["median_z"]) < 0.03, r
     assert 0.97 <= r["std_z"] <= 1.03, r
     assert r["flagged"] <= 0.001, r
 
 
-# At exactly zero flux the Poisson variance is computed from the fitted slope clipped at
-# zero: positive fluctuations get a larger err than negative ones, and with many reads
-# per resultant the robust std of z falls below 0.97.
-ZERO_FLUX_MANY_READS = pytest.mark.xfail(strict=False, reason="err 2-4% too large at zero flux")
-
-
 def _clean_params():
-    out = []
-    for pattern in rl.PATTERNS:
-        for fraction in ramp_accuracy.FRACTIONS:
-            for algorithm in ALGORITHMS:
-                marks = [ZERO_FLUX_MANY_READS] if fraction == 0.0 and pattern != "3" else []
-                out.append(pytest.param(algorithm, pattern, fraction, marks=marks))
-    return out
+    return [pytest.param(algorithm, pattern, fraction)
+            for pattern in rl.PATTERNS for fraction in ramp_cases.FRACTIONS for algorithm in ALGORITHMS]
 
 
 @pytest.mark.parametrize("algorithm, pattern, fraction", _clean_params())

@@ -29,15 +29,10 @@ def resultant_covariance(tbar, tau, nreads, read_var, flux):
     return cov
 
 
-def segments_of(usable):
-    out, start = [], None
-    for i, ok in enumerate(list(usable) + [False]):
-        if ok and start is None:
-            start = i
-        if not ok and start is not None:
-            out.append((start, i - 1))
-            start = None
-    return out
+def poisson_part(slope, per_flux, var_r):
+    """The fitted slope times the Poisson variance per unit flux, not clipped at zero,
+    but never below -var_r / 2 (as documented)."""
+    return max(slope * per_flux, -var_r / 2)
 
 
 # --------------------------------------------------------------------- optimal
@@ -62,25 +57,94 @@ def optimal_coefficients(t, nr, power):
 
 
 def ref_optimal_pixel(r, usable, read_var, tbar, tau, nreads, detect, intercept=5.5):
-    """Casertano weights per segment; the documented jump search, written plainly.
+    """Casertano weights per piece; the documented jump search, written plainly.
 
     Returns (slope, var_rnoise, var_poisson, jumps, unreliable).
     """
     n = r.size
     jumps = np.zeros(n, bool)
-    stack = segments_of(usable)
-    fits = []
-    njumps = 0
-    pairs = [i for i in range(n - 1) if usable[i] and usable[i + 1]]
-    med = np.median([(r[i + 1] - r[i]) / (tbar[i + 1] - tbar[i]) for i in pairs]) if pairs else 0.0
+    cut = [not (usable[i] and usable[i + 1]) for i in range(n - 1)]
+
+    def pieces():
+        out, s = [], None
+        for i in range(n):
+            if usable[i] and s is None:
+                s = i
+            if s is not None and (i == n - 1 or cut[i] or not usable[i + 1]):
+                if usable[i] and i > s:
+                    out.append((s, i))
+                s = None
+        return out
+
+    def rest_vector(pcs):
+        """Coefficients on all resultants of the read-noise-weighted fit of ``pcs``."""
+        vec, wsum = np.zeros(n), 0.0
+        for s, e in pcs:
+            k = optimal_coefficients(tbar[s:e + 1], nreads[s:e + 1], 0.0)
+            w = 1 / (k @ resultant_covariance(tbar[s:e + 1], tau[s:e + 1], nreads[s:e + 1], 1.0, 0.0) @ k)
+            vec[s:e + 1] += w * k
+            wsum += w
+        return vec / wsum
 
     def threshold(f):
         return intercept - np.log10(min(max(f, 1.0), 1e4)) / 3
 
-    while stack:
-        s, e = stack.pop()
-        if e <= s:
+    njumps, unreliable = 0, False
+    while detect:
+        pcs = pieces()
+        if not pcs:
+            break
+        f = max(rest_vector(pcs) @ r, 0.0)
+        cov = resultant_covariance(tbar, tau, nreads, read_var, f)
+        th = threshold(f)
+        th2 = th * th if th > 0 else 0.0
+        best, near, worst, pick, pick_near = 0.0, 0.0, 0.0, None, None
+        for s, e in pcs:
+            for a in range(s, e):
+                for b in (a, a + 1):
+                    if b > a and (b >= e or nreads[b] <= 1):
+                        continue
+                    rest = [p for p in pcs if p != (s, e)] + [(s, a)] * (a > s) + [(b + 1, e)] * (e > b + 1)
+                    if not rest:
+                        continue
+                    # The excess over the rest's fit is linear in the resultants.
+                    c = -rest_vector(rest)
+                    c[b + 1] += 1 / (tbar[b + 1] - tbar[a])
+                    c[a] -= 1 / (tbar[b + 1] - tbar[a])
+                    x, var = c @ r, c @ cov @ c
+                    if x <= 0:
+                        worst = max(worst, x * x / var)
+                        continue
+                    if x * x / var > best:
+                        best, pick = x * x / var, (a, b)
+                    beside = ((a > 0 and nreads[a] > 1 and jumps[a])
+                              or (a + 2 < n and nreads[a + 1] > 1 and jumps[a + 2]))
+                    if b == a and beside and x * x / var > near:
+                        near, pick_near = x * x / var, a
+        if pick is not None and best > th2:
+            for k in range(pick[0], pick[1] + 1):
+                cut[k] = jumps[k + 1] = True
+            njumps += 1
             continue
+        if pick_near is not None and near > NEIGHBOUR_SIGMA**2:
+            cut[pick_near] = jumps[pick_near + 1] = True
+            continue
+        if njumps == 0:
+            unreliable = worst > th2
+            break
+        if len(pcs) == 1 and pcs[0][1] == pcs[0][0] + 1:
+            s = pcs[0][0]
+            first = int(np.argmax(usable))
+            c = np.zeros(n)
+            c[s + 1] += 1 / (tbar[s + 1] - tbar[s])
+            c[s] -= 1 / (tbar[s + 1] - tbar[s])
+            c[first] -= 1 / tbar[first]
+            worst = max(worst, (c @ r) ** 2 / (c @ cov @ c))
+        unreliable = worst > CONSISTENCY_SIGMA**2
+        break
+
+    fits = []
+    for s, e in pieces():
         sl = slice(s, e + 1)
         # Exponent: two passes from the P = 0 fit's signal (as documented).
         p = 0.0
@@ -88,80 +152,13 @@ def ref_optimal_pixel(r, usable, read_var, tbar, tau, nreads, detect, intercept=
             slope = optimal_coefficients(tbar[sl], nreads[sl], p) @ r[sl]
             p = power_for(slope * (tbar[e] - tbar[s]), read_var)
         k = optimal_coefficients(tbar[sl], nreads[sl], p)
-        slope = k @ r[sl]
         cov_read = resultant_covariance(tbar[sl], tau[sl], nreads[sl], read_var, 0.0)
         cov_flux = resultant_covariance(tbar[sl], tau[sl], nreads[sl], 0.0, 1.0)
-        rvar, pvar1 = k @ cov_read @ k, k @ cov_flux @ k
-        if detect and e - s >= 2:
-            f = max(slope, 0.0)
-            full = resultant_covariance(tbar[sl], tau[sl], nreads[sl], read_var, f)
-            best, arg, double = 0.0, -1, False
-            for i in range(s, e):
-                for j in (i + 1, i + 2):
-                    if j > e:
-                        continue
-                    dt = tbar[j] - tbar[i]
-                    excess = (r[j] - r[i]) / dt - slope
-                    # Exact variance: the excess is a linear combination of resultants.
-                    a = -k.copy()
-                    a[j - s] += 1 / dt
-                    a[i - s] -= 1 / dt
-                    var = a @ full @ a
-                    raw = (full[i - s, i - s] + full[j - s, j - s] - 2 * full[i - s, j - s]) / dt**2
-                    if excess > 0 and var > 1e-6 * raw and excess**2 / var > best:
-                        best, arg, double = excess**2 / var, i, j == i + 2
-            th = threshold(slope)
-            if arg >= 0 and (th <= 0 or best > th**2):
-                left, right = arg - 1, arg + 2
-                if not double:
-                    def above(i):
-                        if i < s or i + 1 > e:
-                            return False
-                        dt = tbar[i + 1] - tbar[i]
-                        excess = (r[i + 1] - r[i]) / dt - med
-                        var = (read_var * (1 / nreads[i] + 1 / nreads[i + 1])
-                               + max(med, 0) * (tau[i] + tau[i + 1] - 2 * tbar[i])) / dt**2
-                        return excess > 0 and excess**2 > NEIGHBOUR_SIGMA**2 * var
-                    if nreads[arg] == 1 or not above(arg - 1):
-                        left = arg
-                    if nreads[arg + 1] == 1 or not above(arg + 1):
-                        right = arg + 1
-                jumps[left + 1:right] = True
-                jumps[arg + 1] = True
-                njumps += 1
-                stack += [(s, left), (right, e)]
-                continue
-        fits.append([slope, 1 / rvar, pvar1, s, e])
-    # Segments against the combination of the others.
-    unreliable = False
-    while detect and len(fits) >= 2:
-        w = np.array([f[1] for f in fits])
-        slopes = np.array([f[0] for f in fits])
-        pc = np.array([f[2] for f in fits])
-        best, arg, worst = 0.0, -1, 0.0
-        for k in range(len(fits)):
-            o = np.arange(len(fits)) != k
-            other = (w[o] * slopes[o]).sum() / w[o].sum()
-            f = max(other, 0.0)
-            var = 1 / w[k] + f * pc[k] + 1 / w[o].sum() + f * (w[o] ** 2 * pc[o]).sum() / w[o].sum() ** 2
-            excess = slopes[k] - other
-            th = threshold(other)
-            th2 = th * th if th > 0 else 0.0
-            if excess > 0:
-                if excess**2 / var > th2 and excess**2 / var - th2 > best:
-                    best, arg = excess**2 / var - th2, k
-            else:
-                worst = max(worst, excess**2 / var)
-        if arg < 0:
-            unreliable = njumps > 0 and worst > CONSISTENCY_SIGMA**2
-            break
-        jumps[fits[arg][3]:fits[arg][4] + 1] = True
-        njumps += 1
-        fits.pop(arg)
+        fits.append([k @ r[sl], 1 / (k @ cov_read @ k), k @ cov_flux @ k])
     if fits:
         w = np.array([f[1] for f in fits])
         slope = sum(wi * f[0] for wi, f in zip(w, fits)) / w.sum()
-        pvar = max(slope, 0) * sum(wi**2 * f[2] for wi, f in zip(w, fits)) / w.sum() ** 2
+        pvar = poisson_part(slope, sum(wi**2 * f[2] for wi, f in zip(w, fits)) / w.sum() ** 2, 1 / w.sum())
         return slope, 1 / w.sum(), pvar, jumps, unreliable
     i = int(np.argmax(usable))
     slope = r[i] / tbar[i]
@@ -274,7 +271,7 @@ def ref_likely_pixel(r, usable, read_var, tbar, tau, nreads, detect, sigma=4.5):
     slope, _, w = gls(d[idx], cov[np.ix_(idx, idx)])
     cread = (amat @ resultant_covariance(tbar, tau, nreads, read_var, 0.0) @ amat.T)[np.ix_(idx, idx)]
     cflux = (amat @ resultant_covariance(tbar, tau, nreads, 0.0, 1.0) @ amat.T)[np.ix_(idx, idx)]
-    return slope, w @ cread @ w, max(slope, 0) * (w @ cflux @ w), jumps, unreliable
+    return slope, w @ cread @ w, poisson_part(slope, w @ cflux @ w, w @ cread @ w), jumps, unreliable
 
 
 # ----------------------------------------------------------------------- tests

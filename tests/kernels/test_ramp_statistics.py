@@ -1,20 +1,13 @@
 """Statistical accuracy of both ramp fits on simulated noisy ramps with known truth.
 
-Runs the accuracy benchmark's core (benchmarks/ramp_accuracy.py) in a small form:
+Runs the accuracy benchmark's core (tests/support/ramp_cases.py) in a small form:
 Poisson electrons per read, Gaussian read noise per read, reads averaged into
 resultants, count rates from 0.1 to 1e4 DN/s.
 """
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-_path = Path(__file__).resolve().parents[2] / "benchmarks" / "ramp_accuracy.py"
-_spec = importlib.util.spec_from_file_location("ramp_accuracy", _path)
-ramp_accuracy = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ramp_accuracy)
+from support import ramp_cases
 
 NPIX = 20000  # per flux bin: the median of z is then known to about 0.009
 
@@ -22,8 +15,8 @@ NPIX = 20000  # per flux bin: the median of z is then known to about 0.009
 @pytest.mark.parametrize("nresultants", [6, 12])
 @pytest.mark.parametrize("algorithm", ["likely", "optimal"])
 def test_accuracy_table(algorithm, nresultants):
-    rows = ramp_accuracy.accuracy_table(
-        algorithm, npix=NPIX, jump_sizes=(10.0,), read_pattern=ramp_accuracy.READ_PATTERNS[nresultants],
+    rows = ramp_cases.accuracy_table(
+        algorithm, npix=NPIX, jump_sizes=(10.0,), read_pattern=ramp_cases.READ_PATTERNS[nresultants],
         seed=nresultants)
     assert [r["flux"] for r in rows] == [0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0]
     for r in rows:
@@ -35,11 +28,11 @@ def test_accuracy_table(algorithm, nresultants):
 
 def test_simulation_matches_the_noise_model():
     """The simulator's resultant scatter is the model's: s^2/N + f tau (electrons)."""
-    pattern = ramp_accuracy.READ_PATTERNS[6]
+    pattern = ramp_cases.READ_PATTERNS[6]
     rng = np.random.default_rng(0)
     flux, rn, gain = 50.0, 6.0, 2.0
-    res = ramp_accuracy.simulate_ramps(np.full(40000, flux), pattern, 3.04, rn, gain, rng)
-    tbar, tau, nreads = ramp_accuracy.resultant_times(pattern, 3.04)
+    res = ramp_cases.simulate_ramps(np.full(40000, flux), pattern, 3.04, rn, gain, rng)
+    tbar, tau, nreads = ramp_cases.resultant_times(pattern, 3.04)
     var_e = (rn * gain) ** 2 / nreads + flux * gain * tau
     np.testing.assert_allclose(res.mean(axis=1), flux * tbar, rtol=2e-3)
     np.testing.assert_allclose((res * gain).var(axis=1), var_e, rtol=0.03)
