@@ -526,15 +526,12 @@ def fit_pixel(r, usable, read_var, tbar, tau, nreads, ktab, rtab, ptab, use_tabl
     for q in range(nseg):
         s = bounds[q, 0]
         e = bounds[q, 1]
-        # Exponent from the piece's signal. The signal is measured with a fit, not
-        # the endpoint difference: choosing the weights from a near-minimum-variance
-        # estimate keeps the choice uncorrelated with the residual noise that the
-        # weights act on, which keeps the slope unbiased and its variance right where
-        # the exponent changes. Two passes: P = 0 (read-noise limit), then its exponent.
-        p = 0
-        for _ in range(2):
-            slope = _segment_slope(r, s, e, p, tbar, tau, nreads, ktab, use_table, kbuf)
-            p = _power_index(slope * (tbar[e] - tbar[s]), read_var)
+        # Exponent from the piece's signal, measured with the P = 0 (read-noise limit)
+        # fit, not the endpoint difference, and in one pass: a second pass would choose
+        # from a slope that itself jumps where the exponent changes, which biases the
+        # slope there (docs/ramp_fitting.md).
+        slope = _segment_slope(r, s, e, 0, tbar, tau, nreads, ktab, use_table, kbuf)
+        p = _power_index(slope * (tbar[e] - tbar[s]), read_var)
         slope = _segment_slope(r, s, e, p, tbar, tau, nreads, ktab, use_table, kbuf)
         if use_table:
             rc = rtab[p, s, e]
@@ -589,12 +586,8 @@ def _fast_chunk(w, r, rvar, kfull, rfull, pfull, tbar, jc, jlow, detect, th_min,
                 sp[p, j] += kk * r[k, j]
     for j in range(w):
         rv = rvar[j]
-        # Two passes, as in fit_pixel: P = 0, then the exponent its signal gives.
-        p1 = _power_index_nobranch(sp[0, j] * span, rv)
-        s1 = sp[0, j]
-        for p in range(1, 6):
-            s1 = sp[p, j] if p1 == p else s1
-        p2 = _power_index_nobranch(s1 * span, rv)
+        # As in fit_pixel: the exponent from the P = 0 fit's signal.
+        p2 = _power_index_nobranch(sp[0, j] * span, rv)
         slope = sp[0, j]
         rc = rfull[0]
         pc = pfull[0]

@@ -56,8 +56,7 @@ def _three_resultants(fraction, npix):
 # Near 1.5 DN/s the segment's signal-to-noise crosses 5, where the optimal weighting's
 # exponent changes from 0 to 0.4: choosing weights from the data leaves a mean bias of
 # about 0.016 sigma (4.8-7.1 standard errors with 100000 pixels), without false jumps.
-EXPONENT_SWITCH = pytest.mark.xfail(strict=False, reason="optimal weighting: mean bias where P changes")
-FRACTIONS_3 = [pytest.param(f, marks=[EXPONENT_SWITCH] if f == 1e-3 else []) for f in ramp_cases.FRACTIONS]
+FRACTIONS_3 = ramp_cases.FRACTIONS
 
 
 @pytest.mark.parametrize("fraction", FRACTIONS_3)

@@ -146,11 +146,9 @@ def ref_optimal_pixel(r, usable, read_var, tbar, tau, nreads, detect, intercept=
     fits = []
     for s, e in pieces():
         sl = slice(s, e + 1)
-        # Exponent: two passes from the P = 0 fit's signal (as documented).
-        p = 0.0
-        for _ in range(2):
-            slope = optimal_coefficients(tbar[sl], nreads[sl], p) @ r[sl]
-            p = power_for(slope * (tbar[e] - tbar[s]), read_var)
+        # Exponent: from the P = 0 fit's signal (as documented).
+        slope = optimal_coefficients(tbar[sl], nreads[sl], 0.0) @ r[sl]
+        p = power_for(slope * (tbar[e] - tbar[s]), read_var)
         k = optimal_coefficients(tbar[sl], nreads[sl], p)
         cov_read = resultant_covariance(tbar[sl], tau[sl], nreads[sl], read_var, 0.0)
         cov_flux = resultant_covariance(tbar[sl], tau[sl], nreads[sl], 0.0, 1.0)
