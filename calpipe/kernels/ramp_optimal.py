@@ -62,7 +62,7 @@ POWERS = np.array([0.0, 0.4, 1.0, 3.0, 6.0, 10.0])
 MAX_TABLE_RESULTANTS = 32
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _power_index(signal, read_var):
     """Index into POWERS from S = signal / sqrt(read_var + signal)."""
     if signal <= 0.0:
@@ -74,7 +74,7 @@ def _power_index(signal, read_var):
     return 5
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _abs_pow(x, power):
     # The table's exponents are mostly integers: multiply instead of calling pow.
     if power == 0.0:
@@ -93,7 +93,7 @@ def _abs_pow(x, power):
     return x**power
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def segment_coefficients(s, e, power, tbar, tau, nreads, k_out):
     """Slope coefficients of segment [s, e] (inclusive) with exponent ``power``.
 
@@ -217,7 +217,7 @@ def _screen_coefficients(tbar, tau, nreads, jc, kfull, rfull, pfull):
     return jlow
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def single_resultant(value, i, read_var, tbar, tau, nreads):
     """Slope and variances from one resultant, counts starting at zero at reset."""
     slope = value / tbar[i]
@@ -226,7 +226,7 @@ def single_resultant(value, i, read_var, tbar, tau, nreads):
     return slope, var_r, var_p
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _segment_slope(r, s, e, p, tbar, tau, nreads, ktab, use_table, kbuf):
     """Slope of segment [s, e] with exponent index p."""
     slope = 0.0
@@ -258,7 +258,7 @@ def _slope_covariance(s, e, k, tbar, tau, nreads, gr, gp):
         left += k[a] * tbar[a]
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _excess_variance(i, j, col, read_var, f, jc, rc, pc, gr, gp):
     """Exact variance of ``(R_j - R_i) / dt - slope`` (slope of the segment holding
     both, read-noise and Poisson coefficients ``rc``, ``pc``), and the variance of the
@@ -271,7 +271,7 @@ def _excess_variance(i, j, col, read_var, f, jc, rc, pc, gr, gp):
     return var, raw
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _jump_search(r, s, e, slope, read_var, jc, rc, pc, gr, gp):
     """Largest normalised positive excess of segment [s, e]: (index, statistic^2,
     whether it is a double difference).
@@ -304,7 +304,7 @@ def _jump_search(r, s, e, slope, read_var, jc, rc, pc, gr, gp):
     return arg, best, double
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _combine(segs, nseg):
     """Sums over the first ``nseg`` segments (slope, weight, Poisson coefficient): the
     weights, the weighted slopes and the squared weights times the Poisson terms."""
@@ -319,7 +319,7 @@ def _combine(segs, nseg):
     return sum_w, sum_ws, sum_wwp
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _median_difference(r, usable, jc, buf):
     """Median of the single differences (i, i + 1) between usable resultants, as slopes."""
     k = 0
@@ -330,7 +330,7 @@ def _median_difference(r, usable, jc, buf):
     return median(buf, k)
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _above(r, i, s, e, slope, f, read_var, jc):
     """Whether the single difference (i, i + 1), inside segment [s, e], lies above
     ``slope`` by more than NEIGHBOUR_SIGMA of its own noise."""
@@ -341,7 +341,7 @@ def _above(r, i, s, e, slope, f, read_var, jc):
     return excess > 0.0 and excess * excess > NEIGHBOUR_SIGMA * NEIGHBOUR_SIGMA * var
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def fit_pixel(r, usable, read_var, tbar, tau, nreads, ktab, rtab, ptab, use_table, jc,
               detect, intercept, kbuf, gr, gp, segs, stack, jflag):
     """Fit one pixel's ramp (electrons). Returns (slope, var_rnoise, var_poisson, njumps).
@@ -498,7 +498,7 @@ def fit_pixel(r, usable, read_var, tbar, tau, nreads, ktab, rtab, ptab, use_tabl
     return slope, var_r, var_p, njumps, njumps > 0
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _power_index_nobranch(signal, read_var):
     # Same result as _power_index for finite input, as a count of edges passed
     # (a select, not a branch, so that it vectorises).
@@ -638,10 +638,10 @@ def _fit_one(consts, work, r, usable, read_var, jflag):
     return fit_one
 
 
-@njit(cache=True, error_model="numpy")
-def fit_block(resultants, groupdq, read_noise, gain, consts, want_jumps, chunk, nworkers,
+@njit(cache=True, nogil=True, error_model="numpy")
+def fit_block(resultants, groupdq, read_noise, gain, consts, want_jumps, chunk, worker, nworkers,
               out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
     """:func:`calpipe.kernels.ramp_driver.fit_block` with this fit (``consts``: a
     :class:`Constants`); the cached entry point."""
-    ramp_driver.fit_block(resultants, groupdq, read_noise, gain, consts, want_jumps, chunk, nworkers,
+    ramp_driver.fit_block(resultants, groupdq, read_noise, gain, consts, want_jumps, chunk, worker, nworkers,
                           out_slope, out_vp, out_vr, out_err, out_dq, out_jumps)
