@@ -79,7 +79,7 @@ def median(buf, k):
     return 0.5 * (buf[k // 2 - 1] + buf[k // 2])
 
 
-@njit(error_model="numpy")
+@njit(inline="always", error_model="numpy")
 def load_pixel(resultants, groupdq, read_noise, gain, row, col, r, usable):
     """Read one pixel into scratch: resultants in electrons and the usable mask.
 
@@ -110,7 +110,7 @@ def load_pixel(resultants, groupdq, read_noise, gain, row, col, r, usable):
     return dq, nusable, g, rn * g
 
 
-@njit(error_model="numpy")
+@njit(inline="always", error_model="numpy")
 def store_pixel(row, col, slope, var_r, var_p, dq, nj, g, jflag, want_jumps,
                 out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
     """Write one pixel's results, converting electrons back to DN."""
@@ -131,7 +131,7 @@ def store_pixel(row, col, slope, var_r, var_p, dq, nj, g, jflag, want_jumps,
     out_dq[row, col] = dq
 
 
-@njit(error_model="numpy")
+@njit(inline="always", error_model="numpy")
 def load_chunk(resultants, groupdq, read_noise, gain, row, c0, w, r, rvar, gw, slow, sat):
     """Read ``w`` pixels of one row from column ``c0`` into scratch, column innermost.
 
@@ -159,7 +159,7 @@ def load_chunk(resultants, groupdq, read_noise, gain, row, c0, w, r, rvar, gw, s
             r[k, j] = v * gw[j]
 
 
-@njit(error_model="numpy")
+@njit(inline="always", error_model="numpy")
 def store_chunk(row, c0, w, sat, gw, slope, var_r, var_p,
                 out_slope, out_vp, out_vr, out_err, out_dq):
     """Write a chunk's fast-path results in DN, for every pixel (branch-free, so it

@@ -178,7 +178,7 @@ def _median_used(m, d, used, buf):
     return median(buf, k)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def _best_drop(m, a, b, used, c, ipiv, rpiv, x, y, qb, qc, gd, jflag, near, d, med, lift):
     """Largest chi-square drops from freeing differences that lie above the fit.
 
@@ -375,7 +375,7 @@ def fit_pixel(r, usable, read_var, tbar, tau, nreads, c, detect, th1, th2,
 # per-pixel functions above, with the pixel index innermost so that it vectorises.
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def _solve_chunk(m, w, rvar, flux, c, d, ipiv, x, y, with_y, qb, qc):
     """:func:`_covariance` then :func:`_solve` (``with_y``) or :func:`_solve_x`, for a
     chunk of pixels with every difference used. The covariance is recomputed where it

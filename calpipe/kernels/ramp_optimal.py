@@ -498,7 +498,7 @@ def fit_pixel(r, usable, read_var, tbar, tau, nreads, ktab, rtab, ptab, use_tabl
     return slope, var_r, var_p, njumps, njumps > 0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def _power_index_nobranch(signal, read_var):
     # Same result as _power_index for finite input, as a count of edges passed
     # (a select, not a branch, so that it vectorises).
