@@ -56,7 +56,6 @@ it falls by 1/3 per decade of count rate up to 1e4 e/s); for ``"likely"`` the
 sigma-equivalent of the chi-square drop (default 4.5).
 """
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numba
@@ -190,29 +189,18 @@ def fit_ramps(resultants, groupdq, read_noise, gain, read_pattern, frame_time, *
         kernel = ramp_likely.fit_block
 
     real = (np.dtype(np.float32), np.dtype(np.float64))
-    nthreads = numba.get_num_threads()
-    # The kernel fits one worker's share of a block and releases the GIL: the shares run
-    # on plain threads (a Numba parallel loop around it costs seconds more to compile).
-    with ThreadPoolExecutor(nthreads) as pool:
-        for r0 in range(0, ny, block_rows):
-            r1 = min(ny, r0 + block_rows)
-            # The cube is read in place (float32 or float64, any strides); the small
-            # per-block arrays are made contiguous so that few kernel variants are compiled.
-            res = _kernel_array(resultants[:, r0:r1], real, np.float32)
-            gdq = np.ascontiguousarray(groupdq[:, r0:r1], dtype=np.uint8)
-            rn = np.ascontiguousarray(read_noise[r0:r1], dtype=np.float32)
-            g = np.ascontiguousarray(gain[r0:r1], dtype=np.float32)
-            jb = np.zeros((n, r1 - r0, nx), np.uint8) if return_jumps else no_jumps
-            args = (slope[r0:r1], var_p[r0:r1], var_r[r0:r1], err[r0:r1], dq[r0:r1], jb)
-            nworkers = max(1, min(nthreads, (r1 - r0) * -(-nx // CHUNK)))
-            shares = [(res, gdq, rn, g, consts, bool(return_jumps), CHUNK, worker, nworkers, *args)
-                      for worker in range(nworkers)]
-            if nworkers == 1:
-                kernel(*shares[0])
-            else:
-                for done in [pool.submit(kernel, *share) for share in shares]:
-                    done.result()
-            if return_jumps:
-                jumps[:, r0:r1] = jb
+    for r0 in range(0, ny, block_rows):
+        r1 = min(ny, r0 + block_rows)
+        # The cube is read in place (float32 or float64, any strides); the small
+        # per-block arrays are made contiguous so that few kernel variants are compiled.
+        res = _kernel_array(resultants[:, r0:r1], real, np.float32)
+        gdq = np.ascontiguousarray(groupdq[:, r0:r1], dtype=np.uint8)
+        rn = np.ascontiguousarray(read_noise[r0:r1], dtype=np.float32)
+        g = np.ascontiguousarray(gain[r0:r1], dtype=np.float32)
+        jb = np.zeros((n, r1 - r0, nx), np.uint8) if return_jumps else no_jumps
+        kernel(res, gdq, rn, g, consts, bool(return_jumps), CHUNK, numba.get_num_threads(),
+               slope[r0:r1], var_p[r0:r1], var_r[r0:r1], err[r0:r1], dq[r0:r1], jb)
+        if return_jumps:
+            jumps[:, r0:r1] = jb
     return RampFit(slope=slope, var_poisson=var_p, var_rnoise=var_r, err=err, dq=dq, jumps=jumps,
                    algorithm=algorithm)

@@ -24,7 +24,7 @@ this file, clear the Numba cache of both fitters.
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from calpipe import dqflags
 
@@ -177,16 +177,12 @@ def store_chunk(row, c0, w, sat, gw, slope, var_r, var_p,
 
 
 @njit(error_model="numpy")
-def fit_block(resultants, groupdq, read_noise, gain, consts, want_jumps, chunk, worker, nworkers,
-              out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
-    """Fit worker ``worker``'s share of a block of rows with the fitter ``consts`` belongs
-    to: tasks ``worker``, ``worker + nworkers``... of ``chunk`` pixels of a row. Outputs
-    in DN/s and (DN/s)^2.
+def _fit_tasks(worker, nworkers, resultants, groupdq, read_noise, gain, consts, want_jumps, chunk,
+               out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
+    """One worker's share of :func:`fit_block`: tasks ``worker``, ``worker + nworkers``...
 
-    ``resultants`` (n, rows, nx) in DN, ``groupdq`` uint8 (n, rows, nx), ``read_noise``
-    and ``gain`` (rows, nx). Outputs (rows, nx) are written in place, ``out_jumps``
-    (n, rows, nx) only when ``want_jumps``. The ``nworkers`` shares are disjoint: the
-    caller runs them on as many threads (the fitters' entry points release the GIL).
+    A separate (serial) function: compiled on its own its loops vectorise, which they
+    do not when inlined into the parallel loop's body.
     """
     n, rows, nx = resultants.shape
     nchunks = (nx + chunk - 1) // chunk
@@ -233,3 +229,21 @@ def fit_block(resultants, groupdq, read_noise, gain, consts, want_jumps, chunk, 
                     dq |= UNRELIABLE
             store_pixel(row, col, slope, var_r, var_p, dq, nj, g, jflag, want_jumps,
                         out_slope, out_vp, out_vr, out_err, out_dq, out_jumps)
+
+
+@njit(parallel=True, error_model="numpy")
+def fit_block(resultants, groupdq, read_noise, gain, consts, want_jumps, chunk, nworkers,
+              out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
+    """Fit every pixel of a block of rows with the fitter ``consts`` belongs to; outputs
+    in DN/s and (DN/s)^2.
+
+    ``resultants`` (n, rows, nx) in DN, ``groupdq`` uint8 (n, rows, nx), ``read_noise``
+    and ``gain`` (rows, nx). Outputs (rows, nx) are written in place, ``out_jumps``
+    (n, rows, nx) only when ``want_jumps``.
+    """
+    n, rows, nx = resultants.shape
+    ntasks = rows * ((nx + chunk - 1) // chunk)
+    nworkers = max(1, min(nworkers, ntasks))
+    for worker in prange(nworkers):
+        _fit_tasks(worker, nworkers, resultants, groupdq, read_noise, gain, consts, want_jumps, chunk,
+                   out_slope, out_vp, out_vr, out_err, out_dq, out_jumps)

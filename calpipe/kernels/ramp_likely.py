@@ -100,7 +100,7 @@ def prepare(tbar, tau, nreads):
     return tbar, tau, nreads, c
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def _covariance(m, read_var, flux, c, used, a, b):
     for i in range(m):
         a[i] = read_var * c[1, i] + flux * c[2, i] if used[i] else 1.0
@@ -108,7 +108,7 @@ def _covariance(m, read_var, flux, c, used, a, b):
         b[i] = read_var * c[3, i] + flux * c[4, i] if (used[i] and used[i + 1]) else 0.0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def _solve(m, a, b, used, d, ipiv, x, y):
     """x = C^-1 u, y = C^-1 d (u: 1 on used differences); returns (u^T y, u^T x).
 
@@ -143,7 +143,7 @@ def _solve(m, a, b, used, d, ipiv, x, y):
     return qb, qc
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def _solve_x(m, a, b, used, d, ipiv, x):
     """x = C^-1 u only; returns (d^T x, u^T x), i.e. (u^T C^-1 d, u^T C^-1 u)."""
     for i in range(m):
@@ -168,7 +168,7 @@ def _solve_x(m, a, b, used, d, ipiv, x):
     return qb, qc
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def _median_used(m, d, used, buf):
     k = 0
     for i in range(m):
@@ -263,7 +263,7 @@ def _best_drop(m, a, b, used, c, ipiv, rpiv, x, y, qb, qc, gd, jflag, near, d, m
     return best1, i1, best2, i2, worst
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def _variances(m, x, qc, used, c):
     """Read-noise (per unit read variance) and Poisson (per unit flux) variance of the
     slope: weights w = x / qc applied to each part of C."""
@@ -282,7 +282,7 @@ def _variances(m, x, qc, used, c):
     return vr, vp
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def fit_pixel(r, usable, read_var, tbar, tau, nreads, c, detect, th1, th2,
               d, used, a, b, ipiv, rpiv, x, y, gd, buf, jflag):
     """Fit one pixel's ramp (electrons). Returns (slope, var_rnoise, var_poisson, njumps).
@@ -582,10 +582,10 @@ def _fit_one(consts, work, r, usable, read_var, jflag):
     return fit_one
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def fit_block(resultants, groupdq, read_noise, gain, consts, want_jumps, chunk, worker, nworkers,
+@njit(cache=True, error_model="numpy")
+def fit_block(resultants, groupdq, read_noise, gain, consts, want_jumps, chunk, nworkers,
               out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
     """:func:`calpipe.kernels.ramp_driver.fit_block` with this fit (``consts``: a
     :class:`Constants`; n >= 2); the cached entry point."""
-    ramp_driver.fit_block(resultants, groupdq, read_noise, gain, consts, want_jumps, chunk, worker, nworkers,
+    ramp_driver.fit_block(resultants, groupdq, read_noise, gain, consts, want_jumps, chunk, nworkers,
                           out_slope, out_vp, out_vr, out_err, out_dq, out_jumps)

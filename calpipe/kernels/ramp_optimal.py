@@ -62,7 +62,7 @@ POWERS = np.array([0.0, 0.4, 1.0, 3.0, 6.0, 10.0])
 MAX_TABLE_RESULTANTS = 32
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def _power_index(signal, read_var):
     """Index into POWERS from S = signal / sqrt(read_var + signal)."""
     if signal <= 0.0:
@@ -74,7 +74,7 @@ def _power_index(signal, read_var):
     return 5
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def _abs_pow(x, power):
     # The table's exponents are mostly integers: multiply instead of calling pow.
     if power == 0.0:
@@ -93,7 +93,7 @@ def _abs_pow(x, power):
     return x**power
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def segment_coefficients(s, e, power, tbar, tau, nreads, k_out):
     """Slope coefficients of segment [s, e] (inclusive) with exponent ``power``.
 
@@ -232,7 +232,7 @@ def poisson_variance(slope, coeff, var_r):
     return v if v > floor else floor
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def single_resultant(value, i, read_var, tbar, tau, nreads):
     """Slope and variances from one resultant, counts starting at zero at reset."""
     slope = value / tbar[i]
@@ -241,7 +241,7 @@ def single_resultant(value, i, read_var, tbar, tau, nreads):
     return slope, var_r, var_p
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def _segment_slope(r, s, e, p, tbar, tau, nreads, ktab, use_table, kbuf):
     """Slope of segment [s, e] with exponent index p."""
     slope = 0.0
@@ -255,7 +255,7 @@ def _segment_slope(r, s, e, p, tbar, tau, nreads, ktab, use_table, kbuf):
     return slope
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def _piece_fit0(r, s, e, tbar, tau, nreads, ktab, rtab, ptab, use_table, kbuf):
     """Read-noise-weighted (P = 0) fit of piece [s, e]: (slope, read_coeff,
     poisson_coeff), with its coefficients in ``kbuf[s:e + 1]``."""
@@ -272,7 +272,7 @@ def _piece_fit0(r, s, e, tbar, tau, nreads, ktab, rtab, ptab, use_table, kbuf):
     return slope, rc, pc
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def _quadratic_variance(s, e, c, read_var, f, tau, tbar, nreads):
     """Variance of ``sum c_a R_a`` over resultants s..e: read part ``s^2 sum c_a^2 / N_a``,
     Poisson part ``f (sum c_a^2 tau_a + 2 sum_{a<b} c_a c_b tbar_a)``."""
@@ -286,7 +286,7 @@ def _quadratic_variance(s, e, c, read_var, f, tau, tbar, nreads):
     return read_var * vr + f * vp
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def _leave_out(r, s, e, a, b, read_var, f, tbar, tau, nreads, ktab, rtab, ptab, use_table,
                kbuf, cbuf, ow, ows, ov):
     """Excess of the local slope ``(R_{b+1} - R_a) / (tbar_{b+1} - tbar_a)`` over the fit
@@ -328,7 +328,7 @@ def _leave_out(r, s, e, a, b, read_var, f, tbar, tau, nreads, ktab, rtab, ptab, 
     return excess, var
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def _pieces(n, usable, cut, bounds):
     """Pieces of two or more resultants: runs of usable resultants not separated by a
     cut difference (``cut[i]``: difference (i, i + 1) out). Bounds into ``bounds[q]``
@@ -350,7 +350,7 @@ def _pieces(n, usable, cut, bounds):
     return npiece
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def _against_reset(r, usable, s, read_var, f, tbar, tau, nreads, cbuf):
     """Squared normalised difference between the local slope of resultants (s, s + 1)
     and the first usable resultant's slope from reset, ``R_0 / tbar_0`` (exact variance:
@@ -371,7 +371,7 @@ def _against_reset(r, usable, s, read_var, f, tbar, tau, nreads, cbuf):
     return x * x / var if var > 0.0 else 0.0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def _jump_search(r, usable, read_var, tbar, tau, nreads, ktab, rtab, ptab, use_table, intercept,
                  kbuf, cbuf, segs, cut, bounds, jflag):
     """Cut the differences that hold jumps; returns (njumps, unreliable).
@@ -467,7 +467,7 @@ def _jump_search(r, usable, read_var, tbar, tau, nreads, ktab, rtab, ptab, use_t
         return njumps, worst > c2
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def _combine(segs, nseg):
     """Sums over the first ``nseg`` segments (slope, weight, Poisson coefficient): the
     weights, the weighted slopes and the squared weights times the Poisson terms."""
@@ -482,7 +482,7 @@ def _combine(segs, nseg):
     return sum_w, sum_ws, sum_wwp
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def _median_difference(r, usable, jc, buf):
     """Median of the single differences (i, i + 1) between usable resultants, as slopes."""
     k = 0
@@ -493,7 +493,7 @@ def _median_difference(r, usable, jc, buf):
     return median(buf, k)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def fit_pixel(r, usable, read_var, tbar, tau, nreads, ktab, rtab, ptab, use_table, jc,
               detect, intercept, kbuf, gr, gp, segs, stack, jflag):
     """Fit one pixel's ramp (electrons). Returns (slope, var_rnoise, var_poisson, njumps,
@@ -688,10 +688,10 @@ def _fit_one(consts, work, r, usable, read_var, jflag):
     return fit_one
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def fit_block(resultants, groupdq, read_noise, gain, consts, want_jumps, chunk, worker, nworkers,
+@njit(cache=True, error_model="numpy")
+def fit_block(resultants, groupdq, read_noise, gain, consts, want_jumps, chunk, nworkers,
               out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
     """:func:`calpipe.kernels.ramp_driver.fit_block` with this fit (``consts``: a
     :class:`Constants`); the cached entry point."""
-    ramp_driver.fit_block(resultants, groupdq, read_noise, gain, consts, want_jumps, chunk, worker, nworkers,
+    ramp_driver.fit_block(resultants, groupdq, read_noise, gain, consts, want_jumps, chunk, nworkers,
                           out_slope, out_vp, out_vr, out_err, out_dq, out_jumps)
