@@ -7,6 +7,7 @@ import numpy as np
 from calpipe import dqflags
 from calpipe.detector import science
 from calpipe.kernels.dark_decay import pixel_read_times
+from calpipe.kernels.ramp import resultant_times
 from calpipe.kernels.wfi18_transient import MIN_RESULTANTS, correct_transient, rows_to_flag
 from calpipe.step import CalStep
 
@@ -42,7 +43,7 @@ class Wfi18TransientStep(CalStep):
         else:
             usable = ~np.any(science(model.groupdq[:MIN_RESULTANTS]) & _UNUSABLE, axis=0)
             usable &= (science(model.pixeldq) & np.uint32(dqflags.DO_NOT_USE)) == 0
-            mean_times = np.array([np.mean(reads) for reads in exposure.read_pattern]) * exposure.frame_time
+            mean_times, _, _ = resultant_times(exposure.read_pattern, exposure.frame_time)
             params = correct_transient(science(model.data), usable, mean_times, science(times))
             if params is None:
                 log.warning("The transient fit failed: flagging instead")
