@@ -21,7 +21,7 @@ flags the pixel UNRELIABLE_SLOPE | DO_NOT_USE.
 
 Speed: pixels with every resultant usable form one segment and are fitted a chunk of a
 row at a time with the pixel index innermost (vectorised), with the first round of the
-jump search made exactly from tabulated coefficients (:func:`_screen_coefficients`);
+jump search made exactly from tabulated coefficients (:func:`build_rounds`);
 pixels with an unusable resultant, or a candidate beyond the lowest threshold the count
 rate allows, go through :func:`fit_pixel`, which does the same arithmetic one pixel at a
 time and the whole search.
@@ -32,14 +32,15 @@ is the public entry point.
 """
 
 import math
+import warnings
 from typing import NamedTuple
 
 import numpy as np
 from numba import njit
+from numba.core.errors import NumbaIRAssumptionWarning
 from numba.extending import overload
 
 from calpipe.kernels import ramp_driver
-from calpipe.kernels.ramp_driver import median
 
 DEFAULT_INTERCEPT = 5.5
 """Jump threshold at 1 e/s, in sigma (Sharma & Casertano)."""
@@ -58,8 +59,13 @@ _SNR_EDGES = (5.0, 10.0, 20.0, 50.0, 100.0)
 POWERS = np.array([0.0, 0.4, 1.0, 3.0, 6.0, 10.0])
 
 # Above this many resultants the per-segment coefficient table (6 n^3 values) is
-# not built and coefficients are computed per segment instead.
-MAX_TABLE_RESULTANTS = 32
+# not built and coefficients are computed per segment instead (a kernel of its own).
+MAX_TABLE_RESULTANTS = 64
+# Above this many, the jump search's rounds after a first cut are computed, not tabulated.
+MAX_ROUND_RESULTANTS = 32
+NO_TABLES = (np.zeros(0), np.zeros(0), np.zeros(0))
+"""What stands for :func:`build_tables`' output past MAX_TABLE_RESULTANTS (a 1-D
+``ktab`` selects the computed coefficients at compile time)."""
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -145,9 +151,43 @@ def build_tables(tbar, tau, nreads):
     return ktab, rtab, ptab
 
 
-@njit(cache=True)
-def _full_segment(power, tbar, tau, nreads, k_out):
-    return segment_coefficients(0, tbar.shape[0] - 1, power, tbar, tau, nreads, k_out)
+def segment_fit(r, s, e, p, tables, tbar, tau, nreads, kbuf):
+    """Fit of segment [s, e] with exponent index ``p``: (slope, read_coeff,
+    poisson_coeff) as :func:`segment_coefficients` gives them, with the coefficients
+    in ``kbuf[s:e + 1]``. ``tables`` is :func:`build_tables`' output, or past
+    MAX_TABLE_RESULTANTS :data:`NO_TABLES` (computed per segment)."""
+    raise NotImplementedError("compiled only")
+
+
+# Inlining this overload into loops trips a pedantic check of Numba's SSA pass (a
+# warning with no effect on the code: the fits match the reference implementation).
+warnings.filterwarnings("ignore", message=r"variable '_segment_fit__locals__",
+                        category=NumbaIRAssumptionWarning)
+
+
+@overload(segment_fit, inline="always", jit_options={"error_model": "numpy"})
+def _segment_fit(r, s, e, p, tables, tbar, tau, nreads, kbuf):
+    # Chosen at compile time: a branch on a run-time flag here slows the per-pixel
+    # code several times even when never taken.
+    if tables[0].ndim != 4:
+        def computed(r, s, e, p, tables, tbar, tau, nreads, kbuf):
+            rc, pc = segment_coefficients(s, e, POWERS[p], tbar, tau, nreads, kbuf)
+            slope = 0.0
+            for k in range(s, e + 1):
+                slope += kbuf[k] * r[k]
+            return slope, rc, pc
+
+        return computed
+
+    def tabulated(r, s, e, p, tables, tbar, tau, nreads, kbuf):
+        ktab, rtab, ptab = tables
+        slope = 0.0
+        for k in range(s, e + 1):
+            kbuf[k] = ktab[p, s, e, k]
+            slope += kbuf[k] * r[k]
+        return slope, rtab[p, s, e], ptab[p, s, e]
+
+    return tabulated
 
 
 def prepare(tbar, tau, nreads):
@@ -156,68 +196,25 @@ def prepare(tbar, tau, nreads):
     tau = np.asarray(tau, dtype=np.float64)
     nreads = np.asarray(nreads, dtype=np.float64)
     n = tbar.shape[0]
-    if n <= MAX_TABLE_RESULTANTS:
-        ktab, rtab, ptab = build_tables(tbar, tau, nreads)
-        use_table = True
-    else:
-        ktab, rtab, ptab = np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1)), np.zeros((1, 1, 1))
-        use_table = False
-    # Jump statistic constants for single (i, i+1) and double (i, i+2) differences:
-    # 1/dt, read variance per unit read variance / dt^2, Poisson variance per flux / dt^2.
-    jc = np.zeros((6, max(n, 1)))
-    for i in range(n - 1):
-        for col, j in ((0, i + 1), (3, i + 2)):
-            if j >= n:
-                continue
-            dt = tbar[j] - tbar[i]
-            jc[col, i] = 1.0 / dt
-            jc[col + 1, i] = (1.0 / nreads[i] + 1.0 / nreads[j]) / dt**2
-            jc[col + 2, i] = (tau[i] + tau[j] - 2.0 * min(tbar[i], tbar[j])) / dt**2
+    tables = build_tables(tbar, tau, nreads) if n <= MAX_TABLE_RESULTANTS else NO_TABLES
     # Coefficients of the whole ramp as one segment, per exponent (the fast path).
     kfull = np.zeros((6, n))
     rfull = np.zeros(6)
     pfull = np.zeros(6)
     if n >= 2:
         for p in range(6):
-            if use_table:
-                kfull[p] = ktab[p, 0, n - 1]
-                rfull[p] = rtab[p, 0, n - 1]
-                pfull[p] = ptab[p, 0, n - 1]
+            if tables is not NO_TABLES:
+                kfull[p] = tables[0][p, 0, n - 1]
+                rfull[p] = tables[1][p, 0, n - 1]
+                pfull[p] = tables[2][p, 0, n - 1]
             else:
-                rfull[p], pfull[p] = _full_segment(POWERS[p], tbar, tau, nreads, kfull[p])
-    jlow = _screen_coefficients(tbar, tau, nreads, ktab, rtab, ptab, use_table)
-    return tbar, tau, nreads, ktab, rtab, ptab, use_table, jc, kfull, rfull, pfull, jlow
-
-
-def _screen_coefficients(tbar, tau, nreads, ktab, rtab, ptab, use_table):
-    """The first round of :func:`_jump_search` on a ramp with every resultant usable, as
-    constants: one row per candidate, its excess's coefficients on the n resultants
-    (the excess is linear in them), then its variance per unit read variance and per
-    unit flux. Built with :func:`_leave_out` itself on unit ramps."""
-    n = tbar.shape[0]
-    rows = []
-    kbuf = np.zeros(n)
-    cbuf = np.zeros(n)
-    unit = np.zeros(n)
-    for a in range(n - 1):
-        for b in (a, a + 1):
-            if b > a and (b >= n - 1 or nreads[b] <= 1.0):
-                continue
-            _, var = _leave_out(unit, 0, n - 1, a, b, 1.0, 0.0, tbar, tau, nreads, ktab, rtab,
-                                ptab, use_table, kbuf, cbuf, 0.0, 0.0, 0.0)
-            if var <= 0.0:
-                continue
-            row = np.zeros(n + 2)
-            for k in range(n):
-                unit[k] = 1.0
-                row[k] = _leave_out(unit, 0, n - 1, a, b, 1.0, 0.0, tbar, tau, nreads, ktab, rtab,
-                                    ptab, use_table, kbuf, cbuf, 0.0, 0.0, 0.0)[0]
-                unit[k] = 0.0
-            row[n] = var
-            row[n + 1] = _leave_out(unit, 0, n - 1, a, b, 0.0, 1.0, tbar, tau, nreads, ktab, rtab,
-                                    ptab, use_table, kbuf, cbuf, 0.0, 0.0, 0.0)[1]
-            rows.append(row)
-    return np.array(rows).reshape(len(rows), n + 2)
+                rfull[p], pfull[p] = segment_coefficients.py_func(0, n - 1, POWERS[p], tbar, tau,
+                                                                  nreads, kfull[p])
+    rounds, round_ab, round_count = build_rounds(tbar, tau, nreads, tables, n <= MAX_ROUND_RESULTANTS)
+    # The fast path's jump screen: the first round's candidates that can be tested.
+    first = rounds[0, :round_count[0]]
+    jlow = np.ascontiguousarray(first[first[:, n] > 0.0]) if n >= 2 else np.zeros((0, n + 2))
+    return (tbar, tau, nreads, *tables, kfull, rfull, pfull, jlow, rounds, round_ab, round_count)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -242,37 +239,6 @@ def single_resultant(value, i, read_var, tbar, tau, nreads):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _segment_slope(r, s, e, p, tbar, tau, nreads, ktab, use_table, kbuf):
-    """Slope of segment [s, e] with exponent index p."""
-    slope = 0.0
-    if use_table:
-        for k in range(s, e + 1):
-            slope += ktab[p, s, e, k] * r[k]
-    else:
-        segment_coefficients(s, e, POWERS[p], tbar, tau, nreads, kbuf)
-        for k in range(s, e + 1):
-            slope += kbuf[k] * r[k]
-    return slope
-
-
-@njit(cache=True, inline="always", error_model="numpy")
-def _piece_fit0(r, s, e, tbar, tau, nreads, ktab, rtab, ptab, use_table, kbuf):
-    """Read-noise-weighted (P = 0) fit of piece [s, e]: (slope, read_coeff,
-    poisson_coeff), with its coefficients in ``kbuf[s:e + 1]``."""
-    if use_table:
-        slope = 0.0
-        for k in range(s, e + 1):
-            kbuf[k] = ktab[0, s, e, k]
-            slope += kbuf[k] * r[k]
-        return slope, rtab[0, s, e], ptab[0, s, e]
-    rc, pc = segment_coefficients(s, e, 0.0, tbar, tau, nreads, kbuf)
-    slope = 0.0
-    for k in range(s, e + 1):
-        slope += kbuf[k] * r[k]
-    return slope, rc, pc
-
-
-@njit(cache=True, inline="always", error_model="numpy")
 def _quadratic_variance(s, e, c, read_var, f, tau, tbar, nreads):
     """Variance of ``sum c_a R_a`` over resultants s..e: read part ``s^2 sum c_a^2 / N_a``,
     Poisson part ``f (sum c_a^2 tau_a + 2 sum_{a<b} c_a c_b tbar_a)``."""
@@ -287,8 +253,7 @@ def _quadratic_variance(s, e, c, read_var, f, tau, tbar, nreads):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _leave_out(r, s, e, a, b, read_var, f, tbar, tau, nreads, ktab, rtab, ptab, use_table,
-               kbuf, cbuf, ow, ows, ov):
+def _leave_out(r, s, e, a, b, read_var, f, tables, tbar, tau, nreads, kbuf, cbuf, ow, ows, ov):
     """Excess of the local slope ``(R_{b+1} - R_a) / (tbar_{b+1} - tbar_a)`` over the fit
     of everything else, and its exact variance.
 
@@ -304,10 +269,10 @@ def _leave_out(r, s, e, a, b, read_var, f, tbar, tau, nreads, ktab, rtab, ptab, 
     sl = 0.0
     sr = 0.0
     if a > s:
-        sl, rc, _ = _piece_fit0(r, s, a, tbar, tau, nreads, ktab, rtab, ptab, use_table, kbuf)
+        sl, rc, _ = segment_fit(r, s, a, 0, tables, tbar, tau, nreads, kbuf)
         wl = 1.0 / rc
     if e > b + 1:
-        sr, rc, _ = _piece_fit0(r, b + 1, e, tbar, tau, nreads, ktab, rtab, ptab, use_table, kbuf)
+        sr, rc, _ = segment_fit(r, b + 1, e, 0, tables, tbar, tau, nreads, kbuf)
         wr = 1.0 / rc
     wt = ow + wl + wr
     if wt <= 0.0:
@@ -372,89 +337,202 @@ def _against_reset(r, usable, s, read_var, f, tbar, tau, nreads, cbuf):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _jump_search(r, usable, read_var, tbar, tau, nreads, ktab, rtab, ptab, use_table, intercept,
-                 kbuf, cbuf, segs, cut, bounds, jflag):
+def _piece_fits(r, npiece, bounds, tables, tbar, tau, nreads, kbuf, segs):
+    """Read-noise-weighted fits of the pieces: ``segs[q]`` = (slope, weight per unit read
+    variance, Poisson coefficient); returns the sums of the weights and weighted slopes."""
+    sw = 0.0
+    sws = 0.0
+    for q in range(npiece):
+        slope, rc, pc = segment_fit(r, bounds[q, 0], bounds[q, 1], 0, tables, tbar, tau, nreads, kbuf)
+        segs[q, 0] = slope
+        segs[q, 1] = 1.0 / rc
+        segs[q, 2] = pc
+        sw += 1.0 / rc
+        sws += slope / rc
+    return sw, sws
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _candidates(r, npiece, bounds, segs, sw, sws, read_var, f, tables, tbar, tau, nreads,
+                kbuf, cbuf, cand, stats):
+    """One round of the jump search: every candidate's excess over the fit of everything
+    else and its variance (:func:`_leave_out`), for the pieces in ``bounds`` fitted in
+    ``segs``. Candidate ``m`` is the differences ``cand[m]`` = (a, b), its (excess,
+    variance) is ``stats[m]``; returns their number."""
+    sv = 0.0
+    for q in range(npiece):
+        sv += segs[q, 1] * (read_var + f * segs[q, 2] * segs[q, 1])
+    m = 0
+    for q in range(npiece):
+        s = bounds[q, 0]
+        e = bounds[q, 1]
+        wq = segs[q, 1]
+        ow = sw - wq
+        ows = sws - wq * segs[q, 0]
+        ov = sv - wq * (read_var + f * segs[q, 2] * wq)
+        for a in range(s, e):
+            for b in (a, a + 1):
+                # b = a + 1: the double difference across resultant a + 1.
+                if b > a and (b >= e or nreads[b] <= 1.0):
+                    continue
+                excess, var = _leave_out(r, s, e, a, b, read_var, f, tables, tbar, tau, nreads,
+                                         kbuf, cbuf, ow, ows, ov)
+                cand[m, 0] = a
+                cand[m, 1] = b
+                stats[m, 0] = excess
+                stats[m, 1] = var
+                m += 1
+    return m
+
+
+@njit(cache=True, error_model="numpy")
+def build_rounds(tbar, tau, nreads, tables, all_configs):
+    """The rounds of :func:`_jump_search` on a ramp with every resultant usable, as
+    constants, for the cuts the search makes first: none (config 0), the single
+    difference (d, d + 1) (config 1 + d), the double difference (d, d + 2) (config n + d).
+    Each candidate's excess is linear in the resultants and its variance linear in the
+    read variance and the flux, so a round is ``rounds[config, m]`` = (coefficients on
+    the n resultants, variance per unit read variance, per unit flux), for the candidate
+    differences ``round_ab[config, m]``; ``round_count[config]`` of them. Built with
+    :func:`_candidates` itself on unit ramps. Without ``all_configs``, config 0 only."""
+    n = tbar.shape[0]
+    nconfig = 2 * n - 1 if all_configs else 1
+    width = max(2 * n, 1)
+    rounds = np.zeros((nconfig, width, n + 2))
+    round_ab = np.zeros((nconfig, width, 2), dtype=np.int64)
+    round_count = np.zeros(nconfig, dtype=np.int64)
+    usable = np.ones(n, dtype=np.bool_)
+    cut = np.zeros(max(n, 1), dtype=np.int64)
+    bounds = np.zeros((n + 1, 2), dtype=np.int64)
+    segs = np.zeros((n + 1, 3))
+    unit = np.zeros(n)
+    kbuf = np.zeros(n)
+    cbuf = np.zeros(n)
+    stats = np.zeros((width, 2))
+    for config in range(nconfig):
+        cut[:] = 0
+        if config >= n:
+            d = config - n
+            if d + 1 >= n - 1 or nreads[d + 1] <= 1.0:
+                continue  # the search never cuts across a one-read or the last resultant
+            cut[d] = 1
+            cut[d + 1] = 1
+        elif config >= 1:
+            cut[config - 1] = 1
+        npiece = _pieces(n, usable, cut, bounds)
+        m = 0
+        for k in range(n):
+            unit[k] = 1.0
+            sw, sws = _piece_fits(unit, npiece, bounds, tables, tbar, tau, nreads, kbuf, segs)
+            m = _candidates(unit, npiece, bounds, segs, sw, sws, 0.0, 0.0, tables, tbar, tau, nreads,
+                            kbuf, cbuf, round_ab[config], stats)
+            for c in range(m):
+                rounds[config, c, k] = stats[c, 0]
+            unit[k] = 0.0
+        for col, read_var, f in ((n, 1.0, 0.0), (n + 1, 0.0, 1.0)):
+            sw, sws = _piece_fits(unit, npiece, bounds, tables, tbar, tau, nreads, kbuf, segs)
+            m = _candidates(unit, npiece, bounds, segs, sw, sws, read_var, f, tables, tbar, tau,
+                            nreads, kbuf, cbuf, round_ab[config], stats)
+            for c in range(m):
+                rounds[config, c, col] = stats[c, 1]
+        round_count[config] = m
+    return rounds, round_ab, round_count
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _jump_search(r, usable, read_var, consts, kbuf, cbuf, segs, cut, bounds, cand, stats, jflag):
     """Cut the differences that hold jumps; returns (njumps, unreliable).
 
     ``cut`` (per difference, 1 where out) is updated in place and ``jflag`` gets 1 on
     the later resultant of every difference cut for a jump. Each round fits the pieces
     left with read-noise weights and tests every candidate against the fit of
-    everything else (:func:`_leave_out`): single differences, and double differences
+    everything else (:func:`_candidates`): single differences, and double differences
     across a multi-read resultant (a jump inside it spreads over both). Only an excess
     above the rest counts as a jump (cosmic rays add charge); the largest one beyond
     the threshold is cut and the search starts again. When none is left, the
     differences beside a cut, across a multi-read resultant, are tested at
     NEIGHBOUR_SIGMA (the rest of a jump inside that resultant). A difference below the
     rest beyond the threshold (CONSISTENCY_SIGMA after a jump) means no trustworthy fit.
+
+    With every resultant usable, the first rounds come from :func:`build_rounds`'s
+    tables (the same numbers, a dot product each); the others are computed.
     """
+    tbar = consts.tbar
+    tau = consts.tau
+    nreads = consts.nreads
+    tables = (consts.ktab, consts.rtab, consts.ptab)
+    rounds = consts.rounds
     n = r.shape[0]
+    config = 0
+    for k in range(n):
+        if not usable[k]:
+            config = -1
     njumps = 0
     while True:
         npiece = _pieces(n, usable, cut, bounds)
         if npiece == 0:
             return njumps, False
-        sw = 0.0
-        sws = 0.0
-        for q in range(npiece):
-            slope, rc, pc = _piece_fit0(r, bounds[q, 0], bounds[q, 1], tbar, tau, nreads,
-                                        ktab, rtab, ptab, use_table, kbuf)
-            segs[q, 0] = slope
-            segs[q, 1] = 1.0 / rc
-            segs[q, 2] = pc
-            sw += 1.0 / rc
-            sws += slope / rc
+        sw, sws = _piece_fits(r, npiece, bounds, tables, tbar, tau, nreads, kbuf, segs)
         # The flux that sets the variances and the threshold: the fit of the pieces.
         f = max(segs[0, 0] if npiece == 1 else sws / sw, 0.0)
-        sv = 0.0
-        for q in range(npiece):
-            sv += segs[q, 1] * (read_var + f * segs[q, 2] * segs[q, 1])
-        th = intercept - THRESHOLD_SLOPE * math.log10(min(max(f, 1.0), 1e4))
+        th = consts.intercept - THRESHOLD_SLOPE * math.log10(min(max(f, 1.0), 1e4))
         th2 = th * th if th > 0.0 else 0.0
+        if config >= 0:
+            m = consts.round_count[config]
+            for c in range(m):
+                x = 0.0
+                for k in range(n):
+                    x += rounds[config, c, k] * r[k]
+                stats[c, 0] = x
+                stats[c, 1] = read_var * rounds[config, c, n] + f * rounds[config, c, n + 1]
+                cand[c, 0] = consts.round_ab[config, c, 0]
+                cand[c, 1] = consts.round_ab[config, c, 1]
+        else:
+            m = _candidates(r, npiece, bounds, segs, sw, sws, read_var, f, tables, tbar, tau, nreads,
+                            kbuf, cbuf, cand, stats)
         best = 0.0
         ba = -1
         bb = -1
         near = 0.0
         na = -1
         worst = 0.0
-        for q in range(npiece):
-            s = bounds[q, 0]
-            e = bounds[q, 1]
-            wq = segs[q, 1]
-            ow = sw - wq
-            ows = sws - wq * segs[q, 0]
-            ov = sv - wq * (read_var + f * segs[q, 2] * wq)
-            for a in range(s, e):
-                for b in (a, a + 1):
-                    # b = a + 1: the double difference across resultant a + 1.
-                    if b > a and (b >= e or nreads[b] <= 1.0):
-                        continue
-                    excess, var = _leave_out(r, s, e, a, b, read_var, f, tbar, tau, nreads,
-                                             ktab, rtab, ptab, use_table, kbuf, cbuf, ow, ows, ov)
-                    if var <= 0.0:
-                        continue
-                    stat2 = excess * excess / var
-                    if excess <= 0.0:
-                        worst = max(worst, stat2)
-                        continue
-                    if stat2 > best:
-                        best = stat2
-                        ba = a
-                        bb = b
-                    if b == a and stat2 > near and (
-                            (a > 0 and nreads[a] > 1.0 and jflag[a] != 0 and cut[a - 1] != 0)
-                            or (a + 2 < n and nreads[a + 1] > 1.0 and jflag[a + 2] != 0
-                                and cut[a + 1] != 0)):
-                        near = stat2
-                        na = a
+        for c in range(m):
+            excess = stats[c, 0]
+            var = stats[c, 1]
+            if var <= 0.0:
+                continue
+            a = cand[c, 0]
+            b = cand[c, 1]
+            stat2 = excess * excess / var
+            if excess <= 0.0:
+                worst = max(worst, stat2)
+                continue
+            if stat2 > best:
+                best = stat2
+                ba = a
+                bb = b
+            if b == a and stat2 > near and (
+                    (a > 0 and nreads[a] > 1.0 and jflag[a] != 0 and cut[a - 1] != 0)
+                    or (a + 2 < n and nreads[a + 1] > 1.0 and jflag[a + 2] != 0
+                        and cut[a + 1] != 0)):
+                near = stat2
+                na = a
         if ba >= 0 and best > th2:
             for k in range(ba, bb + 1):
                 cut[k] = 1
                 jflag[k + 1] = 1
             njumps += 1
+            if config == 0:
+                config = 1 + ba if bb == ba else n + ba
+                if config >= rounds.shape[0]:
+                    config = -1
+            else:
+                config = -1
             continue
         if na >= 0 and near > NEIGHBOUR_SIGMA * NEIGHBOUR_SIGMA:
             cut[na] = 1
             jflag[na + 1] = 1
+            config = -1
             continue
         if njumps == 0:
             return 0, worst > th2
@@ -483,28 +561,21 @@ def _combine(segs, nseg):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _median_difference(r, usable, jc, buf):
-    """Median of the single differences (i, i + 1) between usable resultants, as slopes."""
-    k = 0
-    for i in range(r.shape[0] - 1):
-        if usable[i] and usable[i + 1]:
-            buf[k] = (r[i + 1] - r[i]) * jc[0, i]
-            k += 1
-    return median(buf, k)
-
-
-@njit(cache=True, inline="always", error_model="numpy")
-def fit_pixel(r, usable, read_var, tbar, tau, nreads, ktab, rtab, ptab, use_table, jc,
-              detect, intercept, kbuf, gr, gp, segs, stack, jflag):
+def fit_pixel(r, usable, read_var, consts, work, jflag):
     """Fit one pixel's ramp (electrons). Returns (slope, var_rnoise, var_poisson, njumps,
     unreliable).
 
-    ``r``: resultants in electrons; ``usable``: bool per resultant; ``jflag`` (uint8,
-    zeroed by the caller) receives 1 on the later resultant of every difference cut as
-    a jump; ``kbuf``, ``gr``, ``segs`` (n, 3) and ``stack`` (2n + 1, 2) are scratch
-    (``jc`` and ``gp`` are not used). ``unreliable`` is True where no trustworthy fit is
-    left. Returns NaN slope when no resultant is usable.
+    ``r``: resultants in electrons; ``usable``: bool per resultant; ``consts``: a
+    :class:`Constants`; ``work``: the scratch ``ramp_driver.scratch`` makes; ``jflag``
+    (uint8, zeroed by the caller) receives 1 on the later resultant of every difference
+    cut as a jump. ``unreliable`` is True where no trustworthy fit is left. Returns NaN
+    slope when no resultant is usable.
     """
+    tbar = consts.tbar
+    tau = consts.tau
+    nreads = consts.nreads
+    tables = (consts.ktab, consts.rtab, consts.ptab)
+    _, kbuf, cbuf, stack, segs, cand, stats = work
     n = r.shape[0]
     first = -1
     for k in range(n):
@@ -519,9 +590,9 @@ def fit_pixel(r, usable, read_var, tbar, tau, nreads, ktab, rtab, ptab, use_tabl
         cut[i] = 0
     njumps = 0
     unreliable = False
-    if detect:
-        njumps, unreliable = _jump_search(r, usable, read_var, tbar, tau, nreads, ktab, rtab, ptab,
-                                          use_table, intercept, kbuf, gr, segs, cut, bounds, jflag)
+    if consts.detect:
+        njumps, unreliable = _jump_search(r, usable, read_var, consts, kbuf, cbuf, segs, cut, bounds,
+                                          cand, stats, jflag)
     nseg = _pieces(n, usable, cut, bounds)
     for q in range(nseg):
         s = bounds[q, 0]
@@ -530,14 +601,9 @@ def fit_pixel(r, usable, read_var, tbar, tau, nreads, ktab, rtab, ptab, use_tabl
         # fit, not the endpoint difference, and in one pass: a second pass would choose
         # from a slope that itself jumps where the exponent changes, which biases the
         # slope there (docs/ramp_fitting.md).
-        slope = _segment_slope(r, s, e, 0, tbar, tau, nreads, ktab, use_table, kbuf)
+        slope, _, _ = segment_fit(r, s, e, 0, tables, tbar, tau, nreads, kbuf)
         p = _power_index(slope * (tbar[e] - tbar[s]), read_var)
-        slope = _segment_slope(r, s, e, p, tbar, tau, nreads, ktab, use_table, kbuf)
-        if use_table:
-            rc = rtab[p, s, e]
-            pc = ptab[p, s, e]
-        else:
-            rc, pc = segment_coefficients(s, e, POWERS[p], tbar, tau, nreads, kbuf)
+        slope, rc, pc = segment_fit(r, s, e, p, tables, tbar, tau, nreads, kbuf)
         segs[q, 0] = slope
         segs[q, 1] = 1.0 / (rc * read_var)
         segs[q, 2] = pc
@@ -565,7 +631,7 @@ def _power_index_nobranch(signal, read_var):
 
 
 @njit(cache=True, error_model="numpy")
-def _fast_chunk(w, r, rvar, kfull, rfull, pfull, tbar, jc, jlow, detect, th_min, slow,
+def _fast_chunk(w, r, rvar, kfull, rfull, pfull, tbar, jlow, detect, th_min, slow,
                 sp, out_slope, out_vr, out_vp):
     """Fit the pixels of a chunk whose resultants are all usable: one segment.
 
@@ -638,12 +704,13 @@ class Constants(NamedTuple):
     ktab: np.ndarray
     rtab: np.ndarray
     ptab: np.ndarray
-    use_table: bool
-    jc: np.ndarray
     kfull: np.ndarray
     rfull: np.ndarray
     pfull: np.ndarray
     jlow: np.ndarray
+    rounds: np.ndarray
+    round_ab: np.ndarray
+    round_count: np.ndarray
     detect: bool
     intercept: float
 
@@ -654,9 +721,10 @@ def _scratch(consts, n, chunk):
         return None
 
     def scratch(consts, n, chunk):
-        # sp, kbuf, gr, gp, stack, segs
-        return (np.empty((6, chunk)), np.empty(n), np.empty(n), np.empty(n),
-                np.empty((2 * n + 1, 2), dtype=np.int64), np.empty((n, 3)))
+        # sp, kbuf, cbuf, stack, segs, cand, stats
+        return (np.empty((6, chunk)), np.empty(n), np.empty(n),
+                np.empty((2 * n + 1, 2), dtype=np.int64), np.empty((n, 3)),
+                np.empty((2 * n, 2), dtype=np.int64), np.empty((2 * n, 2)))
 
     return scratch
 
@@ -669,7 +737,7 @@ def _fit_chunk(consts, work, w, r, rvar, slow, jflag, out_slope, out_vr, out_vp)
     def fit_chunk(consts, work, w, r, rvar, slow, jflag, out_slope, out_vr, out_vp):
         # Lowest threshold (at 1e4 e/s), a hair lower so that rounding cannot hide a jump.
         th_min = consts.intercept - THRESHOLD_SLOPE * 4.0 - 1e-9
-        _fast_chunk(w, r, rvar, consts.kfull, consts.rfull, consts.pfull, consts.tbar, consts.jc,
+        _fast_chunk(w, r, rvar, consts.kfull, consts.rfull, consts.pfull, consts.tbar,
                     consts.jlow, consts.detect, th_min, slow, work[0], out_slope, out_vr, out_vp)
 
     return fit_chunk
@@ -681,9 +749,7 @@ def _fit_one(consts, work, r, usable, read_var, jflag):
         return None
 
     def fit_one(consts, work, r, usable, read_var, jflag):
-        return fit_pixel(r, usable, read_var, consts.tbar, consts.tau, consts.nreads, consts.ktab,
-                         consts.rtab, consts.ptab, consts.use_table, consts.jc, consts.detect,
-                         consts.intercept, work[1], work[2], work[3], work[5], work[4], jflag)
+        return fit_pixel(r, usable, read_var, consts, work, jflag)
 
     return fit_one
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from calpipe import dqflags
+from calpipe.kernels import ramp_optimal
 from calpipe.kernels.ramp import fit_ramps, resultant_times
 from calpipe.kernels.ramp_likely import chisq_thresholds
 from calpipe.kernels.ramp_optimal import CONSISTENCY_SIGMA, NEIGHBOUR_SIGMA
@@ -356,8 +357,11 @@ def test_no_jump_search_matches_reference(algorithm):
     assert out.dq.max() & dqflags.JUMP_DET == 0
 
 
-def test_optimal_long_ramp_without_table():
-    """More resultants than the coefficient table covers: same results as the reference."""
+def test_optimal_long_ramp_without_table(monkeypatch):
+    """More resultants than the coefficient tables cover (coefficients computed per
+    segment, every round of the jump search computed): same results as the reference."""
+    monkeypatch.setattr(ramp_optimal, "MAX_TABLE_RESULTANTS", 32)
+    monkeypatch.setattr(ramp_optimal, "MAX_ROUND_RESULTANTS", 32)
     rng = np.random.default_rng(3)
     pattern = random_pattern(rng, 36)
     npix = 40
