@@ -85,10 +85,19 @@ def _quiet():
         yield
 
 
+# Bytes asdf reads at a time. The Roman files' arrays are lz4-compressed in chunks of 4 MiB;
+# asdf's own default (one file-system block) reassembles each chunk from some thousand reads in
+# Python, which took longer than decompressing it (docs/roman.md, "Speed and memory").
+READ_BLOCK_BYTES = 16 * 2**20
+
+
 def _read(path):
+    import asdf
+
     rdm = _rdm(path)
     try:
-        with _quiet():
+        with _quiet(), asdf.config_context() as config:
+            config.io_block_size = READ_BLOCK_BYTES
             return rdm.open(path)
     except Exception as err:
         raise DataModelError(f"{path}: not a readable Roman file ({_one_line(err)})") from None
