@@ -265,18 +265,8 @@ def _raw_from_roman(model, path):
     offset = meta.get("instrument", {}).get("data_encoding_offset")
     offset = int(offset) if _valid(offset) else 0
 
-    counts = np.empty(data.shape, np.uint16)
-    groupdq = np.zeros(data.shape, np.uint8) if resultantdq is None else np.array(resultantdq)
-    for i in range(nres):
-        plane = data[i].astype(np.int32)
-        if reference is not None:
-            plane += reference
-        plane -= offset
-        low, high = plane < 0, plane > 65535
-        groupdq[i][low] |= np.uint8(dqflags.AD_FLOOR | dqflags.DO_NOT_USE)
-        groupdq[i][high] |= np.uint8(dqflags.SATURATED)
-        np.clip(plane, 0, 65535, out=plane)
-        counts[i] = plane
+    groupdq = np.zeros(data.shape, np.uint8) if resultantdq is None else _owned(resultantdq)
+    counts = _decode(_owned(data), groupdq, reference, offset)
     amp33 = amp33.astype(np.int32)
     reference_amp33 = _get(model, "reference_amp33")
     if reference_amp33 is None:
@@ -308,7 +298,42 @@ def _raw_from_roman(model, path):
                    pixeldq=guide_window_dq(meta, (ny, nx)), amp33=amp33)
     raw.meta.filename = os.path.basename(path)
     raw.validate(path)
-    return raw
+    return raw.mark_converted()
+
+
+def _owned(array):
+    """``array`` itself when it is a writable, contiguous array of its own (what
+    roman_datamodels reads from a file, compressed or not, without memory mapping), else a copy."""
+    array = np.asarray(array)
+    base = array
+    while isinstance(base, np.ndarray) and base.base is not None:
+        base = base.base
+    if (array.flags.c_contiguous and array.flags.writeable and isinstance(base, np.ndarray)
+            and not isinstance(base, np.memmap) and base.nbytes == array.nbytes):
+        return array
+    return np.array(array)
+
+
+def _decode(data, groupdq, reference, offset):
+    """The counts as read, in place in ``data`` (uint16): ``reference`` (a frame, or None) added
+    back and the encoding ``offset`` removed; counts outside 0..65535 clipped and flagged in
+    ``groupdq``."""
+    if reference is None and offset == 0:
+        return data
+    plane = np.empty(data.shape[1:], np.int32)
+    for i in range(data.shape[0]):
+        if reference is None:
+            np.copyto(plane, data[i])
+        else:
+            np.add(data[i], reference, out=plane, dtype=np.int32)
+        plane -= offset
+        if plane.min() < 0:
+            groupdq[i][plane < 0] |= np.uint8(dqflags.AD_FLOOR | dqflags.DO_NOT_USE)
+        if plane.max() > 65535:
+            groupdq[i][plane > 65535] |= np.uint8(dqflags.SATURATED)
+        np.clip(plane, 0, 65535, out=plane)
+        np.copyto(data[i], plane, casting="unsafe")
+    return data
 
 
 def _reference_from_roman(model, reftype, path):
@@ -335,7 +360,7 @@ def _reference_from_roman(model, reftype, path):
     def take(name, dtype, ndim, as_name=None, required=True):
         array = _array(model, name, path, dtype, ndim, required)
         if array is not None:
-            arrays[as_name or name] = np.array(array)
+            arrays[as_name or name] = _owned(array)
 
     if reftype == "mask":
         take("dq", np.uint32, 2)
@@ -380,7 +405,7 @@ def _reference_from_roman(model, reftype, path):
     ref = model_class(meta=ref_meta, **arrays)
     ref.meta.filename = os.path.basename(path)
     ref.validate(path)
-    return ref
+    return ref.mark_converted()
 
 
 def _inl_arrays(model, path):
