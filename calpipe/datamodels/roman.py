@@ -302,14 +302,10 @@ def _raw_from_roman(model, path):
 
 
 def _owned(array):
-    """``array`` itself when it is a writable, contiguous array of its own (what
-    roman_datamodels reads from a file, compressed or not, without memory mapping), else a copy."""
+    """``array`` itself when it is writable and contiguous (what roman_datamodels reads from a
+    file into memory, compressed or not: it maps no file), else a copy."""
     array = np.asarray(array)
-    base = array
-    while isinstance(base, np.ndarray) and base.base is not None:
-        base = base.base
-    if (array.flags.c_contiguous and array.flags.writeable and isinstance(base, np.ndarray)
-            and not isinstance(base, np.memmap) and base.nbytes == array.nbytes):
+    if array.flags.c_contiguous and array.flags.writeable:
         return array
     return np.array(array)
 
