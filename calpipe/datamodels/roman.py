@@ -265,8 +265,7 @@ def _raw_from_roman(model, path):
     offset = meta.get("instrument", {}).get("data_encoding_offset")
     offset = int(offset) if _valid(offset) else 0
 
-    groupdq = np.zeros(data.shape, np.uint8) if resultantdq is None else _owned(resultantdq)
-    counts = _decode(_owned(data), groupdq, reference, offset)
+    counts, groupdq = _decode(_owned(data), None if resultantdq is None else _owned(resultantdq), reference, offset)
     amp33 = amp33.astype(np.int32)
     reference_amp33 = _get(model, "reference_amp33")
     if reference_amp33 is None:
@@ -294,8 +293,9 @@ def _raw_from_roman(model, path):
         scale = meta.get("velocity_aberration", {}).get("scale_factor")
         if _valid(scale) and scale > 0:
             calpipe_meta["wcsinfo"]["va_scale"] = float(scale)
-    raw = RawModel(meta=calpipe_meta, data=counts, groupdq=groupdq,
-                   pixeldq=guide_window_dq(meta, (ny, nx)), amp33=amp33)
+    arrays = {} if groupdq is None else {"groupdq": groupdq}  # none: dq_init starts from zeros
+    raw = RawModel(meta=calpipe_meta, data=counts, pixeldq=guide_window_dq(meta, (ny, nx)), amp33=amp33,
+                   **arrays)
     raw.meta.filename = os.path.basename(path)
     raw.validate(path)
     return raw.mark_converted()
@@ -311,11 +311,11 @@ def _owned(array):
 
 
 def _decode(data, groupdq, reference, offset):
-    """The counts as read, in place in ``data`` (uint16): ``reference`` (a frame, or None) added
-    back and the encoding ``offset`` removed; counts outside 0..65535 clipped and flagged in
-    ``groupdq``."""
+    """The counts as read and their group DQ: in place in ``data`` (uint16), ``reference`` (a
+    frame, or None) added back and the encoding ``offset`` removed; counts outside 0..65535
+    clipped and flagged in ``groupdq`` (made when there is none and a count needs a flag)."""
     if reference is None and offset == 0:
-        return data
+        return data, groupdq
     plane = np.empty(data.shape[1:], np.int32)
     for i in range(data.shape[0]):
         if reference is None:
@@ -323,13 +323,16 @@ def _decode(data, groupdq, reference, offset):
         else:
             np.add(data[i], reference, out=plane, dtype=np.int32)
         plane -= offset
-        if plane.min() < 0:
+        low, high = plane.min() < 0, plane.max() > 65535
+        if (low or high) and groupdq is None:
+            groupdq = np.zeros(data.shape, np.uint8)
+        if low:
             groupdq[i][plane < 0] |= np.uint8(dqflags.AD_FLOOR | dqflags.DO_NOT_USE)
-        if plane.max() > 65535:
+        if high:
             groupdq[i][plane > 65535] |= np.uint8(dqflags.SATURATED)
         np.clip(plane, 0, 65535, out=plane)
         np.copyto(data[i], plane, casting="unsafe")
-    return data
+    return data, groupdq
 
 
 def _reference_from_roman(model, reftype, path):
