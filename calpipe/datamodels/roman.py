@@ -433,10 +433,13 @@ def _inl_arrays(model, path):
 def _flat_to_full_detector(arrays):
     """A Roman flat covers the science array (what romancal's flat_field requires); calpipe's
     covers the full detector: the border gets a unit flat flagged REFERENCE_PIXEL."""
-    pad = ((BORDER, BORDER), (BORDER, BORDER))
-    return {"data": np.pad(arrays["data"], pad, constant_values=1.0),
-            "err": np.pad(arrays["err"], pad, constant_values=0.0),
-            "dq": np.pad(arrays["dq"], pad, constant_values=dqflags.REFERENCE_PIXEL)}
+    def framed(array, border_value):
+        out = np.full((array.shape[0] + 2 * BORDER, array.shape[1] + 2 * BORDER), border_value, array.dtype)
+        out[BORDER:-BORDER, BORDER:-BORDER] = array
+        return out
+
+    return {"data": framed(arrays["data"], 1.0), "err": framed(arrays["err"], 0.0),
+            "dq": framed(arrays["dq"], dqflags.REFERENCE_PIXEL)}
 
 
 # ----------------------------------------------------------------------------- writing
@@ -468,11 +471,16 @@ def _cal_step_keys():
     return sorted(set(stnode.L2CalStep.create_minimal()) | {"dark_decay", "wfi18_transient"})
 
 
-def _float16(array):
-    """Values for a reduced-precision Roman array: finite ones clipped to the float16 range."""
+def _float16(array, rows_at_once=256):
+    """Values for a reduced-precision Roman array: finite ones clipped to the float16 range
+    (NaN and infinities kept), converted a block of rows at a time."""
     array = np.asarray(array, np.float32)
     limit = np.float32(np.finfo(np.float16).max)
-    return np.where(np.isfinite(array), np.clip(array, -limit, limit), array).astype(np.float16)
+    out = np.empty(array.shape, np.float16)
+    for start in range(0, array.shape[0], rows_at_once):
+        block = array[start:start + rows_at_once]
+        out[start:start + rows_at_once] = np.where(np.isinf(block), block, np.clip(block, -limit, limit))
+    return out
 
 
 def _product_meta(target, meta, path):
