@@ -61,6 +61,9 @@ STEPS = [("dq_init", "dq_init", "dq_init"), ("saturation", "saturation", "satura
          ("assign_wcs", "assign_wcs", "assign_wcs"), ("flat_field", "flat_field", "flatfield"),
          ("photom", "photom", "photom")]
 
+# stpipe's name of the pipeline itself among the timed steps
+PIPELINE = "ExposurePipeline"
+
 # Runs strun in this process, timing each step from stpipe's "Step X running" / "Step X done"
 # log records, with the peak RSS of each step (VmHWM reset when it starts).
 RUNNER = r"""
@@ -181,21 +184,57 @@ def agreement(cp, rc):
             "p99": float(np.percentile(diff, 99)), "dq_agree": flags}
 
 
+def make_input(folder, size, seed):
+    """The simulated exposure, its truth and its references in ``folder``: made, or reused when
+    ``folder`` holds the ones of the same size and seed written by this roman_datamodels."""
+    import roman_datamodels
+
+    made = folder / "made.json"
+    wanted = {"size": size, "seed": seed, "roman_datamodels": roman_datamodels.__version__}
+    if made.exists():
+        record = json.loads(made.read_text())
+        if record["input"] == wanted:
+            return record["paths"], None
+    t = time.perf_counter()
+    paths = roman_ramp.write_exposure(folder, size=size, seed=seed, refpix=size == 4096)
+    made.write_text(json.dumps({"input": wanted, "paths": paths}))
+    return paths, time.perf_counter() - t
+
+
+def run_calpipe(python, work, env, paths, size, log):
+    """calpipe's exposure pipeline (catalog and alignment skipped) on the exposure of ``paths``,
+    its references indexed in a store of its own."""
+    store = work / f"{log}_store"
+    subprocess.run([Path(python).parent / "calpipe", "refs", "--store", store, "import",
+                    Path(paths["uncal"]).parent / "refs"], check=True, env=env, stdout=subprocess.DEVNULL)
+    return run_pipeline(python, "calpipe.steps.ramp_fit:RampFitStep",
+                        ["exposure_pipeline", paths["uncal"], "--ref-store", store, "--output-dir", work / log,
+                         f"--steps.refpix.nchannels={size // 128}",
+                         "--steps.source_catalog.skip=true", "--steps.tweakreg.skip=true"], work, env, log)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=512,
                         help="detector side in pixels, border included, a multiple of 128 (default 512)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--work", type=Path, help="working folder (default: a temporary one, removed)")
+    parser.add_argument("--work", type=Path,
+                        help="working folder, kept; an input made there before (same size, seed and "
+                             "roman_datamodels) is reused (default: a temporary one, removed)")
+    parser.add_argument("--calpipe-only", action="store_true",
+                        help="run calpipe alone (romancal need not be installed): its figures per step")
     options = parser.parse_args(argv)
     if options.size < 128 or options.size % 128 or options.size > 4096:
         parser.error(f"--size {options.size}: expected a multiple of 128 from 128 to 4096")
-    try:
-        import romancal
-    except ImportError:
-        print(f"vs_romancal: error: romancal is not installed in {sys.prefix}, expected the bench extra "
-              '(pip install -e ".[roman,bench]" in a separate virtualenv)', file=sys.stderr)
-        sys.exit(2)
+    romancal = None
+    if not options.calpipe_only:
+        try:
+            import romancal
+        except ImportError:
+            print(f"vs_romancal: error: romancal is not installed in {sys.prefix}, expected the bench extra "
+                  '(pip install -e ".[roman,bench]" in a separate virtualenv), or --calpipe-only',
+                  file=sys.stderr)
+            sys.exit(2)
     import asdf
 
     from calpipe.truth import compare
@@ -206,26 +245,37 @@ def main(argv=None):
         options.work = Path(tmp.name)
     work = options.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    t = time.perf_counter()
-    paths = roman_ramp.write_exposure(work / "input", size=options.size, seed=options.seed,
-                                      refpix=options.size == 4096)
-    print(f"input: {options.size}x{options.size}, 6 resultants, made in {time.perf_counter() - t:.1f} s "
-          f"(romancal {romancal.__version__})")
+    paths, seconds = make_input(work / "input", options.size, options.seed)
+    made = "reused" if seconds is None else f"made in {seconds:.1f} s"
+    print(f"input: {options.size}x{options.size}, 6 resultants, {made}"
+          + ("" if romancal is None else f" (romancal {romancal.__version__})"))
     env = offline_env(work)
     python = sys.executable
-    bindir = Path(python).parent
-    subprocess.run([bindir / "calpipe", "refs", "--store", work / "S", "import", work / "input" / "refs"],
-                   check=True, env=env, stdout=subprocess.DEVNULL)
+    # calpipe's kernels compile on a process's first use and are cached on disk (the cold start
+    # is benchmarks/kernel_compile.py's figure): a small exposure first, untimed, fills the cache
+    warm, _ = make_input(work / "warm_up_input", 128, options.seed)
+    print(f"warm-up (fills calpipe's kernel cache): {run_calpipe(python, work, env, warm, 128, 'warm_up')['wall_s']:.1f} s")
     uncal = paths["uncal"]
-    cp = run_pipeline(python, "calpipe.steps.ramp_fit:RampFitStep",
-                      ["exposure_pipeline", uncal, "--ref-store", work / "S", "--output-dir", work / "cp",
-                       f"--steps.refpix.nchannels={options.size // 128}",
-                       "--steps.source_catalog.skip=true", "--steps.tweakreg.skip=true"], work, env, "calpipe")
+    cp = run_calpipe(python, work, env, paths, options.size, "cp")
+    mb = 2**20
+    if romancal is None:
+        print(f"\n{'step':<16}{'calpipe s':>11}{'calpipe MB':>12}")
+        for label, step in [*((label, cp["steps"].get(c)) for label, c, _ in STEPS), ("whole process", cp)]:
+            print(f"{label:<16}" + ("    skipped" if step is None else
+                                    f"{step['wall_s']:>11.2f}{step['peak_bytes'] / mb:>12.0f}"))
+        print(f"  steps add up to {sum(s['wall_s'] for name, s in cp['steps'].items() if name != PIPELINE):.2f} s")
+        with asdf.open(paths["truth"]) as truth, roman_ramp.open_quietly(
+                work / "cp" / Path(uncal).name.replace("_uncal", "_cal")) as cal:
+            stats = compare(cal, truth.tree)
+        print(f"\naccuracy against the truth, (cal - truth) / err: median {stats['median_pull']:+.3f}, robust std "
+              f"{stats['robust_std_pull']:.3f} over {stats['clean_pixels']} clean science pixels")
+        if tmp is not None:
+            tmp.cleanup()
+        return
     rc = run_pipeline(python, "romancal.ramp_fitting.ramp_fit_step:RampFitStep",
                       ["roman_elp", uncal, "--disable-crds-steppars", f"--output_dir={work / 'rc'}",
                        *romancal_args(paths)], work, env, "romancal")
 
-    mb = 2**20
     print(f"\n{'step':<14}{'calpipe s':>11}{'romancal s':>12}{'ratio':>8}{'calpipe MB':>12}{'romancal MB':>13}{'ratio':>8}")
     rows = [(label, cp["steps"].get(c), rc["steps"].get(r)) for label, c, r in STEPS]
     rows.append(("whole process", cp, rc))
@@ -239,7 +289,7 @@ def main(argv=None):
               f"{a['peak_bytes'] / mb:>12.0f}{b['peak_bytes'] / mb:>13.0f}{b['peak_bytes'] / a['peak_bytes']:>8.2f}")
 
     name = Path(uncal).name.replace("_uncal.asdf", "")
-    products = {"rate": (work / "calpipe_rate.npz", work / "romancal_rate.npz"),
+    products = {"rate": (work / "cp_rate.npz", work / "romancal_rate.npz"),
                 "cal": (work / "cp" / f"{name}_cal.asdf", work / "rc" / f"{name}_cal.asdf")}
     print("\nagreement over pixels both call good, |calpipe - romancal| / err (romancal's err):")
     for kind, (a, b) in products.items():

@@ -58,6 +58,12 @@ class CalStep(Step):
             # stpipe collects garbage before every step: with the libraries' objects frozen out
             # of the collector, each collection scans only what the run itself made.
             gc.freeze()
+        elif _stpipe_hooks.is_command_line_run(_outermost(self)):
+            # ... and before each step of a pipeline, what the run made since the last step
+            # (the file formats' schemas and extensions, loaded with the first file) is
+            # collected once and frozen too.
+            gc.collect()
+            gc.freeze()
         try:
             return super().run(*args)
         except Exception as err:
@@ -274,6 +280,12 @@ def _recorded(process):
         return result
 
     return wrapper
+
+
+def _outermost(step):
+    while step.parent is not None:
+        step = step.parent
+    return step
 
 
 def _models_in(result):

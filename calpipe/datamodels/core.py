@@ -119,6 +119,7 @@ class DataModel:
         object.__setattr__(self, "_asdf", None)
         object.__setattr__(self, "_path", None)
         object.__setattr__(self, "_side_products", {})
+        object.__setattr__(self, "_converted", False)
         if init is None:
             tree = {}
         elif isinstance(init, DataModel):
@@ -271,12 +272,22 @@ class DataModel:
 
         return type(self)(copy.deepcopy(_materialize(self._tree)))
 
+    def mark_converted(self):
+        """Mark this in-memory model as converted from a file of another format (a Roman
+        file): :meth:`close` lets go of its arrays, as it does of a file-backed model's."""
+        object.__setattr__(self, "_converted", True)
+        return self
+
     def close(self):
-        """Close the file; a file-backed model keeps its metadata but lets go of its mapped arrays."""
+        """Close the file; a file-backed (or converted) model keeps its metadata but lets go of
+        its arrays."""
         if self._asdf is not None:
             self._asdf.close()
             object.__setattr__(self, "_asdf", None)
-            object.__setattr__(self, "_tree", {"meta": self._tree.get("meta", {})})
+        elif not self._converted:
+            return
+        object.__setattr__(self, "_converted", False)
+        object.__setattr__(self, "_tree", {"meta": self._tree.get("meta", {})})
 
     def __enter__(self):
         return self

@@ -85,10 +85,19 @@ def _quiet():
         yield
 
 
+# Bytes asdf reads at a time. The Roman files' arrays are lz4-compressed in chunks of 4 MiB;
+# asdf's own default (one file-system block) reassembles each chunk from some thousand reads in
+# Python, which took longer than decompressing it (docs/roman.md, "Speed and memory").
+READ_BLOCK_BYTES = 16 * 2**20
+
+
 def _read(path):
+    import asdf
+
     rdm = _rdm(path)
     try:
-        with _quiet():
+        with _quiet(), asdf.config_context() as config:
+            config.io_block_size = READ_BLOCK_BYTES
             return rdm.open(path)
     except Exception as err:
         raise DataModelError(f"{path}: not a readable Roman file ({_one_line(err)})") from None
@@ -256,18 +265,7 @@ def _raw_from_roman(model, path):
     offset = meta.get("instrument", {}).get("data_encoding_offset")
     offset = int(offset) if _valid(offset) else 0
 
-    counts = np.empty(data.shape, np.uint16)
-    groupdq = np.zeros(data.shape, np.uint8) if resultantdq is None else np.array(resultantdq)
-    for i in range(nres):
-        plane = data[i].astype(np.int32)
-        if reference is not None:
-            plane += reference
-        plane -= offset
-        low, high = plane < 0, plane > 65535
-        groupdq[i][low] |= np.uint8(dqflags.AD_FLOOR | dqflags.DO_NOT_USE)
-        groupdq[i][high] |= np.uint8(dqflags.SATURATED)
-        np.clip(plane, 0, 65535, out=plane)
-        counts[i] = plane
+    counts, groupdq = _decode(_owned(data), None if resultantdq is None else _owned(resultantdq), reference, offset)
     amp33 = amp33.astype(np.int32)
     reference_amp33 = _get(model, "reference_amp33")
     if reference_amp33 is None:
@@ -295,11 +293,46 @@ def _raw_from_roman(model, path):
         scale = meta.get("velocity_aberration", {}).get("scale_factor")
         if _valid(scale) and scale > 0:
             calpipe_meta["wcsinfo"]["va_scale"] = float(scale)
-    raw = RawModel(meta=calpipe_meta, data=counts, groupdq=groupdq,
-                   pixeldq=guide_window_dq(meta, (ny, nx)), amp33=amp33)
+    arrays = {} if groupdq is None else {"groupdq": groupdq}  # none: dq_init starts from zeros
+    raw = RawModel(meta=calpipe_meta, data=counts, pixeldq=guide_window_dq(meta, (ny, nx)), amp33=amp33,
+                   **arrays)
     raw.meta.filename = os.path.basename(path)
     raw.validate(path)
-    return raw
+    return raw.mark_converted()
+
+
+def _owned(array):
+    """``array`` itself when it is writable and contiguous (what roman_datamodels reads from a
+    file into memory, compressed or not: it maps no file), else a copy."""
+    array = np.asarray(array)
+    if array.flags.c_contiguous and array.flags.writeable:
+        return array
+    return np.array(array)
+
+
+def _decode(data, groupdq, reference, offset):
+    """The counts as read and their group DQ: in place in ``data`` (uint16), ``reference`` (a
+    frame, or None) added back and the encoding ``offset`` removed; counts outside 0..65535
+    clipped and flagged in ``groupdq`` (made when there is none and a count needs a flag)."""
+    if reference is None and offset == 0:
+        return data, groupdq
+    plane = np.empty(data.shape[1:], np.int32)
+    for i in range(data.shape[0]):
+        if reference is None:
+            np.copyto(plane, data[i])
+        else:
+            np.add(data[i], reference, out=plane, dtype=np.int32)
+        plane -= offset
+        low, high = plane.min() < 0, plane.max() > 65535
+        if (low or high) and groupdq is None:
+            groupdq = np.zeros(data.shape, np.uint8)
+        if low:
+            groupdq[i][plane < 0] |= np.uint8(dqflags.AD_FLOOR | dqflags.DO_NOT_USE)
+        if high:
+            groupdq[i][plane > 65535] |= np.uint8(dqflags.SATURATED)
+        np.clip(plane, 0, 65535, out=plane)
+        np.copyto(data[i], plane, casting="unsafe")
+    return data, groupdq
 
 
 def _reference_from_roman(model, reftype, path):
@@ -326,7 +359,7 @@ def _reference_from_roman(model, reftype, path):
     def take(name, dtype, ndim, as_name=None, required=True):
         array = _array(model, name, path, dtype, ndim, required)
         if array is not None:
-            arrays[as_name or name] = np.array(array)
+            arrays[as_name or name] = _owned(array)
 
     if reftype == "mask":
         take("dq", np.uint32, 2)
@@ -371,7 +404,7 @@ def _reference_from_roman(model, reftype, path):
     ref = model_class(meta=ref_meta, **arrays)
     ref.meta.filename = os.path.basename(path)
     ref.validate(path)
-    return ref
+    return ref.mark_converted()
 
 
 def _inl_arrays(model, path):
@@ -400,10 +433,13 @@ def _inl_arrays(model, path):
 def _flat_to_full_detector(arrays):
     """A Roman flat covers the science array (what romancal's flat_field requires); calpipe's
     covers the full detector: the border gets a unit flat flagged REFERENCE_PIXEL."""
-    pad = ((BORDER, BORDER), (BORDER, BORDER))
-    return {"data": np.pad(arrays["data"], pad, constant_values=1.0),
-            "err": np.pad(arrays["err"], pad, constant_values=0.0),
-            "dq": np.pad(arrays["dq"], pad, constant_values=dqflags.REFERENCE_PIXEL)}
+    def framed(array, border_value):
+        out = np.full((array.shape[0] + 2 * BORDER, array.shape[1] + 2 * BORDER), border_value, array.dtype)
+        out[BORDER:-BORDER, BORDER:-BORDER] = array
+        return out
+
+    return {"data": framed(arrays["data"], 1.0), "err": framed(arrays["err"], 0.0),
+            "dq": framed(arrays["dq"], dqflags.REFERENCE_PIXEL)}
 
 
 # ----------------------------------------------------------------------------- writing
@@ -435,11 +471,16 @@ def _cal_step_keys():
     return sorted(set(stnode.L2CalStep.create_minimal()) | {"dark_decay", "wfi18_transient"})
 
 
-def _float16(array):
-    """Values for a reduced-precision Roman array: finite ones clipped to the float16 range."""
+def _float16(array, rows_at_once=256):
+    """Values for a reduced-precision Roman array: finite ones clipped to the float16 range
+    (NaN and infinities kept), converted a block of rows at a time."""
     array = np.asarray(array, np.float32)
     limit = np.float32(np.finfo(np.float16).max)
-    return np.where(np.isfinite(array), np.clip(array, -limit, limit), array).astype(np.float16)
+    out = np.empty(array.shape, np.float16)
+    for start in range(0, array.shape[0], rows_at_once):
+        block = array[start:start + rows_at_once]
+        out[start:start + rows_at_once] = np.where(np.isinf(block), block, np.clip(block, -limit, limit))
+    return out
 
 
 def _product_meta(target, meta, path):

@@ -236,14 +236,20 @@ def refpix_variance(resultants, read_pattern, border=4, nchannels=32, smooth=11)
     return channel, row
 
 
+_ROWS_AT_ONCE = 256
+
+
 def read_noise_with_refpix(read_noise, channel, row):
     """Per-read read noise with the refpix estimates' variance folded in (full detector).
 
     ``read_noise`` (ny, nx) in DN per read; ``channel`` (nchannels,) and ``row`` (ny,) from
     :func:`refpix_variance`. Returns float32 ``sqrt(read_noise^2 + channel[x // width] + row[y])``.
     """
-    read_noise = np.asarray(read_noise, dtype=np.float64)
-    ny, nx = read_noise.shape
-    width = nx // len(channel)
-    extra = np.repeat(np.asarray(channel, np.float64), width)[None, :] + np.asarray(row, np.float64)[:, None]
-    return np.sqrt(read_noise**2 + extra).astype(np.float32)
+    ny, nx = np.shape(read_noise)
+    per_column = np.repeat(np.asarray(channel, np.float64), nx // len(channel))[None, :]
+    row = np.asarray(row, np.float64)[:, None]
+    out = np.empty((ny, nx), np.float32)
+    for start in range(0, ny, _ROWS_AT_ONCE):  # float64 a block of rows at a time, not a whole frame
+        rows = slice(start, start + _ROWS_AT_ONCE)
+        out[rows] = np.sqrt(np.asarray(read_noise[rows], np.float64) ** 2 + (per_column + row[rows]))
+    return out

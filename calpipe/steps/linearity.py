@@ -55,8 +55,10 @@ class LinearityStep(CalStep):
 
 def _shift_bias(data, bias, sign):
     """Add (``sign`` +1) or remove (-1) the refpix bias ``channel[i, x // width] + row[i, y]``."""
-    channel, row = np.asarray(bias["channel"]), np.asarray(bias["row"])
+    channel, row = np.asarray(bias["channel"], np.float32), np.asarray(bias["row"], np.float32)
     width = data.shape[2] // channel.shape[1]
+    level = np.empty(data.shape[1:], np.float32)  # one frame, reused
+    shift = np.add if sign > 0 else np.subtract
     for i in range(data.shape[0]):
-        level = np.repeat(channel[i], width)[None, :] + row[i][:, None]
-        data[i] += np.float32(sign) * level.astype(np.float32)
+        np.add(np.repeat(channel[i], width)[None, :], row[i][:, None], out=level)
+        shift(data[i], level, out=data[i])

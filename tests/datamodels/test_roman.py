@@ -291,3 +291,18 @@ def test_segmentation_map_follows_the_image_format(tmp_path):
         segm.validate()
         assert type(segm).__name__ == "SegmentationMapModel" and segm.meta.instrument.detector == "WFI03"
         np.testing.assert_array_equal(segm.data, labels)
+
+
+def test_a_converted_exposure_lets_go_of_its_arrays_when_closed(tmp_path):
+    path = tmp_path / "r_uncal.asdf"
+    written = make_raw(path)
+    raw = dm.open(path)
+    np.testing.assert_array_equal(raw.data, written.data)  # neither reference read nor offset
+    assert "groupdq" not in raw  # nothing to flag: dq_init starts from zeros
+    raw.close()
+    assert "data" not in raw and "amp33" not in raw
+    assert raw.meta.filename == "r_uncal.asdf"
+    # a model made in memory keeps its arrays
+    model = dm.RawModel(meta=raw.meta.to_dict(), data=written.data)
+    model.close()
+    assert "data" in model

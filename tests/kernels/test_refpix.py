@@ -136,6 +136,14 @@ def test_read_noise_with_refpix_adds_variances_per_channel_and_row():
     np.testing.assert_allclose(noise[5, 6] ** 2, 9.0 + 7.0 + 5.0, rtol=1e-6)
 
 
+def test_read_noise_with_refpix_is_the_whole_frame_formula_block_by_block():
+    rng = np.random.default_rng(2)
+    read_noise = rng.uniform(3, 8, (600, 64)).astype(np.float32)  # more rows than one block
+    channel, row = rng.uniform(0, 2, 4), rng.uniform(0, 3, 600)
+    whole = np.sqrt(read_noise.astype(np.float64) ** 2 + np.repeat(channel, 16)[None, :] + row[:, None])
+    np.testing.assert_array_equal(read_noise_with_refpix(read_noise, channel, row), whole.astype(np.float32))
+
+
 def test_refpix_variance_ignores_a_fixed_bias_pattern():
     """A real detector's bias differs from pixel to pixel by hundreds of DN, the same in every
     read: it is no noise, and adding it changes no estimate."""
