@@ -23,7 +23,9 @@ Errors in ``r`` change the result only through the curvature terms, so one pass 
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from calpipe.kernels.threads import on_threads
 
 from calpipe import dqflags
 
@@ -88,12 +90,13 @@ def _search_slope(first, usable, mean_read, i):
     return _ramp_slope(first[p0], first[p1], first[p2], mean_read[p0], mean_read[p1], mean_read[p2])
 
 
-@njit(parallel=True, cache=True)
-def _correct(resultants, groupdq, coeffs, pixeldq, coeffs_dq, mean_read, offsets, nreads, spread, stencil):
+@njit(nogil=True, cache=True)
+def _correct(worker, nworkers, resultants, groupdq, coeffs, pixeldq, coeffs_dq, mean_read, offsets, nreads,
+             spread, stencil):
     """Row by row; the inner loops run along x so that they vectorise."""
     nres, ny, nx = resultants.shape
     ncoeff = coeffs.shape[0]
-    for y in prange(ny):
+    for y in range(worker, ny, nworkers):
         values = np.empty((nres, nx), dtype=np.float64)
         first = np.empty((nres, nx), dtype=np.float64)  # step 1: P(R)
         slope = np.full((nres, nx), np.nan)  # step 2: linear counts per read
@@ -231,8 +234,9 @@ def correct_linearity(resultants, groupdq, coeffs, pixeldq, read_pattern, coeffs
         coeffs_dq = np.zeros(resultants.shape[1:], dtype=np.uint32)
     if coeffs.shape[0] < 3:  # the kernel reads the quadratic term
         coeffs = np.concatenate([coeffs, np.zeros((3 - coeffs.shape[0], *coeffs.shape[1:]), coeffs.dtype)])
-    _correct(resultants, groupdq, coeffs, pixeldq, coeffs_dq.astype(np.uint32, copy=False),
-             *read_offsets(read_pattern), _stencils(resultants.shape[0]))
+    on_threads(_correct, resultants.shape[1], resultants, groupdq, coeffs, pixeldq,
+               coeffs_dq.astype(np.uint32, copy=False), *read_offsets(read_pattern),
+               _stencils(resultants.shape[0]))
 
 
 # ----------------------------------------------------------------------------- integral non-linearity
@@ -261,11 +265,12 @@ def _table(value, row, inverse_spacing, counts):
     return row[k] + w * (row[k + 1] - row[k])
 
 
-@njit(parallel=True, cache=True)
-def _correct_inl(resultants, groupdq, value, correction, inverse_spacing, width, mean_read, offsets, nreads):
+@njit(nogil=True, cache=True)
+def _correct_inl(worker, nworkers, resultants, groupdq, value, correction, inverse_spacing, width, mean_read,
+                 offsets, nreads):
     """Row by row, resultant by resultant, along x."""
     nres, ny, nx = resultants.shape
-    for y in prange(ny):
+    for y in range(worker, ny, nworkers):
         original = np.empty((nres, nx), dtype=np.float64)
         for i in range(nres):
             for x in range(nx):
@@ -321,5 +326,5 @@ def correct_integral_nonlinearity(resultants, groupdq, read_pattern, value, corr
     steps = np.diff(value)
     even = steps.size and steps[0] > 0 and np.allclose(steps, steps[0], rtol=1e-12, atol=0)
     inverse_spacing = 1 / steps[0] if even else 0.0
-    _correct_inl(resultants, groupdq, value, np.asarray(correction, np.float64), inverse_spacing, nx // nchannels,
+    on_threads(_correct_inl, resultants.shape[1], resultants, groupdq, value, np.asarray(correction, np.float64), inverse_spacing, nx // nchannels,
                  mean, offsets, nreads)

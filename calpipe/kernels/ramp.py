@@ -58,10 +58,10 @@ sigma-equivalent of the chi-square drop (default 4.5).
 
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from calpipe.kernels import ramp_likely, ramp_optimal
+from calpipe.kernels.threads import on_threads
 
 ALGORITHMS = ("likely", "optimal")
 CHUNK = 256
@@ -198,8 +198,10 @@ def fit_ramps(resultants, groupdq, read_noise, gain, read_pattern, frame_time, *
         rn = np.ascontiguousarray(read_noise[r0:r1], dtype=np.float32)
         g = np.ascontiguousarray(gain[r0:r1], dtype=np.float32)
         jb = np.zeros((n, r1 - r0, nx), np.uint8) if return_jumps else no_jumps
-        kernel(res, gdq, rn, g, consts, bool(return_jumps), CHUNK, numba.get_num_threads(),
-               slope[r0:r1], var_p[r0:r1], var_r[r0:r1], err[r0:r1], dq[r0:r1], jb)
+        # Tasks of CHUNK pixels of a row, shared by the threads.
+        on_threads(kernel, (r1 - r0) * ((nx + CHUNK - 1) // CHUNK), res, gdq, rn, g, consts,
+                   bool(return_jumps), CHUNK, slope[r0:r1], var_p[r0:r1], var_r[r0:r1], err[r0:r1],
+                   dq[r0:r1], jb)
         if return_jumps:
             jumps[:, r0:r1] = jb
     return RampFit(slope=slope, var_poisson=var_p, var_rnoise=var_r, err=err, dq=dq, jumps=jumps,

@@ -2,7 +2,7 @@
 
 Both fitters (:mod:`calpipe.kernels.ramp_optimal`, :mod:`calpipe.kernels.ramp_likely`)
 fit a block of rows the same way: tasks of ``chunk`` pixels of a row are shared by
-``nworkers`` threads; each task reads its pixels (:func:`load_chunk`), fits those with
+``nworkers`` threads (:func:`fit_block` is one thread's share); each task reads its pixels (:func:`load_chunk`), fits those with
 every resultant usable a chunk at a time with the pixel index innermost (vectorised),
 writes them (:func:`store_chunk`), and refits one by one (:func:`load_pixel`,
 :func:`store_pixel`) the pixels the chunk path marks ``slow``. Only the two fits differ;
@@ -24,7 +24,7 @@ this file, clear the Numba cache of both fitters.
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from calpipe import dqflags
 
@@ -177,12 +177,15 @@ def store_chunk(row, c0, w, sat, gw, slope, var_r, var_p,
 
 
 @njit(error_model="numpy")
-def _fit_tasks(worker, nworkers, resultants, groupdq, read_noise, gain, consts, want_jumps, chunk,
-               out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
-    """One worker's share of :func:`fit_block`: tasks ``worker``, ``worker + nworkers``...
+def fit_block(worker, nworkers, resultants, groupdq, read_noise, gain, consts, want_jumps, chunk,
+              out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
+    """Fit one thread's share of a block of rows, tasks ``worker``, ``worker + nworkers``...,
+    with the fitter ``consts`` belongs to; outputs in DN/s and (DN/s)^2.
 
-    A separate (serial) function: compiled on its own its loops vectorise, which they
-    do not when inlined into the parallel loop's body.
+    ``resultants`` (n, rows, nx) in DN, ``groupdq`` uint8 (n, rows, nx), ``read_noise``
+    and ``gain`` (rows, nx). Outputs (rows, nx) are written in place, ``out_jumps``
+    (n, rows, nx) only when ``want_jumps``. The caller runs the ``nworkers`` shares on
+    as many threads (:func:`calpipe.kernels.threads.on_threads`).
     """
     n, rows, nx = resultants.shape
     nchunks = (nx + chunk - 1) // chunk
@@ -229,21 +232,3 @@ def _fit_tasks(worker, nworkers, resultants, groupdq, read_noise, gain, consts, 
                     dq |= UNRELIABLE
             store_pixel(row, col, slope, var_r, var_p, dq, nj, g, jflag, want_jumps,
                         out_slope, out_vp, out_vr, out_err, out_dq, out_jumps)
-
-
-@njit(parallel=True, error_model="numpy")
-def fit_block(resultants, groupdq, read_noise, gain, consts, want_jumps, chunk, nworkers,
-              out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
-    """Fit every pixel of a block of rows with the fitter ``consts`` belongs to; outputs
-    in DN/s and (DN/s)^2.
-
-    ``resultants`` (n, rows, nx) in DN, ``groupdq`` uint8 (n, rows, nx), ``read_noise``
-    and ``gain`` (rows, nx). Outputs (rows, nx) are written in place, ``out_jumps``
-    (n, rows, nx) only when ``want_jumps``.
-    """
-    n, rows, nx = resultants.shape
-    ntasks = rows * ((nx + chunk - 1) // chunk)
-    nworkers = max(1, min(nworkers, ntasks))
-    for worker in prange(nworkers):
-        _fit_tasks(worker, nworkers, resultants, groupdq, read_noise, gain, consts, want_jumps, chunk,
-                   out_slope, out_vp, out_vr, out_err, out_dq, out_jumps)

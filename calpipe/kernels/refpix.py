@@ -28,7 +28,9 @@ a per-channel plus a per-row term:
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from calpipe.kernels.threads import on_threads
 
 
 @njit(cache=True)
@@ -48,13 +50,14 @@ def _clipped_mean(values, nsigma):
     return total / count
 
 
-@njit(parallel=True, cache=True)
-def _channel_offsets(resultants, border, nchannels):
-    """Per resultant and channel: clipped mean of the top and bottom reference rows."""
+@njit(nogil=True, cache=True)
+def _channel_offsets(worker, nworkers, resultants, border, offsets):
+    """Per resultant and channel: clipped mean of the top and bottom reference rows, into
+    ``offsets`` (nres, nchannels)."""
     nres, ny, nx = resultants.shape
+    nchannels = offsets.shape[1]
     width = nx // nchannels
-    offsets = np.empty((nres, nchannels), dtype=np.float64)
-    for job in prange(nres * nchannels):
+    for job in range(worker, nres * nchannels, nworkers):
         i = job // nchannels
         c = job % nchannels
         values = np.empty(2 * border * width, dtype=np.float64)
@@ -66,17 +69,15 @@ def _channel_offsets(resultants, border, nchannels):
                     values[n] = v
                     n += 1
         offsets[i, c] = _clipped_mean(values[:n], 5.0) if n else 0.0
-    return offsets
 
 
-@njit(parallel=True, cache=True)
-def _row_offsets(resultants, offsets, border, smooth):
+@njit(nogil=True, cache=True)
+def _row_offsets(worker, nworkers, resultants, offsets, border, smooth, rows):
     """Per resultant and row: the left/right reference columns less their channels'
-    offsets, smoothed along the rows."""
+    offsets, smoothed along the rows, into ``rows`` (nres, ny)."""
     nres, ny, nx = resultants.shape
     last = offsets.shape[1] - 1
-    rows = np.empty((nres, ny), dtype=np.float64)
-    for i in prange(nres):
+    for i in range(worker, nres, nworkers):
         side = np.empty((ny, 2 * border), dtype=np.float64)
         for y in range(ny):
             for x in range(border):
@@ -127,14 +128,13 @@ def _row_offsets(resultants, offsets, border, smooth):
                     sxy += (k - mx) * (raw[k] - my)
             slope = sxy / sxx if sxx > 0 else 0.0
             rows[i, y] = my + slope * (y - mx)
-    return rows
 
 
-@njit(parallel=True, cache=True)
-def _subtract(resultants, offsets, rows):
+@njit(nogil=True, cache=True)
+def _subtract(worker, nworkers, resultants, offsets, rows):
     nres, ny, nx = resultants.shape
     width = nx // offsets.shape[1]
-    for job in prange(nres * ny):
+    for job in range(worker, nres * ny, nworkers):
         i = job // ny
         y = job % ny
         r = rows[i, y]
@@ -158,8 +158,10 @@ def refpix_offsets(resultants, border=4, nchannels=32, smooth=11):
         raise ValueError(f"border {border} does not fit a {ny}x{nx} array")
     if smooth < 2:
         raise ValueError("smooth must be at least 2 rows")
-    channel = _channel_offsets(resultants, border, nchannels)
-    row = _row_offsets(resultants, channel, border, smooth)
+    channel = np.empty((nres, nchannels))
+    on_threads(_channel_offsets, nres * nchannels, resultants, border, channel)
+    row = np.empty((nres, ny))
+    on_threads(_row_offsets, nres, resultants, channel, border, smooth, row)
     return channel, row
 
 
@@ -176,7 +178,7 @@ def correct_refpix(resultants, border=4, nchannels=32, smooth=11):
     Returns the subtracted bias as :func:`refpix_offsets` gives it: ``(channel, row)``.
     """
     channel, row = refpix_offsets(resultants, border, nchannels, smooth)
-    _subtract(resultants, channel, row)
+    on_threads(_subtract, resultants.shape[0] * resultants.shape[1], resultants, channel, row)
     return channel, row
 
 

@@ -9,7 +9,9 @@ can have if its last read reached the threshold (see :func:`flag_saturation`).
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from calpipe.kernels.threads import on_threads
 
 from calpipe import dqflags
 
@@ -51,10 +53,10 @@ def _holds_saturated_read(resultants, i, y, x, thr, mean_read, last_read):
     return value >= start + (thr - start) * fraction
 
 
-@njit(parallel=True, cache=True)
-def _flag(resultants, threshold, mean_read, last_read, groupdq, pixeldq, threshold_dq):
+@njit(nogil=True, cache=True)
+def _flag(worker, nworkers, resultants, threshold, mean_read, last_read, groupdq, pixeldq, threshold_dq):
     nres, ny, nx = resultants.shape
-    for y in prange(ny):
+    for y in range(worker, ny, nworkers):
         for x in range(nx):
             thr = threshold[y, x]
             refdq = threshold_dq[y, x]
@@ -114,7 +116,9 @@ def flag_saturation(resultants, threshold, read_pattern, groupdq, pixeldq, thres
         raise ValueError(f"threshold shape {threshold.shape} does not match {resultants.shape[1:]}")
     if threshold_dq is None:
         threshold_dq = np.zeros(threshold.shape, dtype=np.uint32)
-    _flag(
+    on_threads(
+        _flag,
+        resultants.shape[1],
         resultants,
         threshold,
         *read_index_moments(read_pattern),
