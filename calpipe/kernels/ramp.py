@@ -122,14 +122,6 @@ def resultant_times(read_pattern, frame_time):
     return tbar, tau, nreads
 
 
-def _kernel_array(block, dtypes, default):
-    # Memory maps and other ndarray subclasses become plain views (no copy) for Numba.
-    block = np.asarray(block)
-    if block.dtype not in dtypes:
-        block = block.astype(default)
-    return block
-
-
 def fit_ramps(resultants, groupdq, read_noise, gain, read_pattern, frame_time, *,
               algorithm=DEFAULT_ALGORITHM, detect_jumps=True, jump_threshold=None,
               block_rows=256, return_jumps=False) -> RampFit:
@@ -188,18 +180,20 @@ def fit_ramps(resultants, groupdq, read_noise, gain, read_pattern, frame_time, *
                                        *ramp_likely.chisq_thresholds(sigma))
         kernel = ramp_likely.fit_block
 
-    real = (np.dtype(np.float32), np.dtype(np.float64))
+    # The kernels read the cube in place (float32 or float64, any strides), whole, so that
+    # one compiled kernel serves every image size; another dtype is converted a block at
+    # a time. The small per-block arrays are made contiguous.
+    cube = np.asarray(resultants)
+    in_place = cube.dtype in (np.dtype(np.float32), np.dtype(np.float64))
     for r0 in range(0, ny, block_rows):
         r1 = min(ny, r0 + block_rows)
-        # The cube is read in place (float32 or float64, any strides); the small
-        # per-block arrays are made contiguous so that few kernel variants are compiled.
-        res = _kernel_array(resultants[:, r0:r1], real, np.float32)
+        res, row0 = (cube, r0) if in_place else (np.ascontiguousarray(cube[:, r0:r1], np.float32), 0)
         gdq = np.ascontiguousarray(groupdq[:, r0:r1], dtype=np.uint8)
         rn = np.ascontiguousarray(read_noise[r0:r1], dtype=np.float32)
         g = np.ascontiguousarray(gain[r0:r1], dtype=np.float32)
         jb = np.zeros((n, r1 - r0, nx), np.uint8) if return_jumps else no_jumps
         # Tasks of CHUNK pixels of a row, shared by the threads.
-        on_threads(kernel, (r1 - r0) * ((nx + CHUNK - 1) // CHUNK), res, gdq, rn, g, consts,
+        on_threads(kernel, (r1 - r0) * ((nx + CHUNK - 1) // CHUNK), res, row0, gdq, rn, g, consts,
                    bool(return_jumps), CHUNK, slope[r0:r1], var_p[r0:r1], var_r[r0:r1], err[r0:r1],
                    dq[r0:r1], jb)
         if return_jumps:

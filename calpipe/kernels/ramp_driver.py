@@ -80,7 +80,7 @@ def median(buf, k):
 
 
 @njit(inline="always", error_model="numpy")
-def load_pixel(resultants, groupdq, read_noise, gain, row, col, r, usable):
+def load_pixel(resultants, row0, groupdq, read_noise, gain, row, col, r, usable):
     """Read one pixel into scratch: resultants in electrons and the usable mask.
 
     Returns (pixel dq so far, number of usable resultants, gain, read noise in e).
@@ -95,7 +95,7 @@ def load_pixel(resultants, groupdq, read_noise, gain, row, col, r, usable):
         flags = groupdq[k, row, col]
         if flags & _SATURATED:
             dq |= _SATURATED
-        v = np.float64(resultants[k, row, col])
+        v = np.float64(resultants[k, row0 + row, col])
         ok = (flags & _UNUSABLE) == 0 and math.isfinite(v)
         usable[k] = ok
         r[k] = v * g
@@ -132,7 +132,7 @@ def store_pixel(row, col, slope, var_r, var_p, dq, nj, g, jflag, want_jumps,
 
 
 @njit(inline="always", error_model="numpy")
-def load_chunk(resultants, groupdq, read_noise, gain, row, c0, w, r, rvar, gw, slow, sat):
+def load_chunk(resultants, row0, groupdq, read_noise, gain, row, c0, w, r, rvar, gw, slow, sat):
     """Read ``w`` pixels of one row from column ``c0`` into scratch, column innermost.
 
     ``r`` (n, chunk): resultants in electrons; ``rvar``: read variance (e^2); ``gw``:
@@ -153,7 +153,7 @@ def load_chunk(resultants, groupdq, read_noise, gain, row, c0, w, r, rvar, gw, s
     for k in range(n):
         for j in range(w):
             flags = groupdq[k, row, c0 + j]
-            v = np.float64(resultants[k, row, c0 + j])
+            v = np.float64(resultants[k, row0 + row, c0 + j])
             sat[j] |= flags & _SATURATED
             slow[j] = slow[j] | ((flags & _UNUSABLE) != 0) | (not math.isfinite(v))
             r[k, j] = v * gw[j]
@@ -177,17 +177,19 @@ def store_chunk(row, c0, w, sat, gw, slope, var_r, var_p,
 
 
 @njit(error_model="numpy")
-def fit_block(worker, nworkers, resultants, groupdq, read_noise, gain, consts, want_jumps, chunk,
+def fit_block(worker, nworkers, resultants, row0, groupdq, read_noise, gain, consts, want_jumps, chunk,
               out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
     """Fit one thread's share of a block of rows, tasks ``worker``, ``worker + nworkers``...,
     with the fitter ``consts`` belongs to; outputs in DN/s and (DN/s)^2.
 
-    ``resultants`` (n, rows, nx) in DN, ``groupdq`` uint8 (n, rows, nx), ``read_noise``
-    and ``gain`` (rows, nx). Outputs (rows, nx) are written in place, ``out_jumps``
+    ``resultants`` in DN: the whole cube (n, ny, nx), of which the block is rows ``row0``
+    to ``row0 + rows`` (passing the cube, not a slice of it, keeps one array type and so
+    one compiled kernel for every image size); ``groupdq`` uint8 (n, rows, nx),
+    ``read_noise`` and ``gain`` (rows, nx): the block's rows. Outputs (rows, nx) are written in place, ``out_jumps``
     (n, rows, nx) only when ``want_jumps``. The caller runs the ``nworkers`` shares on
     as many threads (:func:`calpipe.kernels.threads.on_threads`).
     """
-    n, rows, nx = resultants.shape
+    n, rows, nx = groupdq.shape
     nchunks = (nx + chunk - 1) // chunk
     ntasks = rows * nchunks
     r = np.empty((n, chunk))
@@ -206,7 +208,7 @@ def fit_block(worker, nworkers, resultants, groupdq, read_noise, gain, consts, w
         row = task // nchunks
         c0 = (task % nchunks) * chunk
         w = min(chunk, nx - c0)
-        load_chunk(resultants, groupdq, read_noise, gain, row, c0, w, r, rvar, gw, slow, sat)
+        load_chunk(resultants, row0, groupdq, read_noise, gain, row, c0, w, r, rvar, gw, slow, sat)
         if n >= 2:
             fit_chunk(consts, work, w, r, rvar, slow, jflag, f_slope, f_vr, f_vp)
             store_chunk(row, c0, w, sat, gw, f_slope, f_vr, f_vp,
@@ -219,7 +221,7 @@ def fit_block(worker, nworkers, resultants, groupdq, read_noise, gain, consts, w
             if not slow[j]:
                 continue
             col = c0 + j
-            dq, nusable, g, rn = load_pixel(resultants, groupdq, read_noise, gain,
+            dq, nusable, g, rn = load_pixel(resultants, row0, groupdq, read_noise, gain,
                                             row, col, px, usable)
             slope = 0.0
             var_r = 0.0
