@@ -1,10 +1,16 @@
-"""Tell a command-line user when Numba compiles kernels (a cold on-disk cache).
+"""Tell a command-line user when Numba compiles kernels (a cold on-disk cache), and start
+the longest compile early.
 
 Numba announces every compilation it cannot load from its cache with a ``numba:compile``
 event; a listener on that event costs nothing while the cache is warm. The first such event
-in a process prints one line, so a first run's minute of compiling is not mistaken for a hang.
+in a process prints one line, so a first run's compiling is not mistaken for a hang. It
+also starts what :func:`compile_ahead` asked for: a background process that compiles a
+kernel needed later (the ramp fit, the longest), into the same on-disk cache, while this
+process compiles and runs the steps before it; :func:`wait_ahead` then waits for it, and
+the kernel loads from the cache.
 """
 
+import subprocess
 import sys
 
 MESSAGE = "compiling kernels (first run only)"
@@ -26,6 +32,7 @@ def install(stream=None):
             def on_start(self, ev):
                 if not _state["told"]:
                     _state["told"] = True
+                    _start_ahead()
                     try:
                         print(f"{MESSAGE} ...", file=getattr(sys, _state["stream"] or "stderr"), flush=True)
                     except (ValueError, OSError):
@@ -41,4 +48,32 @@ def install(stream=None):
     return _state["listener"]
 
 
-_state = {"listener": None, "told": False, "stream": None}
+
+def compile_ahead(module, *args):
+    """Once this process first compiles (its cache is cold), run ``python -m module *args``
+    in the background: a module whose main compiles a kernel into the on-disk cache."""
+    _state["ahead"] = (module, *args)
+    if _state["told"]:
+        _start_ahead()
+
+
+def wait_ahead():
+    """Wait for the background compile, if one is running (its kernel is then cached)."""
+    process, _state["process"] = _state["process"], None
+    if process is not None:
+        process.wait()
+
+
+def _start_ahead():
+    if _state["ahead"] is None or _state["process"] is not None:
+        return
+    try:
+        _state["process"] = subprocess.Popen([sys.executable, "-m", *_state["ahead"]],
+                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:
+        pass  # compiled here when needed instead
+    _state["ahead"] = None
+
+
+
+_state = {"listener": None, "told": False, "stream": None, "ahead": None, "process": None}

@@ -56,6 +56,7 @@ it falls by 1/3 per decade of count rate up to 1e4 e/s); for ``"likely"`` the
 sigma-equivalent of the chi-square drop (default 4.5).
 """
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -200,3 +201,17 @@ def fit_ramps(resultants, groupdq, read_noise, gain, read_pattern, frame_time, *
             jumps[:, r0:r1] = jb
     return RampFit(slope=slope, var_poisson=var_p, var_rnoise=var_r, err=err, dq=dq, jumps=jumps,
                    algorithm=algorithm)
+
+
+def compile_fit(algorithm):
+    """Compile (or load from the on-disk cache) ``algorithm``'s kernel for the arrays the
+    ramp_fit step passes, by fitting a tiny ramp: a view of a float32 cube's inner pixels."""
+    pattern = [[1], [2, 3], [4, 5, 6, 7], [8], [9, 10, 11, 12, 13, 14], [15, 16]]
+    tbar = resultant_times(pattern, 1.0)[0]
+    cube = (np.ones((1, 12, 12), np.float32) * tbar[:, None, None].astype(np.float32))[:, 2:-2, 2:-2]
+    ones = np.ones(cube.shape[1:], np.float32)
+    fit_ramps(cube, np.zeros(cube.shape, np.uint8), ones, ones, pattern, 1.0, algorithm=algorithm)
+
+
+if __name__ == "__main__":  # python -m calpipe.kernels.ramp ALGORITHM: compile ahead
+    compile_fit(sys.argv[1])

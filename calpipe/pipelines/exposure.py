@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from calpipe import datamodels
+from calpipe import compile_notice, datamodels
 from calpipe.archive.checksums import file_checksum
 from calpipe.datamodels import ImageModel
 from calpipe.detector import science
@@ -61,6 +61,10 @@ class ExposurePipeline(CalPipeline):
     }
 
     def process(self, input):
+        if not self.ramp_fit.skip:
+            # On a cold kernel cache (a first run), the ramp fit compiles in the background
+            # while the steps before it run.
+            compile_notice.compile_ahead("calpipe.kernels.ramp", self.ramp_fit.algorithm)
         data = datamodels.open(input)
         if hasattr(data, "borrow"):  # an association: calibrate each member in turn
             return self._process_library(data)

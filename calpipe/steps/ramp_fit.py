@@ -4,7 +4,7 @@ import logging
 
 import numpy as np
 
-from calpipe import datamodels, dqflags
+from calpipe import compile_notice, datamodels, dqflags
 from calpipe.datamodels import ImageModel
 from calpipe.detector import science
 from calpipe.errors import InputError
@@ -55,6 +55,7 @@ class RampFitStep(CalStep):
         gain_science = science(gain.data).copy()
         readnoise.close()
         gain.close()
+        compile_notice.wait_ahead()  # a background compile of the fit's kernel, if any
         fit = fit_ramps(
             science(model.data),
             science(model.groupdq),
