@@ -51,10 +51,12 @@ def install(stream=None):
 
 def compile_ahead(module, *args):
     """Once this process first compiles (its cache is cold), run ``python -m module *args``
-    in the background: a module whose main compiles a kernel into the on-disk cache."""
-    _state["ahead"] = (module, *args)
-    if _state["told"]:
-        _start_ahead()
+    in the background: a module whose main compiles a kernel into the on-disk cache. At
+    most one such process per process: a later call does nothing."""
+    if _state["ahead"] is None:
+        _state["ahead"] = (module, *args)
+        if _state["told"]:
+            _start_ahead()
 
 
 def wait_ahead():
@@ -65,14 +67,17 @@ def wait_ahead():
 
 
 def _start_ahead():
-    if _state["ahead"] is None or _state["process"] is not None:
+    if _state["ahead"] in (None, _STARTED):
         return
     try:
         _state["process"] = subprocess.Popen([sys.executable, "-m", *_state["ahead"]],
                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     except OSError:
         pass  # compiled here when needed instead
-    _state["ahead"] = None
+    _state["ahead"] = _STARTED
+
+
+_STARTED = ()
 
 
 

@@ -98,3 +98,15 @@ def test_nothing_starts_on_a_warm_cache(tmp_path):
     second = subprocess.run([sys.executable, "-c", run, str(tmp_path)], check=True, capture_output=True,
                             text=True)
     assert second.stdout.strip() == "None"
+
+
+def test_at_most_one_background_compile_per_process(monkeypatch):
+    from calpipe import compile_notice
+
+    started = []
+    monkeypatch.setattr(compile_notice.subprocess, "Popen", lambda *args, **kwargs: started.append(args))
+    monkeypatch.setattr(compile_notice, "_state", dict(compile_notice._state, told=True, ahead=None,
+                                                       process=None))
+    for _ in range(3):  # three exposures calibrated in one process
+        compile_notice.compile_ahead("calpipe.kernels.ramp", "likely")
+    assert len(started) == 1
