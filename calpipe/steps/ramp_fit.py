@@ -69,10 +69,13 @@ class RampFitStep(CalStep):
             block_rows=self.block_rows,
             return_jumps=self.save_jumps,
         )
+        jump_pixels = int(np.count_nonzero(fit.dq & dqflags.JUMP_DET))
+        unreliable_pixels = int(np.count_nonzero(fit.dq & dqflags.UNRELIABLE_SLOPE))
+        np.bitwise_or(fit.dq, science(model.pixeldq), out=fit.dq)  # in place: no fifth frame at the peak
         image = ImageModel(
             meta=dict(model.meta.to_dict(), model_type="ImageModel"),
             data=fit.slope,
-            dq=science(model.pixeldq) | fit.dq,
+            dq=fit.dq,
             err=fit.err,
             var_poisson=fit.var_poisson,
             var_rnoise=fit.var_rnoise,
@@ -96,8 +99,8 @@ class RampFitStep(CalStep):
             "pixels": {
                 "likely": npix if fit.algorithm == "likely" else 0,
                 "optimal": npix if fit.algorithm == "optimal" else 0,
-                "jump": int(np.count_nonzero(fit.dq & dqflags.JUMP_DET)),
-                "unreliable": int(np.count_nonzero(fit.dq & dqflags.UNRELIABLE_SLOPE)),
+                "jump": jump_pixels,
+                "unreliable": unreliable_pixels,
             },
         }
         return image
