@@ -1,6 +1,7 @@
 """Run a serial kernel on every thread.
 
-calpipe's Numba kernels are serial and release the GIL (``nogil=True``); each takes
+calpipe's Numba kernels (and the simulator's) are serial and release the GIL
+(``nogil=True``); each takes
 ``worker, nworkers`` as its first arguments and does the jobs ``worker, worker +
 nworkers, ...`` (rows, chunks). :func:`on_threads` runs the ``nworkers`` shares on as many
 threads. Numba's parallel loop (``prange``) does the same work no faster here and

@@ -13,11 +13,12 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from calpipe import dqflags
 from calpipe.detector import BORDER
 from calpipe.errors import InputError
+from calpipe.kernels.threads import on_threads
 
 NCHANNELS = 32
 FRAME_TIME = 3.04
@@ -257,8 +258,8 @@ def nonlinear(c, a, b, full_well):
     return c * (1 - a * u - b * u * u)
 
 
-@njit(parallel=True, cache=True)
-def _fit_inverse(a, b, full_well, nodes, pinv, coeffs):
+@njit(nogil=True, cache=True)
+def _fit_inverse(worker, nworkers, a, b, full_well, nodes, pinv, coeffs):
     """Per pixel, fit c/m as a polynomial in m (measured counts) over 0..full well.
 
     Fitting the ratio c/m (close to 1) makes the fit's error a relative error on c, and
@@ -267,7 +268,7 @@ def _fit_inverse(a, b, full_well, nodes, pinv, coeffs):
     ny, nx = a.shape
     nnodes = nodes.size
     nfit = pinv.shape[0]
-    for y in prange(ny):
+    for y in range(worker, ny, nworkers):
         ratio = np.empty(nnodes)
         for x in range(nx):
             aa = np.float64(a[y, x])
@@ -303,7 +304,8 @@ def linearity_coefficients(detector, ncoeff=NCOEFF):
     design = np.vander(t, ncoeff - 1, increasing=True)
     pinv = np.linalg.pinv(design)
     coeffs = np.empty((ncoeff, detector.size, detector.size), np.float32)
-    _fit_inverse(detector.nl_a, detector.nl_b, detector.full_well, t, pinv, coeffs)
+    on_threads(_fit_inverse, detector.nl_a.shape[0], detector.nl_a, detector.nl_b, detector.full_well, t,
+               pinv, coeffs)
     coeffs[:, detector.nan_linearity] = np.nan
     coeffs[:, detector.zero_linearity] = 0.0
     return coeffs
@@ -385,11 +387,12 @@ def make_scene(shape, seed=0, background=0.6, star_density=1 / 3000.0, sources=N
 
 
 # --------------------------------------------------------------------------- the ramp
-@njit(parallel=True, cache=True)
-def _add_read(acc, counts, a, b, full_well, readnoise, z, colbias, rowbias, border, flood, respond):
+@njit(nogil=True, cache=True)
+def _add_read(worker, nworkers, acc, counts, a, b, full_well, readnoise, z, colbias, rowbias, border, flood,
+              respond):
     """Add one read (bias + N(counts) + read noise) to the resultant's running sum."""
     n = acc.shape[0]
-    for y in prange(n):
+    for y in range(worker, n, nworkers):
         for x in range(n):
             v = colbias[x] + rowbias[y] + readnoise[y, x] * z[y, x]
             science = border <= y < n - border and border <= x < n - border
@@ -573,8 +576,8 @@ def simulate_exposure(
             z[:] = 0.0
         if read_signal is not None:
             read[:] = 0.0
-        _add_read(
-            acc if read_signal is None else read, counts, detector.nl_a, detector.nl_b, detector.full_well,
+        on_threads(
+            _add_read, acc.shape[0], acc if read_signal is None else read, counts, detector.nl_a, detector.nl_b, detector.full_well,
             detector.readnoise, z, channel_bias[k - 1][column_channel].astype(np.float32),
             row_bias[k - 1].astype(np.float32), b, fully_saturated, respond,
         )
