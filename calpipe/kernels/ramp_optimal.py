@@ -24,7 +24,8 @@ row at a time with the pixel index innermost (vectorised), with the first round 
 jump search made exactly from tabulated coefficients (:func:`build_rounds`);
 pixels with an unusable resultant, or a candidate beyond the lowest threshold the count
 rate allows, go through :func:`fit_pixel`, which does the same arithmetic one pixel at a
-time and the whole search.
+time and the whole search (its first rounds from the same tables when every resultant
+is usable).
 
 Everything here works in electrons: the caller multiplies by the gain. The functions
 are pure Numba kernels over one block of rows; :func:`calpipe.kernels.ramp.fit_ramps`
