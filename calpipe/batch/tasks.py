@@ -1,18 +1,21 @@
-"""What runs on a worker: one member's calibration, one association's alignment.
+"""What runs on a worker: one member's calibration, one association's fit, one member's alignment.
 
-Both build the pipeline from the same parameters the client resolved, run the
-pipeline's own steps (``ExposurePipeline.calibrate`` and its ``tweakreg`` step) and write
-every product through a temporary name renamed into place, so a worker that dies leaves
-no partial product. A member's calibrated image goes first to the staging folder, with
-what tweakreg needs of it (its WCS and selected sources, a few kB: the alignment entry,
-computed as soon as the member is calibrated); the alignment reads the entries, fits, then
-reads the staged images one at a time and writes the final ``_cal.asdf`` (and the
-``_wcs.asdf`` and updated ``_cat.ecsv`` of aligned exposures) into the output folder, so a
-rerun of an alignment always starts from the unaligned images.
+Each builds the pipeline from the same parameters the client resolved, runs the pipeline's
+own steps (``ExposurePipeline.calibrate`` and its ``tweakreg`` step) and writes every
+product through a temporary name renamed into place, so a worker that dies leaves no
+partial product. A member's calibrated image goes first to the staging folder, with what
+tweakreg needs of it (its WCS and selected sources, a few kB: the alignment entry, computed
+as soon as the member is calibrated). An association's fit reads only the entries and
+stores each member's result (its corrected WCS and fit record) in the staging folder; then
+each member's alignment, a task of its own, reads its staged image and its result and
+writes the final ``_cal.asdf`` (and the ``_wcs.asdf`` and updated ``_cat.ecsv`` of aligned
+exposures) into the output folder. A rerun of a fit or of an alignment always starts from
+the staged, unaligned files.
 """
 
 import ctypes
 import gc
+import hashlib
 import importlib
 import os
 from contextlib import contextmanager
@@ -109,16 +112,23 @@ def entry_path(staging_dir, uncal):
     return Path(staging_dir) / f"{root_of(uncal)}_align.asdf"
 
 
-def write_entry(path, entry):
-    """Store one member's alignment entry (see ``TweakRegStep.entry``), atomically."""
+def fit_path(staging_dir, group_key, uncal):
+    """Where an association product's fit stores one member's result (a member may belong to
+    several products: the name carries a tag of the product's key)."""
+    tag = hashlib.sha256(group_key.encode()).hexdigest()[:8]
+    return Path(staging_dir) / f"{root_of(uncal)}_{tag}_fit.asdf"
+
+
+def write_staged(path, tree):
+    """Store a small tree (an alignment entry or a fit result) as ASDF, atomically."""
     import asdf
 
     with atomic_path(path) as tmp:
-        asdf.AsdfFile(dict(entry)).write_to(tmp)
+        asdf.AsdfFile(dict(tree)).write_to(tmp)
     return str(path)
 
 
-def read_entry(path):
+def read_staged(path):
     import asdf
 
     with asdf.open(path, lazy_load=False, memmap=False) as af:
@@ -150,7 +160,7 @@ def calibrate_member(uncal, class_path, pars, out_dir, staging_dir, *, attempt=1
             pipeline = build_pipeline(class_path, pars, out_dir)
             raw = datamodels.open(uncal)
             image = pipeline.calibrate(raw, close_raw=True)
-            entry = write_entry(entry_path(staging_dir, uncal), pipeline.tweakreg.entry(image))
+            entry = write_staged(entry_path(staging_dir, uncal), pipeline.tweakreg.entry(image))
         usage = monitor.record()
         # The member's own run stands where strun puts the association run's record.
         pipeline.record(image, "COMPLETE")
@@ -172,28 +182,48 @@ def _failure(err):
     return {"failed": str(err) if isinstance(err, CalpipeError) else f"{type(err).__name__}: {err}"}
 
 
-def align_association(staged, entries, class_path, pars, out_dir, *, name=None, attempt=1, reservation_mb=None,
-                      threads=None, client_pid=None):
-    """Tweakreg over the staged members of one association; write their final products.
+def fit_association(entries, fits, class_path, pars, out_dir, *, name=None, attempt=1, reservation_mb=None,
+                    threads=None, client_pid=None):
+    """Tweakreg's fit over the alignment entries of one association product's members.
 
-    The fit takes the members' alignment entries (``entries``: their files, written by
-    :func:`calibrate_member`); each aligned member is then read, updated and written before
-    the next is read: no more than one image is in memory. ``name`` (the product's) is for
-    the test hooks; ``attempt`` and ``reservation_mb`` as for :func:`calibrate_member`.
+    ``entries`` are the entry files written by :func:`calibrate_member`; the fit holds only
+    their WCSs and selected sources, and writes each member's result, with what the fit
+    cost, to the matching path of ``fits``. ``name`` (the product's) is for the test hooks;
+    ``attempt`` and ``reservation_mb`` as for :func:`calibrate_member`.
     """
     own_process = prepare_worker(threads, client_pid)
-    products = []
-
-    def save(model):
-        side = model.side_products  # the aligned WCS and catalog, when tweakreg succeeded
-        products.append(str(pipeline.save_model(model)))
-        products.extend(side)
-
     try:
         with frozen_heap(own_process), ResourceMonitor() as monitor:
             _test_hooks(name, attempt, reservation_mb)
             pipeline = build_pipeline(class_path, pars, out_dir)
-            pipeline.tweakreg.align_files(staged, save, entries=[read_entry(p) for p in entries])
+            results, usage = pipeline.tweakreg.fit([read_staged(p) for p in entries])
+            products = [write_staged(path, {"result": result, "usage": usage}) for path, result in zip(fits, results)]
+    except (CalpipeError, OSError, MemoryError) as err:
+        return _failure(err)
+    usage = monitor.record()
+    return {"products": products, "wall_s": usage["wall_seconds"], "peak_mb": usage["peak_rss_mb"]}
+
+
+def apply_alignment(staged, entry, fit, class_path, pars, out_dir, *, name=None, attempt=1, reservation_mb=None,
+                    threads=None, client_pid=None):
+    """Align one staged member by its stored fit result and write its final products.
+
+    ``staged``, ``entry`` and ``fit``: the member's unaligned image, its alignment entry and
+    its result of :func:`fit_association`. Writes the ``_cal.asdf`` (and, when aligned, the
+    ``_wcs.asdf`` and the catalog with updated sky positions) into ``out_dir``; holds one
+    image. ``name`` is for the test hooks; ``attempt`` and ``reservation_mb`` as for
+    :func:`calibrate_member`.
+    """
+    own_process = prepare_worker(threads, client_pid)
+    try:
+        with frozen_heap(own_process), ResourceMonitor() as monitor:
+            _test_hooks(name, attempt, reservation_mb)
+            pipeline = build_pipeline(class_path, pars, out_dir)
+            stored = read_staged(fit)
+            with datamodels.open(staged) as model:
+                pipeline.tweakreg.apply_fit(model, read_staged(entry), stored["result"], stored["usage"])
+                side = model.side_products  # the aligned WCS and catalog, when tweakreg succeeded
+                products = [str(pipeline.save_model(model)), *side]
     except (CalpipeError, OSError, MemoryError) as err:
         return _failure(err)
     usage = monitor.record()

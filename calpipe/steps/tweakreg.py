@@ -87,31 +87,23 @@ class TweakRegStep(CalStep):
                 library.shelve(model, index, modify=True)
         return library
 
-    def align_files(self, paths, save, entries=None):
-        """Align the exposures stored at ``paths`` holding one image in memory at a time.
+    def fit(self, entries):
+        """The alignment of exposures from their entries (what :meth:`entry` returned for each).
 
-        The same alignment as running the step on their models: each file is read once to
-        gather its WCS and sources (unless ``entries``, what :meth:`entry` returned for each,
-        are given), and once to apply the fit, after which ``save(model)`` writes it before
-        the next file is read. Returns what ``save`` returned, in order.
+        Returns one result per entry, for :meth:`apply_fit`, and what the fit cost. Together
+        the two are the step run on the exposures' models, with no image in memory here.
         """
         with ResourceMonitor() as monitor:
-            if entries is None:
-                entries = []
-                for path in paths:
-                    with datamodels.open(path) as model:
-                        entries.append(self.entry(model))
             results = self._align(entries)
-        usage = monitor.record()
-        saved = []
-        for path, entry, result in zip(paths, entries, results):
-            with datamodels.open(path) as model:
-                self._apply(model, entry, result)
-                model.meta.resources.tweakreg = usage
-                model.meta.cal_logs = [*(model.meta.get("cal_logs") or []), f"tweakreg: {usage['wall_seconds']:.2f} s, "
-                                       f"peak RSS {usage['peak_rss_mb']:.0f} MB"]
-                saved.append(save(model))
-        return saved
+        return results, monitor.record()
+
+    def apply_fit(self, model, entry, result, usage):
+        """Align one exposure's ``model`` by its ``result`` of :meth:`fit` (``entry`` is its
+        entry, ``usage`` what the fit cost, recorded in the model)."""
+        self._apply(model, entry, result)
+        model.meta.resources.tweakreg = usage
+        model.meta.cal_logs = [*(model.meta.get("cal_logs") or []), f"tweakreg: {usage['wall_seconds']:.2f} s, "
+                               f"peak RSS {usage['peak_rss_mb']:.0f} MB"]
 
     def _align_models(self, models):
         entries = [self.entry(m) for m in models]
