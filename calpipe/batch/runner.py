@@ -11,6 +11,7 @@ and climbs the same ladder when it runs out of it.
 
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import sys
@@ -55,8 +56,11 @@ class Options:
 class Member:
     key: str
     path: Path
-    root: str
     meta: dict = field(default_factory=dict)
+
+    @functools.cached_property
+    def root(self):
+        return tasks.root_of(self.path)
 
 
 @dataclass
@@ -108,7 +112,7 @@ def plan(asn_paths):
             for m in product["members"]:
                 path = (asn_path.parent / m["expname"]).resolve()
                 key = f"member:{path}"
-                members.setdefault(key, Member(key, path, tasks.root_of(path)))
+                members.setdefault(key, Member(key, path))
                 group_members.append(members[key])
             groups.append(Group(f"align:{asn_path}#{product['name']}", asn_path, product["name"], group_members))
     return groups, bad
@@ -294,40 +298,52 @@ class BatchRun:
         self.staging = self.out / STAGING / "staged"
 
     def run(self):
+        t0 = time.perf_counter()
         opts = self.options
         if opts.retries < 0:
             raise BatchError(f"--retries {opts.retries}: expected 0 or more")
         if opts.workers is not None and opts.workers < 1:
             raise BatchError(f"--workers {opts.workers}: expected 1 or more")
-        asn_paths = find_associations(opts.inputs)
-        self.class_path, self.pars, self.params_fp = resolve_pipeline(opts)
-        if opts.archive:
-            _check_archive(opts.archive)
-        self.out.mkdir(parents=True, exist_ok=True)
-        with _Lock(self.out):
-            self.db = StateDB(self.out)
-            try:
-                return self._run(asn_paths)
-            finally:
-                self.db.close()
+        self.groups, self.bad = plan(find_associations(opts.inputs))
+        self.members = {m.key: m for g in self.groups for m in g.members}
+        # The workers start while the client resolves the parameters and checksums the inputs.
+        self.client = self.cluster = None
+        starter = ThreadPoolExecutor(1)
+        self.starting = starter.submit(start_client, opts) if self.members else None
+        starter.shutdown(wait=False)
+        try:
+            self.class_path, self.pars, self.params_fp = resolve_pipeline(opts)
+            if opts.archive:
+                _check_archive(opts.archive)
+            self.out.mkdir(parents=True, exist_ok=True)
+            with _Lock(self.out):
+                self.db = StateDB(self.out)
+                try:
+                    return self._run(t0)
+                finally:
+                    self.db.close()
+        finally:
+            self._shut_down()
 
-    def _run(self, asn_paths):
-        t0 = time.perf_counter()
+    def _shut_down(self):
+        """Close the client and the cluster this run started (waiting for one still starting)."""
+        if self.client is None and self.starting is not None:
+            with contextlib.suppress(Exception):  # started, never used: only to be closed
+                self.client, self.cluster, *_ = self.starting.result()
+        self.starting = None
+        _shut_down(self.client, self.cluster)
+        self.client = self.cluster = None
+
+    def _run(self, t0):
         self.db.reset_running()
-        self.groups, bad = plan(asn_paths)
-        for asn_path, error in bad:
+        for asn_path, error in self.bad:
             self.db.upsert(f"align:{asn_path}", kind="align", association=str(asn_path), name=asn_path.name,
                            inputs=[], params={}, fingerprint="", state="failed", attempts=0, error=error)
-        self.members = {m.key: m for g in self.groups for m in g.members}
-        self.client = self.cluster = self.progress = None
+        self.progress = None
         self.group_of = {g.key: g for g in self.groups}
         self.applies = {}  # apply task key: (group, member)
         self.futures = {}
         self.first_attempt = {}  # a fit's or an alignment's first attempt in this run
-        # The workers start (and import calpipe) while the client checksums the inputs.
-        starter = ThreadPoolExecutor(1)
-        self.starting = starter.submit(start_client, self.options) if self.members else None
-        starter.shutdown(wait=False)
         try:
             todo = [m for m in self.members.values() if self._member_needs_run(m)]
             self.progress = Progress(len(todo) + len(self.groups), self.options.progress)
@@ -338,15 +354,12 @@ class BatchRun:
         finally:
             if self.progress is not None:
                 self.progress.close()
-            if self.client is None and self.starting is not None:
-                with contextlib.suppress(Exception):  # started, never used: only to be closed
-                    self.client, self.cluster, *_ = self.starting.result()
-            _shut_down(self.client, self.cluster)
+            self._shut_down()
         if self.options.archive:
             self._archive()
         if self.options.ingest:
             self._ingest()
-        return self._summary(bad, time.perf_counter() - t0)
+        return self._summary(self.bad, time.perf_counter() - t0)
 
     # -- what needs running ---------------------------------------------------------------------
     def _member_needs_run(self, member):
@@ -421,8 +434,8 @@ class BatchRun:
         inputs = self.db.get(key)["inputs"]
         if key in self.applies:
             group, member = self.applies[key]
-            staged, entry, fit = (i["path"] for i in inputs)
-            return self._submit(key, tasks.apply_alignment, staged, entry, fit, self.class_path, self.pars,
+            staged, fit = (i["path"] for i in inputs)
+            return self._submit(key, tasks.apply_alignment, staged, fit, self.class_path, self.pars,
                                 str(self.out), name=f"{group.name}/{member.root}", **common)
         return self._submit(key, tasks.fit_association, [i["path"] for i in inputs], [i["fit"] for i in inputs],
                             self.class_path, self.pars, str(self.out), name=self.group_of[key].name, **common)
@@ -541,7 +554,7 @@ class BatchRun:
             self.first_attempt[key] = attempt
             npixels = self.db.get(member.key)["npixels"] or 0
             estimate = apply_memory_mb(npixels, history)
-            inputs = [{"path": str(tasks.staged_path(self.staging, member.path))}, {"path": item["path"]},
+            inputs = [{"path": str(tasks.staged_path(self.staging, member.path))},
                       {"path": item["fit"], "sha256": result_sum}]
             self.db.upsert(key, kind="apply", association=str(group.asn_path), name=member.root, inputs=inputs,
                            params=self.pars, fingerprint=fp, state="pending", attempts=attempt - 1,

@@ -33,6 +33,10 @@ def read_reference_catalog(path):
     return Table.read(path, format=fmt)
 
 
+def _name(model):
+    return model.meta.get("filename") or "exposure"
+
+
 class TweakRegStep(CalStep):
     """Relative alignment of an association's exposures, then absolute alignment to ``abs_refcat``.
 
@@ -83,7 +87,7 @@ class TweakRegStep(CalStep):
         results = self._align(entries)
         with library:
             for index, model in enumerate(library):
-                self._apply(model, entries[index], results[index])
+                self._apply(model, results[index])
                 library.shelve(model, index, modify=True)
         return library
 
@@ -97,10 +101,10 @@ class TweakRegStep(CalStep):
             results = self._align(entries)
         return results, monitor.record()
 
-    def apply_fit(self, model, entry, result, usage):
-        """Align one exposure's ``model`` by its ``result`` of :meth:`fit` (``entry`` is its
-        entry, ``usage`` what the fit cost, recorded in the model)."""
-        self._apply(model, entry, result)
+    def apply_fit(self, model, result, usage):
+        """Align one exposure's ``model`` by its ``result`` of :meth:`fit` (``usage``: what the
+        fit cost, recorded in the model)."""
+        self._apply(model, result)
         model.meta.resources.tweakreg = usage
         model.meta.cal_logs = [*(model.meta.get("cal_logs") or []), f"tweakreg: {usage['wall_seconds']:.2f} s, "
                                f"peak RSS {usage['peak_rss_mb']:.0f} MB"]
@@ -108,14 +112,13 @@ class TweakRegStep(CalStep):
     def _align_models(self, models):
         entries = [self.entry(m) for m in models]
         results = self._align(entries)
-        for model, entry, result in zip(models, entries, results):
-            self._apply(model, entry, result)
+        for model, result in zip(models, results):
+            self._apply(model, result)
 
     def entry(self, model):
         """What alignment needs of one exposure, or why it cannot take part: its name, WCS,
         ``wcsinfo``, selected sources and epoch (a few kB; ``skip`` says why not)."""
-        name = model.meta.get("filename") or "exposure"
-        entry = {"name": name, "skip": None, "saturated": False}
+        entry = {"name": _name(model), "skip": None, "saturated": False}
         if not is_imaging(model):
             entry["skip"] = f"exposure type {model.meta.exposure.type} is not imaging"
         elif np.all(np.asarray(model.dq) & dqflags.SATURATED):
@@ -193,7 +196,7 @@ class TweakRegStep(CalStep):
             results[i] = fit
         return results
 
-    def _apply(self, model, entry, result):
+    def _apply(self, model, result):
         status = {"SUCCESS": "COMPLETE", "FAILED": "FAILED", "SKIPPED": "SKIPPED"}[result["status"]]
         record = {"status": status, "reason": result.get("reason", "")}
         for key in ("relative", "absolute"):
@@ -204,7 +207,7 @@ class TweakRegStep(CalStep):
             record["refcat_epoch"] = result["epoch"]
             record["refcat_note"] = result.get("refcat_note", "")
         if status == "COMPLETE":
-            original, corrected = entry["wcs"], result["wcs"]
+            original, corrected = model.meta.wcs, result["wcs"]
             ny, nx = model.data.shape
             dra, ddec, rot = alignment.wcs_offset(original, corrected, (nx - 1) / 2, (ny - 1) / 2)
             record["correction"] = {"dra_arcsec": dra, "ddec_arcsec": ddec, "rotation_arcsec": rot}
@@ -217,11 +220,11 @@ class TweakRegStep(CalStep):
                 table["dec"][:] = dec
             log.info(
                 "%s aligned: moved %.1f, %.1f mas, rotated %.2f arcsec%s",
-                entry["name"], dra * 1e3, ddec * 1e3, rot,
+                _name(model), dra * 1e3, ddec * 1e3, rot,
                 "" if record.get("absolute") else " (relative alignment only)",
             )
         elif status == "FAILED":
-            log.warning("%s: tweakreg FAILED, WCS left as it was: %s", entry["name"], record["reason"])
+            log.warning("%s: tweakreg FAILED, WCS left as it was: %s", _name(model), record["reason"])
         model.meta.wcs_fit_results = record
         self.record(model, status)
         if status == "COMPLETE":
