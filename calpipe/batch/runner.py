@@ -345,9 +345,8 @@ class BatchRun:
         self.futures = {}
         self.first_attempt = {}  # a fit's or an alignment's first attempt in this run
         try:
-            todo = [m for m in self.members.values() if self._member_needs_run(m)]
-            self.progress = Progress(len(todo) + len(self.groups), self.options.progress)
-            self._execute(todo)
+            self.progress = Progress(len(self.groups), self.options.progress)
+            self._execute()
         except KeyboardInterrupt:
             self.db.reset_running()
             raise
@@ -448,11 +447,19 @@ class BatchRun:
         else:
             self.queue.add(future)
 
-    def _execute(self, todo):
+    def _execute(self):
         history = self.db.history()
         self.queue = None
-        waiting = {g.key: {m.key for m in g.members} & {m.key for m in todo} for g in self.groups}
-        for member in todo:
+        waiting = {g.key: set() for g in self.groups}
+        # Each member is submitted as soon as it is known to need a run: the first tasks start
+        # while the client still checksums the others.
+        for member in self.members.values():
+            if not self._member_needs_run(member):
+                continue
+            for group in self.groups:
+                if member in group.members:
+                    waiting[group.key].add(member.key)
+            self.progress.add(1)
             row = self.db.get(member.key)
             estimate = estimate_memory_mb(member.path, npixels=row["npixels"], nresultants=row["nresultants"],
                                           history=history, database=self.options.ingest)
