@@ -190,6 +190,16 @@ def _bytes(text):
         raise BatchError(f"--memory-limit {text}: not a size, expected e.g. 4GB or 4000MB") from None
 
 
+# Local worker processes are forked from a server that has imported these once.
+WORKER_PRELOAD = ["distributed", "calpipe.batch.warm"]
+
+
+def _preload_fork_server():
+    from distributed.utils import get_mp_context
+
+    get_mp_context().set_forkserver_preload(WORKER_PRELOAD)  # after Dask has set its own list
+
+
 def start_client(options):
     """(client, cluster or None, threads per task or None, largest worker MEMORY or None)."""
     import dask
@@ -216,11 +226,17 @@ def start_client(options):
         limit = MEMORY_LIMIT // workers
     limit_mb = limit / 2**20
     # A worker lost mid-task is reported at once, so the client can retry higher up the ladder.
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                          "distributed.worker.multiprocessing-method": "forkserver"}):
+        if options.processes:
+            _preload_fork_server()
         # Threads of this process cannot be restarted by a nanny: no memory limit to enforce there.
         loopback = {"host": "127.0.0.1"} if options.processes else {}  # threads talk in-process
+        # Forked workers have the environment the fork server started with: calpipe's variables
+        # (the reference store, the test hooks) are passed as they are now.
+        env = {"env": {k: v for k, v in os.environ.items() if k.startswith("CALPIPE_")}} if options.processes else {}
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=options.processes,
-                               dashboard_address=None, **loopback,
+                               dashboard_address=None, **loopback, **env,
                                memory_limit=limit if options.processes else 0,
                                resources={MEMORY: limit_mb})
     client = Client(cluster)

@@ -1,0 +1,23 @@
+"""Imported once by the fork server that a local run's worker processes are forked from.
+
+It loads what every task needs before any worker exists: the pipeline with its steps,
+kernels and libraries, asdf's extensions (their manifests are parsed from YAML), the
+Roman data models when installed, and the data models' schemas. Each worker is then a
+copy of a process that has done this work once, instead of doing it in its first task
+alongside the other workers.
+"""
+
+import contextlib
+
+import asdf
+
+import calpipe.batch.tasks  # noqa: F401
+import calpipe.pipelines  # noqa: F401
+from calpipe.datamodels.models import MODELS
+
+asdf.get_config().extensions  # noqa: B018 - loading them is the point
+with contextlib.suppress(ImportError):
+    import roman_datamodels.datamodels  # noqa: F401
+for _model in MODELS.values():
+    if _model.schema_uri():
+        asdf.schema.load_schema(_model.schema_uri(), resolve_references=True)
