@@ -234,8 +234,8 @@ def test_a_failed_alignment_is_redone_alone_and_the_fit_is_kept(tmp_path):
         assert run_batch(options) == 0
     second = status_json(out)
     before, after = by_key(first), by_key(second)
-    redone = {k for k, row in after.items()
-              if [row[c] for c in ("updated", "state", "attempts")] != [before[k][c] for c in ("updated", "state", "attempts")]}
+    changing = ("updated", "state", "attempts")
+    redone = {k for k, row in after.items() if [row[c] for c in changing] != [before[k][c] for c in changing]}
     assert redone == {applies[roots[1]]["key"]}  # neither the members nor the fit nor the others
     assert [a["outcome"] for a in after[applies[roots[1]]["key"]]["attempt_log"]] == ["failed", "done"]
     assert after[applies[roots[1]]["key"]]["attempts"] == 2
@@ -244,6 +244,20 @@ def test_a_failed_alignment_is_redone_alone_and_the_fit_is_kept(tmp_path):
     assert f"{roots[1]}_cal.asdf" in now
     with dm.open(blocked) as cal, dm.open(out / f"{roots[0]}_cal.asdf") as other:
         assert cal.meta.resources.tweakreg.to_dict() == other.meta.resources.tweakreg.to_dict()  # one fit
+
+
+def test_local_workers_start_with_the_pipeline_loaded(tmp_path, monkeypatch):
+    from calpipe.batch.runner import start_client, _shut_down
+
+    monkeypatch.setenv("CALPIPE_BATCH_PROBE", "now")  # set after any fork server started
+    client, cluster, *_ = start_client(Options(inputs=[], output_dir=str(tmp_path), workers=1))
+    try:
+        # Asked before any task ran there (builtins only, so that asking imports nothing).
+        (loaded,) = client.run(eval, "[m in __import__('sys').modules for m in ('calpipe.pipelines', 'stpipe')]"
+                               " + [__import__('os').environ.get('CALPIPE_BATCH_PROBE')]").values()
+    finally:
+        _shut_down(client, cluster)
+    assert loaded == [True, True, "now"]
 
 
 def test_usage_errors_exit_2_without_creating_anything(tmp_path, capsys):
