@@ -12,7 +12,8 @@ then in the same run:
 
 and prints for each the wall time of the whole command (start-up included), exposures per
 minute and the peak resident memory per process (strun) or per worker (the largest peak any
-task recorded), with ratios against strun. Then the scheduling overhead: ``--tiny`` no-op
+task recorded, and the largest of each kind of task: member calibration, an association's
+fit, a member's alignment), with ratios against strun. Then the scheduling overhead: ``--tiny`` no-op
 tasks submitted with a memory reservation to a 2-worker LocalCluster the way batch submits
 members, and the state database's bookkeeping for as many tasks.
 """
@@ -57,11 +58,18 @@ def timed(command, env=None):
     return wall, max(peaks.values()) / 2**20
 
 
+KINDS = {"member": "member", "align": "fit", "apply": "alignment"}
+
+
 def task_peaks(out):
+    """The largest peak (MB) each kind of task recorded in a batch output folder."""
     from calpipe.batch.runner import status
 
-    rows = status(out)["tasks"]
-    return max(r["peak_mb"] for r in rows if r["kind"] == "member"), max(r["peak_mb"] for r in rows)
+    peaks = {}
+    for row in status(out)["tasks"]:
+        kind = KINDS.get(row["kind"], row["kind"])
+        peaks[kind] = max(peaks.get(kind, 0.0), row["peak_mb"] or 0.0)
+    return peaks
 
 
 def tiny_tasks(n):
@@ -134,15 +142,15 @@ def main():
             shutil.rmtree(out)
         wall, _ = timed([str(bindir / "calpipe"), "batch", "run", str(asn), "--output-dir", str(out),
                          "--workers", str(workers), "--ref-store", str(refs)], env)
-        member_peak, worker_peak = task_peaks(out)
-        results[f"batch {workers} worker(s)"] = {"wall_s": wall, "peak_mb": worker_peak, "member_peak_mb": member_peak}
+        peaks = task_peaks(out)
+        results[f"batch {workers} worker(s)"] = {"wall_s": wall, "peak_mb": max(peaks.values()), "task_peaks_mb": peaks}
 
     base = results["strun"]["wall_s"]
-    print(f"{'run':<20} {'wall s':>8} {'exp/min':>8} {'speed-up':>9} {'peak MB':>8}")
+    print(f"{'run':<20} {'wall s':>8} {'exp/min':>8} {'speed-up':>9} {'peak MB':>8}   largest peak per task kind (MB)")
     for name, r in results.items():
         print(f"{name:<20} {r['wall_s']:8.1f} {args.members / r['wall_s'] * 60:8.1f} {base / r['wall_s']:8.2f}x "
-              f"{r['peak_mb']:8.0f}" + (f"   (largest member task {r['member_peak_mb']:.0f} MB)"
-                                          if "member_peak_mb" in r else "   (one process)"))
+              f"{r['peak_mb']:8.0f}   " + (", ".join(f"{k} {v:.0f}" for k, v in r["task_peaks_mb"].items())
+                                            if "task_peaks_mb" in r else "(one process)"))
     per_task = tiny_tasks(args.tiny)
     per_book = bookkeeping(args.tiny, work / "bookkeeping")
     print(f"Dask scheduling overhead: {per_task * 1e3:.1f} ms per task ({args.tiny} no-op tasks, 2 workers)")

@@ -88,14 +88,24 @@ def _scaled(rule, ratios):
     return Estimate(rule, "size-rule")
 
 
-def align_memory_mb(npixels, history=()):
-    """The memory (MB) to reserve for aligning an association whose largest member has ``npixels``.
+def fit_memory_mb(history=()):
+    """The memory (MB) to reserve for an association's tweakreg fit.
 
-    The alignment fits on the members' entries (WCS and selected sources, a few kB each)
-    and then holds one calibrated image at a time: the size rule without the ramp,
-    ``BASE_MB`` plus ``BYTES_PER_PIXEL`` per pixel, scaled like members' estimates by the
-    largest ratio of measured to ruled peak among earlier alignments (``history``: their
-    ``(npixels, peak_mb)``). Returns an :class:`Estimate` (``history`` or ``size-rule``).
+    The fit holds the members' entries (WCS and selected sources, a few kB each) and no
+    image: ``BASE_MB``, scaled like members' estimates by the largest ratio of measured
+    peak to ``BASE_MB`` among earlier fits (``history``: their peaks, MB). Returns an
+    :class:`Estimate` (``history`` or ``size-rule``).
+    """
+    return _scaled(BASE_MB, [peak / BASE_MB for peak in history if peak])
+
+
+def apply_memory_mb(npixels, history=()):
+    """The memory (MB) to reserve for aligning one member of ``npixels`` by its fit and writing it.
+
+    The task holds one calibrated image: the size rule without the ramp, ``BASE_MB`` plus
+    ``BYTES_PER_PIXEL`` per pixel, scaled like members' estimates by the largest ratio of
+    measured to ruled peak among earlier such tasks (``history``: their ``(npixels,
+    peak_mb)``). Returns an :class:`Estimate` (``history`` or ``size-rule``).
     """
     return _scaled(size_rule_mb(npixels, 0), [peak / size_rule_mb(n, 0) for n, peak in history if peak and n])
 
@@ -108,4 +118,4 @@ def next_reservation(current_mb, cap_mb):
     return min(bigger, cap_mb) if cap_mb is not None else bigger
 
 
-__all__ = ["Estimate", "align_memory_mb", "estimate_memory_mb", "next_reservation", "size_rule_mb"]
+__all__ = ["Estimate", "apply_memory_mb", "estimate_memory_mb", "fit_memory_mb", "next_reservation", "size_rule_mb"]

@@ -2,13 +2,16 @@
 
 The client is the only writer of the state database. Each association member is one task
 (:func:`calpipe.batch.tasks.calibrate_member`); once every member of an association's
-product has settled, the product's alignment is one more task
-(:func:`calpipe.batch.tasks.align_association`) over the members that succeeded. Both
-kinds reserve memory and climb the same ladder when they run out of it.
+product has settled, the product's tweakreg fit is one more task
+(:func:`calpipe.batch.tasks.fit_association`) over the entries of the members that
+succeeded, and then each of those members is aligned by its fit result and written by a
+task of its own (:func:`calpipe.batch.tasks.apply_alignment`). Every kind reserves memory
+and climbs the same ladder when it runs out of it.
 """
 
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import sys
@@ -21,7 +24,7 @@ from calpipe.associations.asn import AsnError, load_asn
 from calpipe.errors import CalpipeError
 
 from . import tasks
-from .memory import align_memory_mb, estimate_memory_mb, next_reservation
+from .memory import apply_memory_mb, estimate_memory_mb, fit_memory_mb, next_reservation
 from .state import StateDB, file_record, fingerprint, sha256_of
 
 log = logging.getLogger(__name__)
@@ -53,8 +56,11 @@ class Options:
 class Member:
     key: str
     path: Path
-    root: str
     meta: dict = field(default_factory=dict)
+
+    @functools.cached_property
+    def root(self):
+        return tasks.root_of(self.path)
 
 
 @dataclass
@@ -64,6 +70,10 @@ class Group:
     asn_path: Path
     name: str
     members: list
+
+    def apply_key(self, member):
+        """The key of the task that aligns ``member`` by this product's fit."""
+        return f"apply:{self.asn_path}#{self.name}#{member.root}"
 
 
 class BatchError(CalpipeError):
@@ -102,7 +112,7 @@ def plan(asn_paths):
             for m in product["members"]:
                 path = (asn_path.parent / m["expname"]).resolve()
                 key = f"member:{path}"
-                members.setdefault(key, Member(key, path, tasks.root_of(path)))
+                members.setdefault(key, Member(key, path))
                 group_members.append(members[key])
             groups.append(Group(f"align:{asn_path}#{product['name']}", asn_path, product["name"], group_members))
     return groups, bad
@@ -180,6 +190,16 @@ def _bytes(text):
         raise BatchError(f"--memory-limit {text}: not a size, expected e.g. 4GB or 4000MB") from None
 
 
+# Local worker processes are forked from a server that has imported these once.
+WORKER_PRELOAD = ["distributed", "calpipe.batch.warm"]
+
+
+def _preload_fork_server():
+    from distributed.utils import get_mp_context
+
+    get_mp_context().set_forkserver_preload(WORKER_PRELOAD)  # after Dask has set its own list
+
+
 def start_client(options):
     """(client, cluster or None, threads per task or None, largest worker MEMORY or None)."""
     import dask
@@ -206,11 +226,17 @@ def start_client(options):
         limit = MEMORY_LIMIT // workers
     limit_mb = limit / 2**20
     # A worker lost mid-task is reported at once, so the client can retry higher up the ladder.
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                          "distributed.worker.multiprocessing-method": "forkserver"}):
+        if options.processes:
+            _preload_fork_server()
         # Threads of this process cannot be restarted by a nanny: no memory limit to enforce there.
         loopback = {"host": "127.0.0.1"} if options.processes else {}  # threads talk in-process
+        # Forked workers have the environment the fork server started with: calpipe's variables
+        # (the reference store, the test hooks) are passed as they are now.
+        env = {"env": {k: v for k, v in os.environ.items() if k.startswith("CALPIPE_")}} if options.processes else {}
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=options.processes,
-                               dashboard_address=None, **loopback,
+                               dashboard_address=None, **loopback, **env,
                                memory_limit=limit if options.processes else 0,
                                resources={MEMORY: limit_mb})
     client = Client(cluster)
@@ -231,6 +257,13 @@ class Progress:
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, file=stream, unit="task", dynamic_ncols=True)
+
+    def add(self, n):
+        """``n`` more tasks to run (the alignments planned once a fit is done)."""
+        self.total += n
+        if self.bar is not None:
+            self.bar.total = self.total
+            self.bar.refresh()
 
     def finished(self, name, state, running):
         self.done += state == "done"
@@ -281,57 +314,67 @@ class BatchRun:
         self.staging = self.out / STAGING / "staged"
 
     def run(self):
+        t0 = time.perf_counter()
         opts = self.options
         if opts.retries < 0:
             raise BatchError(f"--retries {opts.retries}: expected 0 or more")
         if opts.workers is not None and opts.workers < 1:
             raise BatchError(f"--workers {opts.workers}: expected 1 or more")
-        asn_paths = find_associations(opts.inputs)
-        self.class_path, self.pars, self.params_fp = resolve_pipeline(opts)
-        if opts.archive:
-            _check_archive(opts.archive)
-        self.out.mkdir(parents=True, exist_ok=True)
-        with _Lock(self.out):
-            self.db = StateDB(self.out)
-            try:
-                return self._run(asn_paths)
-            finally:
-                self.db.close()
-
-    def _run(self, asn_paths):
-        t0 = time.perf_counter()
-        self.db.reset_running()
-        self.groups, bad = plan(asn_paths)
-        for asn_path, error in bad:
-            self.db.upsert(f"align:{asn_path}", kind="align", association=str(asn_path), name=asn_path.name,
-                           inputs=[], params={}, fingerprint="", state="failed", attempts=0, error=error)
+        self.groups, self.bad = plan(find_associations(opts.inputs))
         self.members = {m.key: m for g in self.groups for m in g.members}
-        self.client = self.cluster = self.progress = None
-        self.futures = {}
-        self.first_attempt = {}  # an alignment's first attempt in this run
-        # The workers start (and import calpipe) while the client checksums the inputs.
+        # The workers start while the client resolves the parameters and checksums the inputs.
+        self.client = self.cluster = None
         starter = ThreadPoolExecutor(1)
-        self.starting = starter.submit(start_client, self.options) if self.members else None
+        self.starting = starter.submit(start_client, opts) if self.members else None
         starter.shutdown(wait=False)
         try:
-            todo = [m for m in self.members.values() if self._member_needs_run(m)]
-            self.progress = Progress(len(todo) + len(self.groups), self.options.progress)
-            self._execute(todo)
+            self.class_path, self.pars, self.params_fp = resolve_pipeline(opts)
+            if opts.archive:
+                _check_archive(opts.archive)
+            self.out.mkdir(parents=True, exist_ok=True)
+            with _Lock(self.out):
+                self.db = StateDB(self.out)
+                try:
+                    return self._run(t0)
+                finally:
+                    self.db.close()
+        finally:
+            self._shut_down()
+
+    def _shut_down(self):
+        """Close the client and the cluster this run started (waiting for one still starting)."""
+        if self.client is None and self.starting is not None:
+            with contextlib.suppress(Exception):  # started, never used: only to be closed
+                self.client, self.cluster, *_ = self.starting.result()
+        self.starting = None
+        _shut_down(self.client, self.cluster)
+        self.client = self.cluster = None
+
+    def _run(self, t0):
+        self.db.reset_running()
+        for asn_path, error in self.bad:
+            self.db.upsert(f"align:{asn_path}", kind="align", association=str(asn_path), name=asn_path.name,
+                           inputs=[], params={}, fingerprint="", state="failed", attempts=0, error=error)
+        self.progress = None
+        self.group_of = {g.key: g for g in self.groups}
+        self.applies = {}  # apply task key: (group, member)
+        self.futures = {}
+        self.first_attempt = {}  # a fit's or an alignment's first attempt in this run
+        try:
+            self.progress = Progress(len(self.groups), self.options.progress)
+            self._execute()
         except KeyboardInterrupt:
             self.db.reset_running()
             raise
         finally:
             if self.progress is not None:
                 self.progress.close()
-            if self.client is None and self.starting is not None:
-                with contextlib.suppress(Exception):  # started, never used: only to be closed
-                    self.client, self.cluster, *_ = self.starting.result()
-            _shut_down(self.client, self.cluster)
+            self._shut_down()
         if self.options.archive:
             self._archive()
         if self.options.ingest:
             self._ingest()
-        return self._summary(bad, time.perf_counter() - t0)
+        return self._summary(self.bad, time.perf_counter() - t0)
 
     # -- what needs running ---------------------------------------------------------------------
     def _member_needs_run(self, member):
@@ -391,16 +434,26 @@ class BatchRun:
     def _name(self, key):
         if key in self.members:
             return self.members[key].root
-        group = next((g for g in self.groups if g.key == key), None)
-        return f"{group.name} (alignment)" if group else key
+        if key in self.applies:
+            return f"{self.applies[key][1].root} (alignment)"
+        group = self.group_of.get(key)
+        return f"{group.name} (alignment fit)" if group else key
 
-    def _submit_member(self, member, attempt, reservation):
-        row = self.db.get(member.key)
-        self.db.upsert(member.key, state="running", attempts=attempt, reservation_mb=reservation,
-                       reservation_source=row["reservation_source"])
-        return self._submit(member.key, tasks.calibrate_member, str(member.path), self.class_path, self.pars,
-                            str(self.out), str(self.staging), attempt=attempt, reservation_mb=reservation,
-                            reservation=reservation)
+    def _submit_task(self, key, attempt, reservation):
+        """Submit attempt ``attempt`` of a planned task (a member, a fit or an alignment)."""
+        self.db.upsert(key, state="running", attempts=attempt, reservation_mb=reservation)
+        common = dict(attempt=attempt, reservation_mb=reservation, reservation=reservation)
+        if key in self.members:
+            return self._submit(key, tasks.calibrate_member, str(self.members[key].path), self.class_path, self.pars,
+                                str(self.out), str(self.staging), **common)
+        inputs = self.db.get(key)["inputs"]
+        if key in self.applies:
+            group, member = self.applies[key]
+            staged, fit = (i["path"] for i in inputs)
+            return self._submit(key, tasks.apply_alignment, staged, fit, self.class_path, self.pars,
+                                str(self.out), name=f"{group.name}/{member.root}", **common)
+        return self._submit(key, tasks.fit_association, [i["path"] for i in inputs], [i["fit"] for i in inputs],
+                            self.class_path, self.pars, str(self.out), name=self.group_of[key].name, **common)
 
     def _enqueue(self, future):
         from distributed import as_completed
@@ -410,54 +463,61 @@ class BatchRun:
         else:
             self.queue.add(future)
 
-    def _execute(self, todo):
+    def _execute(self):
         history = self.db.history()
         self.queue = None
-        waiting = {g.key: {m.key for m in g.members} & {m.key for m in todo} for g in self.groups}
-        for member in todo:
+        waiting = {g.key: set() for g in self.groups}
+        # Each member is submitted as soon as it is known to need a run: the first tasks start
+        # while the client still checksums the others.
+        for member in self.members.values():
+            if not self._member_needs_run(member):
+                continue
+            for group in self.groups:
+                if member in group.members:
+                    waiting[group.key].add(member.key)
+            self.progress.add(1)
             row = self.db.get(member.key)
             estimate = estimate_memory_mb(member.path, npixels=row["npixels"], nresultants=row["nresultants"],
                                           history=history, database=self.options.ingest)
             self.db.upsert(member.key, reservation_source=estimate.source)
             self._ensure_client()
-            self._enqueue(self._submit_member(member, 1, self._capped(estimate.mb)))
+            self._enqueue(self._submit_task(member.key, 1, self._capped(estimate.mb)))
         for group in self.groups:
             if not waiting[group.key]:
                 self._maybe_align(group)
         for future in self.queue or ():
             key = self.futures.pop(future)
-            member = self.members.get(key)
-            retry = self._member_finished(member, future) if member else self._align_finished(key, future)
+            retry = self._task_finished(key, future)
             if retry is not None:
                 self._enqueue(retry)
-                continue
-            if member is None:
-                continue
-            for group in self.groups:
-                if key in waiting[group.key]:
-                    waiting[group.key].discard(key)
-                    if not waiting[group.key]:
-                        self._maybe_align(group)
+            elif key in self.group_of and self.db.get(key)["state"] == "done":
+                self._maybe_apply(self.group_of[key])
+            elif key in self.members:
+                for group in self.groups:
+                    if key in waiting[group.key]:
+                        waiting[group.key].discard(key)
+                        if not waiting[group.key]:
+                            self._maybe_align(group)
 
-    def _member_finished(self, member, future):
-        row = self.db.get(member.key)
+    def _task_finished(self, key, future):
+        """Record a finished attempt; return the retry's future after running out of memory."""
+        row = self.db.get(key)
         attempt, reservation = row["attempts"], row["reservation_mb"]
         outcome, error, result = _outcome(future)
         if outcome == "done":
-            self.db.add_attempt(member.key, attempt, reservation, "done", wall_s=result["wall_s"],
-                                peak_mb=result["peak_mb"])
-            self.db.upsert(member.key, state="done", wall_s=result["wall_s"], peak_mb=result["peak_mb"],
-                           products=[result["staged"], *result["products"]], error=None)
-            self._finished(member.key, "done")
+            self.db.add_attempt(key, attempt, reservation, "done", wall_s=result["wall_s"], peak_mb=result["peak_mb"])
+            products = [result["staged"], *result["products"]] if "staged" in result else result["products"]
+            self.db.upsert(key, state="done", wall_s=result["wall_s"], peak_mb=result["peak_mb"], products=products,
+                           error=None)
+            self._finished(key, "done")
             return None
-        return self._retry_or_fail(member.key, attempt, reservation, outcome, error,
-                                   lambda bigger: self._submit_member(member, attempt + 1, bigger))
+        return self._retry_or_fail(key, attempt, reservation, outcome, error)
 
-    def _retry_or_fail(self, key, attempt, reservation, outcome, error, resubmit):
-        """Record a failed attempt; after running out of memory, ``resubmit`` one rung higher.
+    def _retry_or_fail(self, key, attempt, reservation, outcome, error):
+        """Record a failed attempt; after running out of memory, resubmit one rung higher.
 
-        ``attempt`` counts this run's attempts (an alignment's also earlier runs'): ``--retries``
-        bounds those made in this run.
+        ``attempt`` counts this run's attempts (a fit's or an alignment's also earlier runs'):
+        ``--retries`` bounds those made in this run.
         """
         self.db.add_attempt(key, attempt, reservation, outcome, error=error)
         tries = attempt - self.first_attempt.get(key, 1) + 1
@@ -466,7 +526,7 @@ class BatchRun:
             if bigger is not None:
                 log.warning("%s ran out of memory at %.0f MB (%s): retrying with %.0f MB",
                             self._name(key), reservation, error, bigger)
-                return resubmit(bigger)
+                return self._submit_task(key, attempt + 1, bigger)
         if outcome == "memory":
             error = f"out of memory after {tries} attempt(s), last reservation {reservation or 0:.0f} MB: {error}"
         self.db.upsert(key, state="failed", error=error)
@@ -474,6 +534,7 @@ class BatchRun:
         return None
 
     def _maybe_align(self, group):
+        """Submit the product's fit over its calibrated members, unless done with the same ones."""
         done, fp = self._group_align_inputs(group)
         row = self.db.get(group.key)
         if not done:
@@ -485,48 +546,55 @@ class BatchRun:
         if (not self.options.force and row and row["state"] == "done" and row["fingerprint"] == fp
                 and _products_exist(row)):
             self._finished(group.key, "done")
+            self._maybe_apply(group)
             return
-        inputs = [{"path": str(tasks.staged_path(self.staging, m.path)),
-                   "entry": str(tasks.entry_path(self.staging, m.path)), "member": m.key} for m, _ in done]
+        inputs = [{"path": str(tasks.entry_path(self.staging, m.path)),
+                   "fit": str(tasks.fit_path(self.staging, group.key, m.path)), "member": m.key} for m, _ in done]
         attempt = (row["attempts"] if row and row["fingerprint"] == fp else 0) + 1
         self.first_attempt[group.key] = attempt
-        npixels = max(r["npixels"] or 0 for _, r in done)
-        history = [(n, peak) for n, _, peak in self.db.history("align")]
-        estimate = align_memory_mb(npixels, history)
+        estimate = fit_memory_mb([peak for *_, peak in self.db.history("align")])
         self.db.upsert(group.key, kind="align", association=str(group.asn_path), name=group.name,
                        inputs=inputs, params=self.pars, fingerprint=fp, state="pending", attempts=attempt - 1,
-                       npixels=npixels, nresultants=0, reservation_source=estimate.source, error=None)
-        self._enqueue(self._submit_align(group, attempt, self._capped(estimate.mb)))
+                       npixels=max(r["npixels"] or 0 for _, r in done), nresultants=0,
+                       reservation_source=estimate.source, error=None)
+        self._enqueue(self._submit_task(group.key, attempt, self._capped(estimate.mb)))
+
+    def _maybe_apply(self, group):
+        """Submit each fitted member's alignment, unless done with the same fit result."""
+        fit = self.db.get(group.key)
+        history = [(n, peak) for n, _, peak in self.db.history("apply")]
+        for item in fit["inputs"]:
+            member = self.members[item["member"]]
+            key = group.apply_key(member)
+            self.applies[key] = (group, member)
+            result_sum = sha256_of(item["fit"])
+            fp = fingerprint(fit["fingerprint"], result_sum)
+            row = self.db.get(key)
+            if (not self.options.force and row and row["state"] == "done" and row["fingerprint"] == fp
+                    and _products_exist(row)):
+                continue
+            attempt = (row["attempts"] if row and row["fingerprint"] == fp else 0) + 1
+            self.first_attempt[key] = attempt
+            npixels = self.db.get(member.key)["npixels"] or 0
+            estimate = apply_memory_mb(npixels, history)
+            inputs = [{"path": str(tasks.staged_path(self.staging, member.path))},
+                      {"path": item["fit"], "sha256": result_sum}]
+            self.db.upsert(key, kind="apply", association=str(group.asn_path), name=member.root, inputs=inputs,
+                           params=self.pars, fingerprint=fp, state="pending", attempts=attempt - 1,
+                           npixels=npixels, nresultants=0, reservation_source=estimate.source, error=None)
+            self.progress.add(1)
+            self._enqueue(self._submit_task(key, attempt, self._capped(estimate.mb)))
 
     def _capped(self, mb):
+        self._ensure_client()  # the cap is the largest worker's capacity
         return min(mb, self.cap) if self.cap else mb
-
-    def _submit_align(self, group, attempt, reservation):
-        inputs = self.db.get(group.key)["inputs"]
-        self.db.upsert(group.key, state="running", attempts=attempt, reservation_mb=reservation)
-        return self._submit(group.key, tasks.align_association, [i["path"] for i in inputs],
-                            [i["entry"] for i in inputs], self.class_path, self.pars, str(self.out),
-                            name=group.name, attempt=attempt, reservation_mb=reservation, reservation=reservation)
-
-    def _align_finished(self, key, future):
-        row = self.db.get(key)
-        attempt, reservation = row["attempts"], row["reservation_mb"]
-        outcome, error, result = _outcome(future)
-        if outcome == "done":
-            self.db.add_attempt(key, attempt, reservation, "done", wall_s=result["wall_s"], peak_mb=result["peak_mb"])
-            self.db.upsert(key, state="done", wall_s=result["wall_s"], peak_mb=result["peak_mb"],
-                           products=result["products"], error=None)
-            self._finished(key, "done")
-            return None
-        group = next(g for g in self.groups if g.key == key)
-        return self._retry_or_fail(key, attempt, reservation, outcome, error,
-                                   lambda bigger: self._submit_align(group, attempt + 1, bigger))
 
     # -- after the run ----------------------------------------------------------------------------
     def _finished_associations(self):
         by_asn = {}
         for group in self.groups:
-            ok = all((self.db.get(k) or {}).get("state") == "done" for k in [group.key, *(m.key for m in group.members)])
+            keys = [group.key, *(k for m in group.members for k in (m.key, group.apply_key(m)))]
+            ok = all((self.db.get(k) or {}).get("state") == "done" for k in keys)
             by_asn[group.asn_path] = by_asn.get(group.asn_path, True) and ok
         return [asn for asn, ok in by_asn.items() if ok]
 
@@ -567,9 +635,9 @@ class BatchRun:
                 continue
             for member in group.members:
                 files[str(member.path)] = None
-                files.update(dict.fromkeys(p for p in self.db.get(member.key)["products"] or []
-                                           if not Path(p).is_relative_to(self.staging)))
-            files.update(dict.fromkeys(self.db.get(group.key)["products"] or []))
+                for key in (member.key, group.apply_key(member)):
+                    files.update(dict.fromkeys(p for p in self.db.get(key)["products"] or []
+                                               if not Path(p).is_relative_to(self.staging)))
         return list(files)
 
     def _archive_outcome(self, asn_path, errors):
@@ -595,15 +663,21 @@ class BatchRun:
         for group in self.groups:
             rows = [self.db.get(m.key) for m in group.members]
             align = self.db.get(group.key) or {}
+            applies = [a for a in (self.db.get(group.apply_key(m)) for m in group.members) if a]
             states = [r["state"] for r in rows]
-            walls = [r["wall_s"] or 0.0 for r in rows if r["state"] == "done"] + [align.get("wall_s") or 0.0]
-            peaks = [r["peak_mb"] or 0.0 for r in rows if r["state"] == "done"] + [align.get("peak_mb") or 0.0]
+            finished = [r for r in [*rows, align, *applies] if r.get("state") == "done"]
+            walls = [r["wall_s"] or 0.0 for r in finished]
+            peaks = [r["peak_mb"] or 0.0 for r in finished]
+            aligned = align.get("state", "-")
+            if aligned == "done" and any(a["state"] != "done" for a in applies):
+                aligned = "failed" if any(a["state"] == "failed" for a in applies) else "pending"
             label = f"{group.asn_path.name} / {group.name}"
             print(f"{label[:44]:<44} {len(rows):>7} {states.count('done'):>5} {states.count('failed'):>6} "
-                  f"{sum(walls):>8.1f} {max(peaks):>8.0f}  {align.get('state', '-')}", file=out)
+                  f"{sum(walls):>8.1f} {max(peaks, default=0.0):>8.0f}  {aligned}", file=out)
             failures += [(r["name"], r["error"]) for r in rows if r["state"] == "failed"]
+            failures += [(f"{a['name']} (alignment)", a["error"]) for a in applies if a["state"] == "failed"]
             if align.get("state") == "failed":
-                failures.append((f"{group.name} (alignment)", align["error"]))
+                failures.append((f"{group.name} (alignment fit)", align["error"]))
             elif align.get("error"):  # done, but its products could not be archived
                 failures.append((group.name, align["error"]))
         failures += [(p.name, e) for p, e in bad]

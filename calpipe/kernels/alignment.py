@@ -17,7 +17,6 @@ residual (arcsec) of the matched sources after the fit.
 
 import warnings
 from contextlib import contextmanager
-from copy import deepcopy
 
 import numpy as np
 from astropy import units as u
@@ -123,6 +122,7 @@ def _fit_summary(info):
 
 
 def _corrector(wcs, wcsinfo, catalog, name, group_id=None):
+    """A tweakwcs corrector for one exposure; it fits a deep copy of ``wcs``, never ``wcs`` itself."""
     from tweakwcs.correctors import RomanWCSCorrector
 
     meta = {"catalog": catalog, "name": name, "group_id": group_id}
@@ -266,7 +266,7 @@ def align(
         match = XYXYMatch(searchrad=searchrad, separation=separation, use2dhist=use2dhist,
                           tolerance=tolerance)
         correctors = [
-            _corrector(deepcopy(exposures[i]["wcs"]), exposures[i]["wcsinfo"], exposures[i]["catalog"],
+            _corrector(exposures[i]["wcs"], exposures[i]["wcsinfo"], exposures[i]["catalog"],
                        exposures[i].get("name", str(i)))
             for i in usable
         ]
@@ -326,7 +326,7 @@ def align(
                       tolerance=abs_tolerance)
     for group in groups:
         correctors = [
-            _corrector(deepcopy(current[i]), exposures[i]["wcsinfo"], exposures[i]["catalog"],
+            _corrector(current[i], exposures[i]["wcsinfo"], exposures[i]["catalog"],
                        exposures[i].get("name", str(i)), group_id=0 if len(group) > 1 else None)
             for i in group
         ]

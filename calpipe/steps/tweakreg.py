@@ -33,6 +33,10 @@ def read_reference_catalog(path):
     return Table.read(path, format=fmt)
 
 
+def _name(model):
+    return model.meta.get("filename") or "exposure"
+
+
 class TweakRegStep(CalStep):
     """Relative alignment of an association's exposures, then absolute alignment to ``abs_refcat``.
 
@@ -83,47 +87,38 @@ class TweakRegStep(CalStep):
         results = self._align(entries)
         with library:
             for index, model in enumerate(library):
-                self._apply(model, entries[index], results[index])
+                self._apply(model, results[index])
                 library.shelve(model, index, modify=True)
         return library
 
-    def align_files(self, paths, save, entries=None):
-        """Align the exposures stored at ``paths`` holding one image in memory at a time.
+    def fit(self, entries):
+        """The alignment of exposures from their entries (what :meth:`entry` returned for each).
 
-        The same alignment as running the step on their models: each file is read once to
-        gather its WCS and sources (unless ``entries``, what :meth:`entry` returned for each,
-        are given), and once to apply the fit, after which ``save(model)`` writes it before
-        the next file is read. Returns what ``save`` returned, in order.
+        Returns one result per entry, for :meth:`apply_fit`, and what the fit cost. Together
+        the two are the step run on the exposures' models, with no image in memory here.
         """
         with ResourceMonitor() as monitor:
-            if entries is None:
-                entries = []
-                for path in paths:
-                    with datamodels.open(path) as model:
-                        entries.append(self.entry(model))
             results = self._align(entries)
-        usage = monitor.record()
-        saved = []
-        for path, entry, result in zip(paths, entries, results):
-            with datamodels.open(path) as model:
-                self._apply(model, entry, result)
-                model.meta.resources.tweakreg = usage
-                model.meta.cal_logs = [*(model.meta.get("cal_logs") or []), f"tweakreg: {usage['wall_seconds']:.2f} s, "
-                                       f"peak RSS {usage['peak_rss_mb']:.0f} MB"]
-                saved.append(save(model))
-        return saved
+        return results, monitor.record()
+
+    def apply_fit(self, model, result, usage):
+        """Align one exposure's ``model`` by its ``result`` of :meth:`fit` (``usage``: what the
+        fit cost, recorded in the model)."""
+        self._apply(model, result)
+        model.meta.resources.tweakreg = usage
+        model.meta.cal_logs = [*(model.meta.get("cal_logs") or []), f"tweakreg: {usage['wall_seconds']:.2f} s, "
+                               f"peak RSS {usage['peak_rss_mb']:.0f} MB"]
 
     def _align_models(self, models):
         entries = [self.entry(m) for m in models]
         results = self._align(entries)
-        for model, entry, result in zip(models, entries, results):
-            self._apply(model, entry, result)
+        for model, result in zip(models, results):
+            self._apply(model, result)
 
     def entry(self, model):
         """What alignment needs of one exposure, or why it cannot take part: its name, WCS,
         ``wcsinfo``, selected sources and epoch (a few kB; ``skip`` says why not)."""
-        name = model.meta.get("filename") or "exposure"
-        entry = {"name": name, "skip": None, "saturated": False}
+        entry = {"name": _name(model), "skip": None, "saturated": False}
         if not is_imaging(model):
             entry["skip"] = f"exposure type {model.meta.exposure.type} is not imaging"
         elif np.all(np.asarray(model.dq) & dqflags.SATURATED):
@@ -201,7 +196,7 @@ class TweakRegStep(CalStep):
             results[i] = fit
         return results
 
-    def _apply(self, model, entry, result):
+    def _apply(self, model, result):
         status = {"SUCCESS": "COMPLETE", "FAILED": "FAILED", "SKIPPED": "SKIPPED"}[result["status"]]
         record = {"status": status, "reason": result.get("reason", "")}
         for key in ("relative", "absolute"):
@@ -212,7 +207,7 @@ class TweakRegStep(CalStep):
             record["refcat_epoch"] = result["epoch"]
             record["refcat_note"] = result.get("refcat_note", "")
         if status == "COMPLETE":
-            original, corrected = entry["wcs"], result["wcs"]
+            original, corrected = model.meta.wcs, result["wcs"]
             ny, nx = model.data.shape
             dra, ddec, rot = alignment.wcs_offset(original, corrected, (nx - 1) / 2, (ny - 1) / 2)
             record["correction"] = {"dra_arcsec": dra, "ddec_arcsec": ddec, "rotation_arcsec": rot}
@@ -225,11 +220,11 @@ class TweakRegStep(CalStep):
                 table["dec"][:] = dec
             log.info(
                 "%s aligned: moved %.1f, %.1f mas, rotated %.2f arcsec%s",
-                entry["name"], dra * 1e3, ddec * 1e3, rot,
+                _name(model), dra * 1e3, ddec * 1e3, rot,
                 "" if record.get("absolute") else " (relative alignment only)",
             )
         elif status == "FAILED":
-            log.warning("%s: tweakreg FAILED, WCS left as it was: %s", entry["name"], record["reason"])
+            log.warning("%s: tweakreg FAILED, WCS left as it was: %s", _name(model), record["reason"])
         model.meta.wcs_fit_results = record
         self.record(model, status)
         if status == "COMPLETE":

@@ -3,7 +3,7 @@
 import pytest
 
 from calpipe.batch import memory
-from calpipe.batch.memory import align_memory_mb, estimate_memory_mb, next_reservation, size_rule_mb
+from calpipe.batch.memory import apply_memory_mb, estimate_memory_mb, fit_memory_mb, next_reservation, size_rule_mb
 
 
 def test_size_rule_counts_ramp_and_image_bytes():
@@ -58,10 +58,17 @@ def test_ladder_doubles_up_to_the_cap_then_stops():
     assert next_reservation(500.0, None) == 1000.0
 
 
+def test_a_fit_reserves_for_the_worker_alone_scaled_by_earlier_fits():
+    got = fit_memory_mb()
+    assert (got.mb, got.source) == (memory.BASE_MB, "size-rule")  # entries only, no image
+    scaled = fit_memory_mb([memory.BASE_MB * 1.2, None, memory.BASE_MB * 0.9])
+    assert (scaled.mb, scaled.source) == (pytest.approx(memory.BASE_MB * 1.2), "history")
+
+
 def test_an_alignment_reserves_for_one_image_scaled_by_earlier_alignments():
     npix = 1024 * 1024
-    got = align_memory_mb(npix)
+    got = apply_memory_mb(npix)
     assert (got.mb, got.source) == (pytest.approx(memory.BASE_MB + npix * 40 / 2**20), "size-rule")
     assert got.mb < size_rule_mb(npix, 6)  # no ramp: less than calibrating one member
-    scaled = align_memory_mb(npix, [(npix, got.mb * 1.5), (npix, None)])
+    scaled = apply_memory_mb(npix, [(npix, got.mb * 1.5), (npix, None)])
     assert (scaled.mb, scaled.source) == (pytest.approx(got.mb * 1.5), "history")

@@ -36,8 +36,13 @@ def snapshot(folder):
             for p in Path(folder).rglob("*") if p.is_file() and not p.name.startswith("calpipe-batch.")}
 
 
-def by_name(report):
-    return {row["name"]: row for row in report["tasks"]}
+def by_name(report, kinds=("member", "align")):
+    """Task rows by name (a member's alignment shares its name: ``kinds`` picks)."""
+    return {row["name"]: row for row in report["tasks"] if row["kind"] in kinds}
+
+
+def by_key(report):
+    return {row["key"]: row for row in report["tasks"]}
 
 
 @pytest.fixture(scope="module")
@@ -76,11 +81,14 @@ def test_one_bad_member_fails_alone_and_the_rest_is_calibrated_and_aligned(scena
     assert rows[BAD]["state"] == "failed"
     assert "truncated" in rows[BAD]["error"] and f"{BAD}_uncal.asdf" in rows[BAD]["error"]
     assert "\n" not in rows[BAD]["error"]
-    others = [r for r in report["tasks"] if r["name"] != BAD]
-    assert len(others) == 7 and all(r["state"] == "done" for r in others)
+    others = [r for r in report["tasks"] if r["key"] != rows[BAD]["key"]]
+    assert len(others) == 12 and all(r["state"] == "done" and r["attempts"] == 1 for r in others)
     assert report["totals"]["failed"] == 1
     aligns = [r for r in report["tasks"] if r["kind"] == "align"]
     assert len(aligns) == 2 and all(len(r["inputs"]) == (2 if "00002" in r["name"] else 3) for r in aligns)
+    # Each fitted member is aligned and written by a task of its own: the bad one has none.
+    applies = sorted(r["name"] for r in report["tasks"] if r["kind"] == "apply")
+    assert len(applies) == 5 and BAD not in applies
     files = scenario.runs["first"][2]
     for program, n in (("cp00001001001", 3), ("cp00002001001", 2)):
         cals = [f for f in files if f.startswith(program) and f.endswith("_cal.asdf")]
@@ -98,18 +106,21 @@ def test_the_same_command_again_redoes_nothing_that_succeeded(scenario):
     code, report, files = scenario.runs["again"]
     assert code == 1
     assert files == scenario.runs["first"][2]  # not one product rewritten
-    rows, before = by_name(report), by_name(scenario.runs["first"][1])
-    assert rows[BAD]["state"] == "failed" and rows[BAD]["attempts"] == 1
-    for name, row in rows.items():
-        if name != BAD:
+    bad = by_name(report)[BAD]
+    assert bad["state"] == "failed" and bad["attempts"] == 1
+    rows, before = by_key(report), by_key(scenario.runs["first"][1])
+    assert rows.keys() == before.keys()
+    for key, row in rows.items():
+        if key != bad["key"]:
             assert (row["state"], row["updated"], row["attempts"]) == (
-                "done", before[name]["updated"], before[name]["attempts"])
+                "done", before[key]["updated"], before[key]["attempts"])
 
 
 def test_after_the_repair_the_rest_is_done_despite_a_killed_worker(scenario):
     code, report, files = scenario.runs["repaired"]
     assert code == 0
-    assert report["totals"] == {**report["totals"], "done": 8, "failed": 0, "tasks": 8}
+    # 6 members, 2 fits, 6 members aligned.
+    assert report["totals"] == {**report["totals"], "done": 14, "failed": 0, "tasks": 14}
     repaired = by_name(report)[BAD]
     # Every attempt is kept: the two failed runs, then the killed worker and the retry.
     assert [a["outcome"] for a in repaired["attempt_log"]] == ["failed", "failed", "memory", "done"]
@@ -165,8 +176,9 @@ def test_the_memory_ladder_climbs_to_the_cap_and_records_every_attempt(tmp_path,
     roots = [e.root for e in sim.exposures]
     product = json.loads(Path(sim.association).read_text())["products"][0]["name"]
     # The first needs 700 MB: 401 -> 802 fits. The second needs more than the 1 GB cap.
-    # The alignment (reserving 400.6 MB for one 128x128 image) needs 700 MB too.
-    monkeypatch.setenv(NEED_HOOK, f"{roots[0]}:700,{roots[1]}:5000,{product}:700")
+    # The fit (reserving 400 MB: no image) needs 700 MB too, and so does the first member's
+    # alignment (reserving 400.6 MB for one 128x128 image).
+    monkeypatch.setenv(NEED_HOOK, f"{roots[0]}:700,{roots[1]}:5000,{product}:700,{product}/{roots[0]}:700")
     out = tmp_path / "out"
     options = Options(inputs=[str(sim.association)], output_dir=str(out), workers=1, memory_limit="1GiB",
                       ref_store=str(sim.refs), processes=False)
@@ -181,14 +193,71 @@ def test_the_memory_ladder_climbs_to_the_cap_and_records_every_attempt(tmp_path,
     assert [a["reservation_mb"] for a in never["attempt_log"]][-1] == pytest.approx(1024.0)
     assert never["state"] == "failed" and never["error"].startswith("out of memory after 3 attempt(s)")
     assert f"FAILED {roots[1]}: out of memory" in summary.getvalue()
-    # Alignment ran over the member that succeeded.
+    # The fit ran over the member that succeeded, and that member was aligned by a task of its own.
     align = next(r for r in rows.values() if r["kind"] == "align")
     assert align["state"] == "done" and len(align["inputs"]) == 1
     assert align["reservation_source"] == "size-rule"
     assert [a["outcome"] for a in align["attempt_log"]] == ["memory", "done"]
     first, second = (a["reservation_mb"] for a in align["attempt_log"])
+    assert first == pytest.approx(memory.BASE_MB) and second == pytest.approx(2 * first)
+    (apply,) = by_name(status_json(out), kinds=("apply",)).values()
+    assert apply["name"] == roots[0] and apply["state"] == "done"
+    assert [a["outcome"] for a in apply["attempt_log"]] == ["memory", "done"]
+    first, second = (a["reservation_mb"] for a in apply["attempt_log"])
     assert first == pytest.approx(memory.size_rule_mb(128 * 128, 0)) and second == pytest.approx(2 * first)
     assert (out / STAGING).is_dir() and (out / DB_NAME).is_file()
+
+
+def test_a_failed_alignment_is_redone_alone_and_the_fit_is_kept(tmp_path):
+    sim = simulate_dithered(tmp_path / "sim", 3, size=128, seed=4)
+    roots = sorted(e.root for e in sim.exposures)
+    out = tmp_path / "out"
+    blocked = out / f"{roots[1]}_cal.asdf"
+    blocked.mkdir(parents=True)  # the member's final image cannot be renamed into place
+    options = Options(inputs=[str(sim.association)], output_dir=str(out), workers=1,
+                      ref_store=str(sim.refs), processes=False)
+    with contextlib.redirect_stdout(io.StringIO()) as summary:
+        assert run_batch(options) == 1
+    assert f"FAILED {roots[1]} (alignment): IsADirectoryError" in summary.getvalue()
+    first = status_json(out)
+    applies = by_name(first, kinds=("apply",))
+    assert {r: applies[r]["state"] for r in roots} == {roots[0]: "done", roots[1]: "failed", roots[2]: "done"}
+    assert str(blocked) in applies[roots[1]]["error"] and "\n" not in applies[roots[1]]["error"]
+    assert [a["outcome"] for a in applies[roots[1]]["attempt_log"]] == ["failed"]  # not retried blindly
+    assert not [f for f in snapshot(out) if f.endswith(".part")] and not list(blocked.iterdir())
+    (fit,) = by_name(first, kinds=("align",)).values()
+    assert fit["state"] == "done" and fit["attempts"] == 1
+    files = {f: v for f, v in snapshot(out).items() if not f.startswith(roots[1])}
+
+    blocked.rmdir()
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert run_batch(options) == 0
+    second = status_json(out)
+    before, after = by_key(first), by_key(second)
+    changing = ("updated", "state", "attempts")
+    redone = {k for k, row in after.items() if [row[c] for c in changing] != [before[k][c] for c in changing]}
+    assert redone == {applies[roots[1]]["key"]}  # neither the members nor the fit nor the others
+    assert [a["outcome"] for a in after[applies[roots[1]]["key"]]["attempt_log"]] == ["failed", "done"]
+    assert after[applies[roots[1]]["key"]]["attempts"] == 2
+    now = snapshot(out)
+    assert {f: now[f] for f in files} == files  # nothing but the failed member's products is written again
+    assert f"{roots[1]}_cal.asdf" in now
+    with dm.open(blocked) as cal, dm.open(out / f"{roots[0]}_cal.asdf") as other:
+        assert cal.meta.resources.tweakreg.to_dict() == other.meta.resources.tweakreg.to_dict()  # one fit
+
+
+def test_local_workers_start_with_the_pipeline_loaded(tmp_path, monkeypatch):
+    from calpipe.batch.runner import start_client, _shut_down
+
+    monkeypatch.setenv("CALPIPE_BATCH_PROBE", "now")  # set after any fork server started
+    client, cluster, *_ = start_client(Options(inputs=[], output_dir=str(tmp_path), workers=1))
+    try:
+        # Asked before any task ran there (builtins only, so that asking imports nothing).
+        (loaded,) = client.run(eval, "[m in __import__('sys').modules for m in ('calpipe.pipelines', 'stpipe')]"
+                               " + [__import__('os').environ.get('CALPIPE_BATCH_PROBE')]").values()
+    finally:
+        _shut_down(client, cluster)
+    assert loaded == [True, True, "now"]
 
 
 def test_usage_errors_exit_2_without_creating_anything(tmp_path, capsys):
@@ -232,7 +301,7 @@ def test_against_a_scheduler_started_separately(scenario, tmp_path):
         args = ["batch", "run", str(a), "--output-dir", str(out), "--scheduler", address, TWEAK,
                 "--ref-store", str(a / "refs")]
         assert cli.main(args) == 0
-        assert status_json(out)["totals"]["done"] == 4
+        assert status_json(out)["totals"]["done"] == 7  # 3 members, the fit, 3 alignments
         files = snapshot(out)
         assert cli.main(args) == 0 and snapshot(out) == files
     finally:

@@ -97,6 +97,8 @@ def test_relative_alignment_of_a_dithered_set(distortion):
     after, n = overlap_rms_pixels([r["wcs"] for r in results])
     assert before > 1.0 and n > 100
     assert after < 0.05
+    # The input WCSs were not modified in place.
+    assert overlap_rms_pixels([e["wcs"] for e in exps])[0] == pytest.approx(before)
 
 
 @pytest.mark.parametrize("nstars", [0, 3])
