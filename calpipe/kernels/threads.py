@@ -1,11 +1,11 @@
 """Run a serial kernel on every thread.
 
-calpipe's Numba kernels (and the simulator's) are serial and release the GIL
-(``nogil=True``); each takes
-``worker, nworkers`` as its first arguments and does the jobs ``worker, worker +
-nworkers, ...`` (rows, chunks). :func:`on_threads` runs the ``nworkers`` shares on as many
-threads. Numba's parallel loop (``prange``) does the same work no faster here and
-costs two to three times the compile time of the serial kernel.
+calpipe's row-by-row kernels (saturation, refpix, linearity, the simulator's) are serial
+and release the GIL (``nogil=True``); each takes ``worker, nworkers`` as its first
+arguments and does the rows ``worker, worker + nworkers, ...``. :func:`on_threads` runs
+the ``nworkers`` shares on as many threads. For these kernels Numba's parallel loop
+(``prange``) is no faster and costs two to three times the compile time of the serial
+kernel. (The ramp fits keep it: see :mod:`calpipe.kernels.ramp_driver`.)
 """
 
 from concurrent.futures import ThreadPoolExecutor
