@@ -5,6 +5,9 @@ import textwrap
 
 from calpipe.compile_notice import MESSAGE
 
+# Numba's cache beside each test's module, where the tests look for it.
+ENV = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+
 RUN = textwrap.dedent("""
     import sys
     sys.path.insert(0, sys.argv[1])
@@ -18,8 +21,10 @@ RUN = textwrap.dedent("""
 def test_told_once_on_a_cold_cache_and_not_on_a_warm_one(tmp_path):
     (tmp_path / "twice.py").write_text(
         "from numba import njit\n\n@njit(cache=True)\ndef twice(x):\n    return 2 * x\n")
-    cold = subprocess.run([sys.executable, "-c", RUN, str(tmp_path)], capture_output=True, text=True, check=True)
-    warm = subprocess.run([sys.executable, "-c", RUN, str(tmp_path)], capture_output=True, text=True, check=True)
+    cold = subprocess.run([sys.executable, "-c", RUN, str(tmp_path)], capture_output=True, text=True, check=True,
+                          env=ENV)
+    warm = subprocess.run([sys.executable, "-c", RUN, str(tmp_path)], capture_output=True, text=True, check=True,
+                          env=ENV)
     assert cold.stdout.strip() == warm.stdout.strip() == "42"
     assert cold.stderr.count(MESSAGE) == 1
     assert MESSAGE not in warm.stderr
@@ -41,7 +46,7 @@ def test_a_closed_stream_never_breaks_a_compile(tmp_path):
         import thrice
         print(thrice.thrice(14))
     """)
-    done = subprocess.run([sys.executable, "-c", run, str(tmp_path)], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", run, str(tmp_path)], capture_output=True, text=True, env=ENV)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines() == [f"{MESSAGE} ...", "42"]
 
@@ -74,7 +79,7 @@ def test_a_kernel_asked_ahead_compiles_in_the_background_and_loads_from_the_cach
         import later
         print(later.later(1), compiled)
     """)
-    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    env = dict(ENV, PYTHONPATH=str(tmp_path))
     done = subprocess.run([sys.executable, "-c", run, str(tmp_path)], capture_output=True, text=True,
                           env=env)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -94,9 +99,9 @@ def test_nothing_starts_on_a_warm_cache(tmp_path):
         warm.warm(1)
         print(compile_notice._state["process"])
     """)
-    subprocess.run([sys.executable, "-c", run, str(tmp_path)], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-c", run, str(tmp_path)], check=True, capture_output=True, env=ENV)
     second = subprocess.run([sys.executable, "-c", run, str(tmp_path)], check=True, capture_output=True,
-                            text=True)
+                            text=True, env=ENV)
     assert second.stdout.strip() == "None"
 
 
