@@ -433,7 +433,7 @@ def _solve_chunk(m, w, rvar, flux, c, d, ipiv, x, y, with_y, qb, qc):
                 qc[j] += x[i, j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, **ramp_driver.NO_REFCOUNT)
 def _fast_chunk(w, r, rvar, c, detect, th1, th2, slow, d, srt, ipiv, x, y,
                 flux, qb, qc, t1, t2, s_a, s_b, s_ip, s_x, s_y, s_rp, s_gd, s_used, s_jf, s_d,
                 out_slope, out_vr, out_vp):
@@ -568,7 +568,7 @@ def _fit_chunk(consts, work, w, r, rvar, slow, jflag, out_slope, out_vr, out_vp)
     return fit_chunk
 
 
-@overload(ramp_driver.fit_one, jit_options={"error_model": "numpy"})
+@overload(ramp_driver.fit_one, jit_options=ramp_driver.NO_REFCOUNT)
 def _fit_one(consts, work, r, usable, read_var, jflag):
     if not ramp_driver.is_constants(consts, Constants):
         return None

@@ -631,7 +631,7 @@ def _power_index_nobranch(signal, read_var):
     return p if signal > 0.0 else 0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, **ramp_driver.NO_REFCOUNT)
 def _fast_chunk(w, r, rvar, kfull, rfull, pfull, tbar, jlow, detect, th_min, slow,
                 sp, out_slope, out_vr, out_vp):
     """Fit the pixels of a chunk whose resultants are all usable: one segment.
@@ -744,7 +744,7 @@ def _fit_chunk(consts, work, w, r, rvar, slow, jflag, out_slope, out_vr, out_vp)
     return fit_chunk
 
 
-@overload(ramp_driver.fit_one, jit_options={"error_model": "numpy"})
+@overload(ramp_driver.fit_one, jit_options=ramp_driver.NO_REFCOUNT)
 def _fit_one(consts, work, r, usable, read_var, jflag):
     if not ramp_driver.is_constants(consts, Constants):
         return None

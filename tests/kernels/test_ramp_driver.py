@@ -59,3 +59,23 @@ def test_constants_types_are_distinct():
     assert not ramp_driver.is_constants(numba.typeof(likely), ramp_optimal.Constants)
     assert not ramp_driver.is_constants(numba.typeof(optimal), ramp_likely.Constants)
     assert not ramp_driver.is_constants(numba.typeof(tuple(likely)), ramp_likely.Constants)
+
+
+def test_no_refcount_options_compile_without_reference_counting():
+    # NO_REFCOUNT relies on Numba's private ``_nrt`` option: this fails when it stops
+    # taking the reference counting out (the per-pixel fits would be several times slower).
+    from numba import njit
+
+    def total(a, b):
+        s = 0.0
+        for k in range(b.shape[0]):
+            view = a[k:] if b[k] > 0 else a[: k + 1]  # views made in a loop: counted
+            s += view[0]
+        return s
+
+    a, b = np.arange(5.0), np.ones(4)
+    counted = njit(error_model="numpy")(total)
+    plain = njit(**ramp_driver.NO_REFCOUNT)(total)
+    assert counted(a, b) == plain(a, b) == 6.0
+    assert "NRT_" in counted.inspect_llvm(counted.signatures[0])
+    assert "NRT_" not in plain.inspect_llvm(plain.signatures[0])
