@@ -53,7 +53,7 @@ def compile_ahead(module, *args):
     """Once this process first compiles (its cache is cold), run ``python -m module *args``
     in the background: a module whose main compiles a kernel into the on-disk cache. At
     most one such process per process: a later call does nothing."""
-    if _state["ahead"] is None:
+    if _state["ahead"] is None:  # () once one was started
         _state["ahead"] = (module, *args)
         if _state["told"]:
             _start_ahead()
@@ -67,18 +67,14 @@ def wait_ahead():
 
 
 def _start_ahead():
-    if _state["ahead"] in (None, _STARTED):
+    if not _state["ahead"]:
         return
     try:
         _state["process"] = subprocess.Popen([sys.executable, "-m", *_state["ahead"]],
                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     except OSError:
         pass  # compiled here when needed instead
-    _state["ahead"] = _STARTED
-
-
-_STARTED = ()
-
+    _state["ahead"] = ()
 
 
 _state = {"listener": None, "told": False, "stream": None, "ahead": None, "process": None}

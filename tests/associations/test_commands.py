@@ -42,13 +42,20 @@ def test_from_pool_reports_unreadable_files_and_groups_the_rest(tmp_path, capsys
     assert [m["expname"] for m in load_asn(path)["products"][0]["members"]] == ["../sim/cp00007002001_0001_wfi01_uncal.asdf"]
 
 
-def test_from_pool_refuses_exposures_it_cannot_name(tmp_path, capsys):
+def from_pool(tmp_path, table):
+    """Write ``table`` as a pool and run ``calpipe asn from-pool`` on it; its exit status."""
     pool = tmp_path / "pool.csv"
-    pool.write_text("FILENAME,PROGRAM,OBSERVTN,TARGNAME,INSTRUME,DETECTOR,EXP_TYPE,FILTER\n"
-                    "a_uncal.fits,1234,1,X,NIRCAM,NRCA1,NRC_IMAGE,F200W\n"
-                    "b_uncal.fits,1234,1,X,,NRCA1,NRC_IMAGE,F200W\n"
-                    "c_uncal.fits,,1,X,MIRI,MIRIMAGE,MIR_IMAGE,F770W\n")
-    assert run(["asn", "from-pool", str(pool), "--out", str(tmp_path / "asn")]) == 1
+    pool.write_text(table)
+    return run(["asn", "from-pool", str(pool), "--out", str(tmp_path / "asn")])
+
+
+def test_from_pool_refuses_exposures_it_cannot_name(tmp_path, capsys):
+    status = from_pool(tmp_path,
+                       "FILENAME,PROGRAM,OBSERVTN,TARGNAME,INSTRUME,DETECTOR,EXP_TYPE,FILTER\n"
+                       "a_uncal.fits,1234,1,X,NIRCAM,NRCA1,NRC_IMAGE,F200W\n"
+                       "b_uncal.fits,1234,1,X,,NRCA1,NRC_IMAGE,F200W\n"
+                       "c_uncal.fits,,1,X,MIRI,MIRIMAGE,MIR_IMAGE,F770W\n")
+    assert status == 1
     err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert err == [
         "calpipe asn from-pool: error: b_uncal.fits: cannot name its product (INSTRUME missing); left out",
@@ -61,12 +68,12 @@ def test_from_pool_refuses_exposures_it_cannot_name(tmp_path, capsys):
 
 
 def test_asn_from_pool_table(tmp_path, capsys):
-    pool = tmp_path / "pool.csv"
-    pool.write_text("FILENAME|PROGRAM|OBSERVTN|TARGETID|TARGNAME|INSTRUME|DETECTOR|EXP_TYPE|FILTER|PUPIL\n"
-                    "a_uncal.fits|1234|1|3|X|NIRCAM|NRCA1|NRC_IMAGE|F200W|CLEAR\n"
-                    "b_uncal.fits|1234|1|3|X|NIRCAM|NRCA2|NRC_IMAGE|F200W|CLEAR\n"
-                    "c_uncal.fits|1234|2|3|X|NIRCAM|NRCA1|NRC_DARK|F200W|CLEAR\n")
-    assert run(["asn", "from-pool", str(pool), "--out", str(tmp_path / "asn")]) == 0
+    status = from_pool(tmp_path,
+                       "FILENAME|PROGRAM|OBSERVTN|TARGETID|TARGNAME|INSTRUME|DETECTOR|EXP_TYPE|FILTER|PUPIL\n"
+                       "a_uncal.fits|1234|1|3|X|NIRCAM|NRCA1|NRC_IMAGE|F200W|CLEAR\n"
+                       "b_uncal.fits|1234|1|3|X|NIRCAM|NRCA2|NRC_IMAGE|F200W|CLEAR\n"
+                       "c_uncal.fits|1234|2|3|X|NIRCAM|NRCA1|NRC_DARK|F200W|CLEAR\n")
+    assert status == 0
     (path,) = sorted((tmp_path / "asn").glob("*_asn.json"))
     asn = load_asn(path)
     assert asn["products"][0]["name"] == "jw01234-o001_t003_nircam_clear-f200w"
