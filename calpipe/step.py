@@ -14,7 +14,7 @@ from importlib import metadata
 
 from stpipe import Pipeline, Step
 
-from calpipe import __version__, _stpipe_hooks, compile_notice, datamodels
+from calpipe import __version__, _stpipe_hooks, compile_notice, datamodels, memory
 from calpipe.archive.checksums import file_checksum
 from calpipe.datamodels import DataModel, DataModelError
 from calpipe.datamodels.models import roman_output
@@ -65,7 +65,8 @@ class CalStep(Step):
             gc.collect()
             gc.freeze()
         try:
-            return super().run(*args)
+            with memory.without_huge_page_advice():
+                return super().run(*args)
         except Exception as err:
             # A user's mistake in a strun run: one line and exit status 2, no traceback.
             # (SystemExit passes stpipe's handler, which would print the error again.)

@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).parents[1] / "calpipe"
 # Bottom first. A module may import its own package and anything on a lower line.
 LAYERS = [
     {"calpipe", "calpipe.errors", "calpipe.dqflags", "calpipe.detector", "calpipe.atomic", "calpipe.resources",
-     "calpipe._lazy", "calpipe.compile_notice"},
+     "calpipe._lazy", "calpipe.compile_notice", "calpipe.memory"},
     {"calpipe.kernels"},
     # Association files are plain JSON; the datamodels' association container reads them.
     {"calpipe.associations"},

@@ -9,6 +9,7 @@ import asdf
 from calpipe import dqflags
 
 from . import roman
+from ._asdf_extensions import load_asdf_extensions
 from .core import DataModel, DataModelError, Node, write_tree
 from .products import side_product_meta
 from .models import (
@@ -72,6 +73,7 @@ def model_type_of(path):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise DataModelError(f"{path}: no such file")
+    load_asdf_extensions()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a Roman file's tags are unknown without roman_datamodels

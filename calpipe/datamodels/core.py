@@ -18,6 +18,8 @@ from asdf.exceptions import ValidationError
 from calpipe.atomic import atomic_path, write_together
 from calpipe.errors import CalpipeError
 
+from ._asdf_extensions import load_asdf_extensions
+
 SCHEMA_BASE = "asdf://calpipe.org/schemas/"
 
 
@@ -329,6 +331,7 @@ def write_asdf(af, path):
     cache) on several threads and put into the headers. The file is byte for byte the one
     ``af.write_to(path)`` writes.
     """
+    load_asdf_extensions()
     af.write_to(path, write_checksums=False)
     fill_block_checksums(path)
 
@@ -407,6 +410,7 @@ def _materialize(tree, writable=False):
 
 
 def _open_asdf(path, schema_uri, checksums=True):
+    load_asdf_extensions()
     path = os.fspath(path)
     if not os.path.exists(path):
         raise DataModelError(f"{path}: no such file")

@@ -29,6 +29,7 @@ Writing: ``write_image`` (a calibrated image as a Roman Level-2 ``ImageModel``),
 import contextlib
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -368,8 +369,8 @@ def _reference_from_roman(model, reftype, path):
         take("dq", np.uint32, 2)
         if reftype == "flat":
             take("err", np.float32, 2, required=False)
-            arrays.setdefault("err", np.zeros_like(arrays["data"]))
-            arrays.update(_flat_to_full_detector(arrays))
+            if "err" not in arrays:
+                arrays["err"] = np.zeros(arrays["data"].shape, np.float32)
     elif reftype == "linearity":
         take("coeffs", np.float32, 3)
         take("dq", np.uint32, 2)
@@ -430,18 +431,6 @@ def _inl_arrays(model, path):
     return np.array(value), correction
 
 
-def _flat_to_full_detector(arrays):
-    """A Roman flat covers the science array (what romancal's flat_field requires); calpipe's
-    covers the full detector: the border gets a unit flat flagged REFERENCE_PIXEL."""
-    def framed(array, border_value):
-        out = np.full((array.shape[0] + 2 * BORDER, array.shape[1] + 2 * BORDER), border_value, array.dtype)
-        out[BORDER:-BORDER, BORDER:-BORDER] = array
-        return out
-
-    return {"data": framed(arrays["data"], 1.0), "err": framed(arrays["err"], 0.0),
-            "dq": framed(arrays["dq"], dqflags.REFERENCE_PIXEL)}
-
-
 # ----------------------------------------------------------------------------- writing
 def _atomic_save(roman_model, path):
     with atomic_path(path) as tmp, _quiet():
@@ -473,13 +462,20 @@ def _cal_step_keys():
 
 def _float16(array, rows_at_once=256):
     """Values for a reduced-precision Roman array: finite ones clipped to the float16 range
-    (NaN and infinities kept), converted a block of rows at a time."""
+    (NaN and infinities kept), converted a block of rows at a time on every thread."""
+    from calpipe.kernels.threads import thread_count
+
     array = np.asarray(array, np.float32)
     limit = np.float32(np.finfo(np.float16).max)
     out = np.empty(array.shape, np.float16)
-    for start in range(0, array.shape[0], rows_at_once):
+
+    def convert(start):
         block = array[start:start + rows_at_once]
         out[start:start + rows_at_once] = np.where(np.isinf(block), block, np.clip(block, -limit, limit))
+
+    starts = range(0, array.shape[0], rows_at_once)
+    with ThreadPoolExecutor(thread_count(len(starts))) as pool:
+        list(pool.map(convert, starts))
     return out
 
 
@@ -513,13 +509,15 @@ def _product_meta(target, meta, path):
 
 
 def _validated_write(product, path, what):
+    """Write ``product`` to ``path`` (a temporary name: the writers of calpipe's models rename
+    it into place); asdf validates it against its schema before it writes a byte."""
+    from asdf.exceptions import ValidationError
+
     try:
         with _quiet():
-            product.validate()
-    except Exception as err:
+            product.to_asdf(path)
+    except ValidationError as err:
         raise DataModelError(f"{path}: the Roman {what} does not validate ({_one_line(err)})") from None
-    with _quiet():  # called by the writers of calpipe's models, which write to a temporary name
-        product.to_asdf(path)
     return path
 
 

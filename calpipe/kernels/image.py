@@ -1,8 +1,12 @@
 """Kernels on count-rate images: dark-current subtraction and flat fielding."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from calpipe import dqflags
+
+from .threads import thread_count
 
 
 def dark_scale(reference_temperature, exposure_temperature, factor, interval):
@@ -46,11 +50,31 @@ def apply_flat(data, var_poisson, var_rnoise, err, dq, flat, flat_err=None, flat
     ``err = sqrt(var_poisson + var_rnoise + var_flat)``. Where the flat is NaN or <= 0
     the pixel gets NO_FLAT_FIELD and is left uncorrected (var_flat 0). ``flat_dq`` is
     propagated into ``dq``.
+
+    The image is done a block of rows at a time on every thread: numpy releases the GIL, and
+    the temporaries stay a block's size rather than the image's.
     """
     _check_shapes(
         data, var_poisson=var_poisson, var_rnoise=var_rnoise, err=err, dq=dq, flat=flat,
         flat_err=flat_err, flat_dq=flat_dq,
     )
+    var_flat = np.zeros(data.shape, dtype=np.float32)
+    arrays = (data, var_poisson, var_rnoise, err, dq, flat, flat_err, flat_dq, var_flat)
+
+    def rows(start):
+        block = slice(start, start + FLAT_BLOCK_ROWS)
+        _flat_block(*(None if a is None else a[block] for a in arrays))
+
+    starts = range(0, data.shape[0], FLAT_BLOCK_ROWS)
+    with ThreadPoolExecutor(thread_count(len(starts))) as pool:
+        list(pool.map(rows, starts))
+    return var_flat
+
+
+FLAT_BLOCK_ROWS = 128
+
+
+def _flat_block(data, var_poisson, var_rnoise, err, dq, flat, flat_err, flat_dq, var_flat):
     if flat_dq is not None:
         dq |= flat_dq.astype(dq.dtype, copy=False)
     good = np.isfinite(flat) & (flat > 0)
@@ -60,11 +84,8 @@ def apply_flat(data, var_poisson, var_rnoise, err, dq, flat, flat_err=None, flat
     square = safe * safe
     np.divide(var_poisson, square, out=var_poisson, casting="same_kind")
     np.divide(var_rnoise, square, out=var_rnoise, casting="same_kind")
-    var_flat = np.zeros(data.shape, dtype=np.float32)
     if flat_err is not None:
         relative = np.where(good & np.isfinite(flat_err), flat_err / safe, 0).astype(np.float32)
-        var_flat = (data * relative) ** 2
+        np.square(data * relative, out=var_flat, casting="same_kind")
         var_flat[~np.isfinite(var_flat)] = 0
-        var_flat = var_flat.astype(np.float32, copy=False)
     err[...] = np.sqrt(var_poisson + var_rnoise + var_flat)
-    return var_flat

@@ -125,7 +125,7 @@ def resultant_times(read_pattern, frame_time):
 
 def fit_ramps(resultants, groupdq, read_noise, gain, read_pattern, frame_time, *,
               algorithm=DEFAULT_ALGORITHM, detect_jumps=True, jump_threshold=None,
-              block_rows=256, return_jumps=False) -> RampFit:
+              block_rows=256, return_jumps=False, rows_done=None) -> RampFit:
     """Fit the slope of every pixel's ramp; see the module docstring for the rules.
 
     Parameters
@@ -142,6 +142,8 @@ def fit_ramps(resultants, groupdq, read_noise, gain, read_pattern, frame_time, *
         "optimal", the threshold at 1 e/s; 4.5 sigma-equivalent for "likely")
     block_rows : rows processed per kernel call (bounds the scratch memory)
     return_jumps : also return the per-resultant JUMP_DET flags
+    rows_done : None, or ``rows_done(r0, r1)`` called once rows ``r0:r1`` are fitted and
+        never read again (a caller that owns the cube may release their memory)
     """
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
@@ -199,6 +201,8 @@ def fit_ramps(resultants, groupdq, read_noise, gain, read_pattern, frame_time, *
                slope[r0:r1], var_p[r0:r1], var_r[r0:r1], err[r0:r1], dq[r0:r1], jb)
         if return_jumps:
             jumps[:, r0:r1] = jb
+        if rows_done is not None:
+            rows_done(r0, r1)
     return RampFit(slope=slope, var_poisson=var_p, var_rnoise=var_r, err=err, dq=dq, jumps=jumps,
                    algorithm=algorithm)
 

@@ -124,6 +124,7 @@ class ExposurePipeline(CalPipeline):
         ramp = self.dark_decay.run(ramp)
         ramp = self.wfi18_transient.run(ramp)
         ramp = self.linearity.run(ramp)
+        self.ramp_fit.release_input = True  # the ramp is not read after the fit
         image = self.ramp_fit.run(ramp)
         del ramp
         image = self.dark_current.run(image)

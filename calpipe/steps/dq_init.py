@@ -6,6 +6,7 @@ from calpipe import datamodels
 from calpipe.datamodels import RampModel, RawModel
 from calpipe.detector import BORDER
 from calpipe.errors import InputError
+from calpipe.memory import releasable
 from calpipe.step import CalStep
 
 from ._common import check_shape
@@ -27,9 +28,14 @@ class DQInitStep(CalStep):
         shape = raw.data.shape
         check_shape(mask.dq, "dq", shape[1:], mask.meta.filename)
 
-        data = np.empty(shape, dtype=np.float32)
+        # The cube and its group DQ are releasable: the ramp fit in a pipeline gives back
+        # their memory as it goes.
+        data = releasable(shape, np.float32)
         for i in range(shape[0]):  # one resultant at a time keeps the raw file mapped, not copied
             data[i] = raw.data[i]
+        groupdq = releasable(shape, np.uint8)
+        if "groupdq" in raw:
+            groupdq[...] = raw.groupdq
         meta = dict(raw.meta.to_dict(), model_type="RampModel")
         pixeldq = np.asarray(mask.dq, dtype=np.uint32).copy()
         if "pixeldq" in raw:  # flags the instrument set (a guide window)
@@ -37,7 +43,7 @@ class DQInitStep(CalStep):
         ramp = RampModel(
             meta=meta,
             data=data,
-            groupdq=np.array(raw.groupdq) if "groupdq" in raw else np.zeros(shape, dtype=np.uint8),
+            groupdq=groupdq,
             pixeldq=pixeldq,
         )
         if "amp33" in raw:

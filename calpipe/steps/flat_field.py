@@ -24,16 +24,18 @@ class FlatFieldStep(CalStep):
             self.record(model, "SKIPPED")
             return model
         ref = self.open_reference(model, "flat")
-        check_shape(science(ref.data), "data", model.data.shape, ref.meta.filename)
+        # A flat covers the full detector, or the science pixels only (as the Roman mission's do)
+        window = (lambda a: a) if ref.data.shape == model.data.shape else science
+        check_shape(window(ref.data), "data", model.data.shape, ref.meta.filename)
         model.var_flat = apply_flat(
             model.data,
             model.var_poisson,
             model.var_rnoise,
             model.err,
             model.dq,
-            science(ref.data),
-            flat_err=science(ref.err),
-            flat_dq=science(ref.dq),
+            window(ref.data),
+            flat_err=window(ref.err),
+            flat_dq=window(ref.dq),
         )
         ref.close()
         return model

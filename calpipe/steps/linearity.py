@@ -1,10 +1,12 @@
 """linearity: map measured counts to linear counts with a per-pixel polynomial."""
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from calpipe.kernels.linearity import correct_integral_nonlinearity, correct_linearity
+from calpipe.kernels.threads import thread_count
 from calpipe.step import CalStep
 
 from ._common import check_shape, optional_reference
@@ -53,12 +55,18 @@ class LinearityStep(CalStep):
         return model
 
 
-def _shift_bias(data, bias, sign):
-    """Add (``sign`` +1) or remove (-1) the refpix bias ``channel[i, x // width] + row[i, y]``."""
+def _shift_bias(data, bias, sign, rows_at_once=256):
+    """Add (``sign`` +1) or remove (-1) the refpix bias ``channel[i, x // width] + row[i, y]``,
+    a block of rows per thread (numpy releases the GIL)."""
     channel, row = np.asarray(bias["channel"], np.float32), np.asarray(bias["row"], np.float32)
-    width = data.shape[2] // channel.shape[1]
-    level = np.empty(data.shape[1:], np.float32)  # one frame, reused
+    columns = np.repeat(channel, data.shape[2] // channel.shape[1], axis=1)  # (n, nx)
     shift = np.add if sign > 0 else np.subtract
-    for i in range(data.shape[0]):
-        np.add(np.repeat(channel[i], width)[None, :], row[i][:, None], out=level)
-        shift(data[i], level, out=data[i])
+
+    def rows(start):
+        block = slice(start, start + rows_at_once)
+        for i in range(data.shape[0]):
+            shift(data[i, block], columns[i][None, :] + row[i, block][:, None], out=data[i, block])
+
+    starts = range(0, data.shape[1], rows_at_once)
+    with ThreadPoolExecutor(thread_count(len(starts))) as pool:
+        list(pool.map(rows, starts))

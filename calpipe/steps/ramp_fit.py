@@ -6,11 +6,12 @@ import numpy as np
 
 from calpipe import compile_notice, datamodels, dqflags
 from calpipe.datamodels import ImageModel
-from calpipe.detector import science
+from calpipe.detector import BORDER, science
 from calpipe.errors import InputError
 from calpipe.kernels.ramp import fit_ramps
 from calpipe.kernels.ramp_likely import MIN_RESULTANTS
 from calpipe.kernels.refpix import read_noise_with_refpix
+from calpipe.memory import release_rows
 from calpipe.step import CalStep
 
 from ._common import check_shape
@@ -35,6 +36,11 @@ class RampFitStep(CalStep):
     suffix = string(default='rate')         # Suffix of the saved rate image
     """
 
+    release_input = False
+    """Set by a pipeline that drops the ramp after the fit: the rows of a releasable cube
+    (:mod:`calpipe.memory`) and of its group DQ are given back to the system as they are
+    fitted, and read as zeros after."""
+
     def process(self, input):
         model = datamodels.open(input)  # read only: the fit writes new arrays
         if not isinstance(model, datamodels.RampModel):
@@ -56,6 +62,11 @@ class RampFitStep(CalStep):
         readnoise.close()
         gain.close()
         compile_notice.wait_ahead()  # a background compile of the fit's kernel, if any
+
+        def release(r0, r1):
+            for cube in (model.data, model.groupdq):
+                release_rows(cube, r0 + BORDER, r1 + BORDER)
+
         fit = fit_ramps(
             science(model.data),
             science(model.groupdq),
@@ -68,6 +79,7 @@ class RampFitStep(CalStep):
             jump_threshold=self.jump_threshold,
             block_rows=self.block_rows,
             return_jumps=self.save_jumps,
+            rows_done=release if self.release_input else None,
         )
         jump_pixels = int(np.count_nonzero(fit.dq & dqflags.JUMP_DET))
         unreliable_pixels = int(np.count_nonzero(fit.dq & dqflags.UNRELIABLE_SLOPE))

@@ -306,3 +306,12 @@ def test_a_converted_exposure_lets_go_of_its_arrays_when_closed(tmp_path):
     model = dm.RawModel(meta=raw.meta.to_dict(), data=written.data)
     model.close()
     assert "data" in model
+
+
+def test_a_product_that_does_not_validate_is_one_error_and_no_file(tmp_path):
+    product = rdm.ImageModel.create_fake_data(shape=(8, 8))
+    product.data = np.zeros((8, 8), np.int64)  # the schema wants float32
+    target = tmp_path / "x_cal.asdf"
+    with pytest.raises(dm.DataModelError, match="x_cal.asdf: the Roman Level-2 image does not validate"):
+        roman._validated_write(product, target, "Level-2 image")
+    assert not target.exists()

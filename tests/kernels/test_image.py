@@ -57,3 +57,33 @@ def test_shape_mismatch():
     a = np.zeros((2, 2), np.float32)
     with pytest.raises(ValueError, match="dark_rate"):
         subtract_dark(a, np.zeros((2, 2), np.uint32), np.zeros((3, 2), np.float32))
+
+
+def test_apply_flat_in_blocks_matches_the_whole_image_formula(monkeypatch):
+    import calpipe.kernels.image as image
+
+    monkeypatch.setattr(image, "FLAT_BLOCK_ROWS", 7)  # 50 rows: 8 blocks, the last one short
+    rng = np.random.default_rng(3)
+    shape = (50, 33)
+    data = rng.normal(100, 30, shape).astype(np.float32)
+    vp, vr = (rng.uniform(1, 5, shape).astype(np.float32) for _ in range(2))
+    flat = rng.uniform(0.5, 1.5, shape).astype(np.float32)
+    flat.flat[::17] = np.nan
+    flat.flat[::23] = -1
+    flat_err = rng.uniform(0, 0.05, shape).astype(np.float32)
+    flat_err.flat[::29] = np.inf
+    dq = np.zeros(shape, np.uint32)
+    good = np.isfinite(flat) & (flat > 0)
+    safe = np.where(good, flat, np.float32(1))
+    want_data = data / safe
+    want_vp, want_vr = vp / safe**2, vr / safe**2
+    rel = np.where(good & np.isfinite(flat_err), flat_err / safe, 0).astype(np.float32)
+    want_flat = np.nan_to_num((want_data * rel) ** 2, nan=0, posinf=0)
+    err = np.zeros(shape, np.float32)
+    var_flat = apply_flat(data, vp, vr, err, dq, flat, flat_err)
+    np.testing.assert_array_equal(data, want_data)
+    np.testing.assert_array_equal(vp, want_vp)
+    np.testing.assert_array_equal(vr, want_vr)
+    np.testing.assert_array_equal(var_flat, want_flat)
+    np.testing.assert_array_equal(err, np.sqrt(want_vp + want_vr + want_flat))
+    assert ((dq == dqflags.NO_FLAT_FIELD) == ~good).all()

@@ -388,3 +388,34 @@ def test_views_memmaps_dtypes_and_blocks(algorithm, tmp_path):
     expected = fit_ramps(whole, gdq, rn, gain, pattern, FRAME_TIME, algorithm=algorithm)
     np.testing.assert_array_equal(out.slope, expected.slope)
     np.testing.assert_array_equal(out.dq, expected.dq)
+
+
+def test_rows_released_as_they_are_fitted_change_no_result():
+    """ramp_fit in a pipeline gives back each block of fitted rows: ``rows_done`` comes after
+    the block's last read, so the fit is the one of an untouched cube."""
+    from calpipe.memory import RELEASES, releasable, release_rows
+
+    pattern = [[1], [2, 3], [4, 5, 6, 7], [8], [9, 10], [11, 12, 13]]
+    rng = np.random.default_rng(5)
+    n, ny, nx = len(pattern), 24, 1024  # a float32 row is a page
+    res = ramp(pattern, 10 ** rng.uniform(0, 3, (ny, nx)), shape=(ny, nx)) + rng.normal(0, 5, (n, ny, nx))
+    res[3:, :, ::7] += 500.0  # jumps
+    cube = releasable(res.shape, np.float32)
+    cube[...] = res
+    gdq = releasable(res.shape, np.uint8)
+    blocks = []
+
+    def done(r0, r1):
+        blocks.append((r0, r1))
+        release_rows(cube, r0, r1)
+        release_rows(gdq, r0, r1)
+
+    kept = cube.copy()
+    rn, gain = np.full((ny, nx), 5.0), np.full((ny, nx), 2.0)
+    released = fit_ramps(cube, gdq, rn, gain, pattern, FRAME_TIME, block_rows=5, rows_done=done)
+    plain = fit_ramps(kept, np.zeros(res.shape, np.uint8), rn, gain, pattern, FRAME_TIME, block_rows=5)
+    assert blocks == [(0, 5), (5, 10), (10, 15), (15, 20), (20, 24)]
+    for name in ("slope", "var_poisson", "var_rnoise", "err", "dq"):
+        np.testing.assert_array_equal(getattr(released, name), getattr(plain, name))
+    assert (plain.dq & JUMP).any()
+    assert not cube.any() if RELEASES else (cube == kept).all()

@@ -31,3 +31,18 @@ def test_non_imaging_exposure_is_skipped(tiny):
     result = FlatFieldStep.call(image)
     assert result.meta.cal_step.flat_field == "SKIPPED"
     np.testing.assert_array_equal(result.data, before)
+
+
+def test_a_flat_of_the_science_pixels_only_divides_the_same(tiny, tmp_path):
+    from calpipe import datamodels as dm
+    from calpipe.detector import science
+
+    image = RampFitStep.call(DQInitStep.call(tiny[0]))
+    full = FlatFieldStep.call(image.copy())
+    with dm.open(next(tiny[1].glob("*flat*.asdf"))) as flat:
+        cropped = dm.FlatRefModel(meta=flat.meta.to_dict(), data=science(flat.data).copy(),
+                                  err=science(flat.err).copy(), dq=science(flat.dq).copy())
+    cropped.save(tmp_path / "science_flat.asdf")
+    result = FlatFieldStep.call(image, override_flat=str(tmp_path / "science_flat.asdf"))
+    for name in ("data", "err", "var_flat", "dq"):
+        np.testing.assert_array_equal(getattr(result, name), getattr(full, name))
