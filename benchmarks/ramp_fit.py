@@ -7,7 +7,9 @@ process: JIT compile time (in an empty Numba cache), the median wall time of
 ``--repeat`` fits, Mpix/s and the peak resident memory (VmHWM) against the memory of
 the loaded cube. When ``stcal`` is importable, its Cython optimal-weighting fit
 (``ols_cas22``) and its likelihood fit run in the same process on the same data; the
-ratios are printed with the agreement on clean pixels (median |difference| / err).
+ratios are printed with the agreement on clean pixels (median |difference| / err). Every
+fitter's process runs without numpy's transparent huge-page advice, as calpipe's steps do
+(``calpipe.memory``).
 stcal's likelihood fit is measured on a band of rows and scaled when the full frame
 would take too long (said in the output). Timings on a shared machine are noisy.
 
@@ -154,7 +156,9 @@ def worker(args):
 
 
 def run_worker(algorithm, files, pattern, repeat, extra_env=None, stcal_rows=256):
-    env = dict(os.environ, **(extra_env or {}))
+    # The fits run as the ramp_fit step runs them: without numpy's huge-page advice (see
+    # calpipe.memory), for every fitter alike.
+    env = dict(os.environ, **{"NUMPY_MADVISE_HUGEPAGE": "0", **(extra_env or {})})
     out = str(Path(files["dir"]) / f"out_{algorithm}.npy")
     cmd = [sys.executable, __file__, "--worker", algorithm, "--cube", files["cube"], "--gdq", files["gdq"],
            "--pattern", json.dumps(pattern), "--repeat", str(repeat), "--out", out,

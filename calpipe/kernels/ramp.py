@@ -183,21 +183,24 @@ def fit_ramps(resultants, groupdq, read_noise, gain, read_pattern, frame_time, *
                                        *ramp_likely.chisq_thresholds(sigma))
         kernel = ramp_likely.fit_block
 
-    # The kernels read the cube in place (float32 or float64, any strides), whole, so that
-    # one compiled kernel serves every image size; another dtype is converted a block at
-    # a time. The small per-block arrays are made contiguous.
-    cube = np.asarray(resultants)
-    in_place = cube.dtype in (np.dtype(np.float32), np.dtype(np.float64))
+    # The kernels read a writable C-ordered float32 (or float64) cube in place, whole (the
+    # resultants, or the cube they are a window of), so that one compiled kernel serves
+    # every image size; other cubes are converted to float32 a block at a time. The small
+    # per-block arrays are made contiguous.
+    whole = _whole_cube(np.asarray(resultants))
     for r0 in range(0, ny, block_rows):
         r1 = min(ny, r0 + block_rows)
-        res, row0 = (cube, r0) if in_place else (np.ascontiguousarray(cube[:, r0:r1], np.float32), 0)
+        if whole is not None:
+            res, row0, col0 = whole[0], whole[1] + r0, whole[2]
+        else:
+            res, row0, col0 = np.ascontiguousarray(resultants[:, r0:r1], np.float32), 0, 0
         gdq = np.ascontiguousarray(groupdq[:, r0:r1], dtype=np.uint8)
         rn = np.ascontiguousarray(read_noise[r0:r1], dtype=np.float32)
         g = np.ascontiguousarray(gain[r0:r1], dtype=np.float32)
         jb = np.zeros((n, r1 - r0, nx), np.uint8) if return_jumps else no_jumps
         # Tasks of CHUNK pixels of a row, shared by the threads.
         nworkers = thread_count((r1 - r0) * ((nx + CHUNK - 1) // CHUNK))
-        kernel(res, row0, gdq, rn, g, consts, bool(return_jumps), CHUNK, nworkers,
+        kernel(res, row0, col0, gdq, rn, g, consts, bool(return_jumps), CHUNK, nworkers,
                slope[r0:r1], var_p[r0:r1], var_r[r0:r1], err[r0:r1], dq[r0:r1], jb)
         if return_jumps:
             jumps[:, r0:r1] = jb
@@ -205,6 +208,32 @@ def fit_ramps(resultants, groupdq, read_noise, gain, read_pattern, frame_time, *
             rows_done(r0, r1)
     return RampFit(slope=slope, var_poisson=var_p, var_rnoise=var_r, err=err, dq=dq, jumps=jumps,
                    algorithm=algorithm)
+
+
+def _whole_cube(resultants):
+    """``(cube, row0, col0)`` such that ``resultants`` is ``cube[:, row0:, col0:]`` cut to its
+    shape, ``cube`` a writable C-ordered float32 or float64 array (the resultants
+    themselves, or the cube of which they are a window, as the ramp_fit step's science
+    pixels are); None for any other array."""
+    dtype = resultants.dtype
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)) or not resultants.flags.writeable:
+        return None
+    if resultants.flags.c_contiguous:
+        return resultants, 0, 0
+    base = resultants.base
+    if not isinstance(base, np.ndarray) or not base.flags.c_contiguous or not base.flags.writeable:
+        return None
+    n, ny, nx = resultants.shape
+    plane, row, item = resultants.strides
+    size = dtype.itemsize
+    if item != size or row <= 0 or row % size or plane <= 0 or plane % row:
+        return None
+    height, width = plane // row, row // size
+    row0, rest = divmod(resultants.ctypes.data - base.ctypes.data, row)
+    col0 = rest // size
+    if row0 < 0 or rest % size or row0 + ny > height or col0 + nx > width or n * plane > base.nbytes:
+        return None
+    return np.ndarray((n, height, width), dtype, buffer=base), row0, col0
 
 
 def compile_fit(algorithm):

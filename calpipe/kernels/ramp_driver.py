@@ -88,7 +88,7 @@ def median(buf, k):
 
 
 @njit(inline="always", error_model="numpy")
-def load_pixel(resultants, row0, groupdq, read_noise, gain, row, col, r, usable):
+def load_pixel(resultants, row0, col0, groupdq, read_noise, gain, row, col, r, usable):
     """Read one pixel into scratch: resultants in electrons and the usable mask.
 
     Returns (pixel dq so far, number of usable resultants, gain, read noise in e).
@@ -103,7 +103,7 @@ def load_pixel(resultants, row0, groupdq, read_noise, gain, row, col, r, usable)
         flags = groupdq[k, row, col]
         if flags & _SATURATED:
             dq |= _SATURATED
-        v = np.float64(resultants[k, row0 + row, col])
+        v = np.float64(resultants[k, row0 + row, col0 + col])
         ok = (flags & _UNUSABLE) == 0 and math.isfinite(v)
         usable[k] = ok
         r[k] = v * g
@@ -140,7 +140,7 @@ def store_pixel(row, col, slope, var_r, var_p, dq, nj, g, jflag, want_jumps,
 
 
 @njit(inline="always", error_model="numpy")
-def load_chunk(resultants, row0, groupdq, read_noise, gain, row, c0, w, r, rvar, gw, slow, sat):
+def load_chunk(resultants, row0, col0, groupdq, read_noise, gain, row, c0, w, r, rvar, gw, slow, sat):
     """Read ``w`` pixels of one row from column ``c0`` into scratch, column innermost.
 
     ``r`` (n, chunk): resultants in electrons; ``rvar``: read variance (e^2); ``gw``:
@@ -161,7 +161,7 @@ def load_chunk(resultants, row0, groupdq, read_noise, gain, row, c0, w, r, rvar,
     for k in range(n):
         for j in range(w):
             flags = groupdq[k, row, c0 + j]
-            v = np.float64(resultants[k, row0 + row, c0 + j])
+            v = np.float64(resultants[k, row0 + row, col0 + c0 + j])
             sat[j] |= flags & _SATURATED
             slow[j] = slow[j] | ((flags & _UNUSABLE) != 0) | (not math.isfinite(v))
             r[k, j] = v * gw[j]
@@ -185,7 +185,7 @@ def store_chunk(row, c0, w, sat, gw, slope, var_r, var_p,
 
 
 @njit(error_model="numpy")
-def _fit_share(worker, nworkers, resultants, row0, groupdq, read_noise, gain, consts, want_jumps, chunk,
+def _fit_share(worker, nworkers, resultants, row0, col0, groupdq, read_noise, gain, consts, want_jumps, chunk,
                out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
     """One thread's share of :func:`fit_block`: tasks ``worker``, ``worker + nworkers``...
 
@@ -212,7 +212,7 @@ def _fit_share(worker, nworkers, resultants, row0, groupdq, read_noise, gain, co
         row = task // nchunks
         c0 = (task % nchunks) * chunk
         w = min(chunk, nx - c0)
-        load_chunk(resultants, row0, groupdq, read_noise, gain, row, c0, w, r, rvar, gw, slow, sat)
+        load_chunk(resultants, row0, col0, groupdq, read_noise, gain, row, c0, w, r, rvar, gw, slow, sat)
         if n >= 2:
             fit_chunk(consts, work, w, r, rvar, slow, jflag, f_slope, f_vr, f_vp)
             store_chunk(row, c0, w, sat, gw, f_slope, f_vr, f_vp,
@@ -225,7 +225,7 @@ def _fit_share(worker, nworkers, resultants, row0, groupdq, read_noise, gain, co
             if not slow[j]:
                 continue
             col = c0 + j
-            dq, nusable, g, rn = load_pixel(resultants, row0, groupdq, read_noise, gain,
+            dq, nusable, g, rn = load_pixel(resultants, row0, col0, groupdq, read_noise, gain,
                                             row, col, px, usable)
             slope = 0.0
             var_r = 0.0
@@ -241,17 +241,18 @@ def _fit_share(worker, nworkers, resultants, row0, groupdq, read_noise, gain, co
 
 
 @njit(parallel=True, error_model="numpy")
-def fit_block(resultants, row0, groupdq, read_noise, gain, consts, want_jumps, chunk, nworkers,
+def fit_block(resultants, row0, col0, groupdq, read_noise, gain, consts, want_jumps, chunk, nworkers,
               out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
     """Fit every pixel of a block of rows with the fitter ``consts`` belongs to, on
     ``nworkers`` threads; outputs in DN/s and (DN/s)^2.
 
-    ``resultants`` in DN: the whole cube (n, ny, nx), of which the block is rows ``row0``
-    to ``row0 + rows`` (passing the cube, not a slice of it, keeps one array type and so
-    one compiled kernel for every image size); ``groupdq`` uint8 (n, rows, nx),
+    ``resultants`` in DN: a whole C-ordered cube, of which the block is rows
+    ``row0`` to ``row0 + rows`` and columns ``col0`` to ``col0 + nx`` (passing the cube,
+    not a slice of it, keeps one array type and so one compiled kernel for every image
+    size, border or none); ``groupdq`` uint8 (n, rows, nx),
     ``read_noise`` and ``gain`` (rows, nx): the block's rows. Outputs (rows, nx) are
     written in place, ``out_jumps`` (n, rows, nx) only when ``want_jumps``.
     """
     for worker in prange(nworkers):
-        _fit_share(worker, nworkers, resultants, row0, groupdq, read_noise, gain, consts, want_jumps, chunk,
+        _fit_share(worker, nworkers, resultants, row0, col0, groupdq, read_noise, gain, consts, want_jumps, chunk,
                    out_slope, out_vp, out_vr, out_err, out_dq, out_jumps)

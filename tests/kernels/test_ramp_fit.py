@@ -345,7 +345,7 @@ def test_jump_threshold_and_switch(algorithm):
 # --------------------------------------------------------- array conventions
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_views_memmaps_dtypes_and_blocks(algorithm, tmp_path):
-    """A strided view, a memory map, float32 input and any block size give one answer."""
+    """A strided view, a memory map, float64 input and any block size give one answer."""
     pattern = [[1], [2, 3], [4, 5, 6, 7], [8], [9, 10], [11]]
     rng = np.random.default_rng(2)
     n, ny, nx = 6, 13, 17
@@ -419,3 +419,37 @@ def test_rows_released_as_they_are_fitted_change_no_result():
         np.testing.assert_array_equal(getattr(released, name), getattr(plain, name))
     assert (plain.dq & JUMP).any()
     assert not cube.any() if RELEASES else (cube == kept).all()
+
+
+def test_windows_of_a_cube_are_read_in_place_and_the_rest_converted():
+    from calpipe.kernels.ramp import _whole_cube
+    from calpipe.memory import releasable
+
+    for cube in (np.zeros((3, 20, 30), np.float32), releasable((3, 20, 30), np.float32)):
+        whole, row0, col0 = _whole_cube(cube[:, 4:-4, 5:-3])
+        assert whole.shape == cube.shape and (row0, col0) == (4, 5)
+        whole[1, 6, 7] = 9.0  # the same memory
+        assert cube[1, 6, 7] == 9.0
+        assert _whole_cube(cube)[0] is cube
+    big = np.arange(5 * 20 * 30, dtype=np.float32).reshape(5, 20, 30)
+    assert _whole_cube(big[1:4, 4:-4, 4:-4]) is None  # not the start of its memory
+    assert _whole_cube(big[:, :, ::-1]) is None
+    every_other_row = big[:, ::2, 4:-4]  # a window of a cube of 60-pixel rows
+    whole, row0, col0 = _whole_cube(every_other_row)
+    np.testing.assert_array_equal(whole[:, row0:row0 + 10, col0:col0 + 22], every_other_row)
+    assert _whole_cube(big.astype(np.float64)[:, 4:-4, 4:-4])[1:] == (4, 4)
+    assert _whole_cube(big.astype(np.float16)[:, 4:-4, 4:-4]) is None
+    frozen = big.copy()
+    frozen.flags.writeable = False
+    assert _whole_cube(frozen[:, 4:-4, 4:-4]) is None
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_one_compiled_cube_type_serves_every_input(algorithm, tmp_path):
+    # Views, memory maps, other dtypes: the kernel is compiled for C-ordered cubes only.
+    from calpipe.kernels import ramp_likely, ramp_optimal
+
+    test_views_memmaps_dtypes_and_blocks(algorithm, tmp_path)
+    kernel = {"optimal": ramp_optimal, "likely": ramp_likely}[algorithm].fit_block
+    assert {str(signature[0]) for signature in kernel.signatures} <= {"array(float32, 3d, C)",
+                                                                       "array(float64, 3d, C)"}

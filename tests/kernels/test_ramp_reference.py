@@ -357,6 +357,7 @@ def test_no_jump_search_matches_reference(algorithm):
     assert out.dq.max() & dqflags.JUMP_DET == 0
 
 
+@pytest.mark.slow  # compiles a second optimal kernel (about 35 s), for ramps past 64 resultants only
 def test_optimal_long_ramp_without_table(monkeypatch):
     """More resultants than the coefficient tables cover (coefficients computed per
     segment, every round of the jump search computed): same results as the reference."""
