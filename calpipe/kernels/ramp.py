@@ -130,7 +130,7 @@ def fit_ramps(resultants, groupdq, read_noise, gain, read_pattern, frame_time, *
 
     Parameters
     ----------
-    resultants : array (n, ny, nx), DN
+    resultants : array (n, ny, nx), DN; read as float32 (the ramp product's type)
     groupdq : uint8 array (n, ny, nx)
     read_noise, gain : arrays (ny, nx): DN per read, electrons per DN
     read_pattern : list of lists of read indices, one per resultant
@@ -183,9 +183,9 @@ def fit_ramps(resultants, groupdq, read_noise, gain, read_pattern, frame_time, *
                                        *ramp_likely.chisq_thresholds(sigma))
         kernel = ramp_likely.fit_block
 
-    # The kernels read a writable C-ordered float32 (or float64) cube in place, whole (the
-    # resultants, or the cube they are a window of), so that one compiled kernel serves
-    # every image size; other cubes are converted to float32 a block at a time. The small
+    # The kernels read a writable C-ordered float32 cube in place, whole (the resultants, or
+    # the cube they are a window of), so that one compiled kernel serves every image size;
+    # other cubes (float64 included) are converted to float32 a block at a time. The small
     # per-block arrays are made contiguous.
     whole = _whole_cube(np.asarray(resultants))
     for r0 in range(0, ny, block_rows):
@@ -212,11 +212,11 @@ def fit_ramps(resultants, groupdq, read_noise, gain, read_pattern, frame_time, *
 
 def _whole_cube(resultants):
     """``(cube, row0, col0)`` such that ``resultants`` is ``cube[:, row0:, col0:]`` cut to its
-    shape, ``cube`` a writable C-ordered float32 or float64 array (the resultants
-    themselves, or the cube of which they are a window, as the ramp_fit step's science
-    pixels are); None for any other array."""
+    shape, ``cube`` a writable C-ordered float32 array (the resultants themselves, or the
+    cube of which they are a window, as the ramp_fit step's science pixels are); None for
+    any other array."""
     dtype = resultants.dtype
-    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)) or not resultants.flags.writeable:
+    if dtype != np.dtype(np.float32) or not resultants.flags.writeable:
         return None
     if resultants.flags.c_contiguous:
         return resultants, 0, 0

@@ -32,6 +32,13 @@ def ramp(pattern, flux, offset=0.0, shape=(1, 1)):
     return offset + tbar[:, None, None] * flux[None]
 
 
+def float32_atol(res, pattern):
+    """How far the slope of ``res`` can move when the kernels read it as float32: each
+    resultant rounded by up to half a float32 step of its value, over the ramp's span."""
+    tbar, _, _ = resultant_times(pattern, FRAME_TIME)
+    return 8 * np.finfo(np.float32).eps * np.abs(res).max() / (tbar[-1] - tbar[0])
+
+
 def fit(res, gdq=None, read_noise=5.0, gain=2.0, pattern=None, **kw):
     n, ny, nx = res.shape
     if gdq is None:
@@ -96,7 +103,7 @@ def test_noiseless_ramp_exact(algorithm, pattern, flux, offset, read_noise, gain
     res = ramp(pattern, flux, offset)
     out = fit(res, read_noise=read_noise, gain=gain, pattern=pattern, algorithm=algorithm,
               return_jumps=True)
-    np.testing.assert_allclose(out.slope, flux, rtol=1e-6)
+    np.testing.assert_allclose(out.slope, flux, rtol=1e-6, atol=float32_atol(res, pattern))
     assert out.dq[0, 0] == 0
     assert not out.jumps.any()
     np.testing.assert_allclose(out.err**2, out.var_poisson + out.var_rnoise, rtol=1e-6)
@@ -169,7 +176,7 @@ def test_large_jump_removed(algorithm, pattern, flux, read_noise, size, sign, da
         # the pixel is flagged rather than fitted to whichever side is kept.
         assert out.dq[0, 0] & (dqflags.UNRELIABLE_SLOPE | DNU) == dqflags.UNRELIABLE_SLOPE | DNU
         return
-    np.testing.assert_allclose(out.slope, flux, rtol=1e-6, atol=1e-9 * size * noise)
+    np.testing.assert_allclose(out.slope, flux, rtol=1e-6, atol=1e-9 * size * noise + float32_atol(res, pattern))
     assert out.dq[0, 0] == JUMP
     if algorithm == "likely":
         assert out.jumps[k, 0, 0] == JUMP
@@ -437,8 +444,7 @@ def test_windows_of_a_cube_are_read_in_place_and_the_rest_converted():
     every_other_row = big[:, ::2, 4:-4]  # a window of a cube of 60-pixel rows
     whole, row0, col0 = _whole_cube(every_other_row)
     np.testing.assert_array_equal(whole[:, row0:row0 + 10, col0:col0 + 22], every_other_row)
-    assert _whole_cube(big.astype(np.float64)[:, 4:-4, 4:-4])[1:] == (4, 4)
-    assert _whole_cube(big.astype(np.float16)[:, 4:-4, 4:-4]) is None
+    assert _whole_cube(big.astype(np.float64)[:, 4:-4, 4:-4]) is None
     frozen = big.copy()
     frozen.flags.writeable = False
     assert _whole_cube(frozen[:, 4:-4, 4:-4]) is None
@@ -446,10 +452,9 @@ def test_windows_of_a_cube_are_read_in_place_and_the_rest_converted():
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_one_compiled_cube_type_serves_every_input(algorithm, tmp_path):
-    # Views, memory maps, other dtypes: the kernel is compiled for C-ordered cubes only.
+    # Views, memory maps, other dtypes: the kernel is compiled for C-ordered float32 cubes only.
     from calpipe.kernels import ramp_likely, ramp_optimal
 
     test_views_memmaps_dtypes_and_blocks(algorithm, tmp_path)
     kernel = {"optimal": ramp_optimal, "likely": ramp_likely}[algorithm].fit_block
-    assert {str(signature[0]) for signature in kernel.signatures} <= {"array(float32, 3d, C)",
-                                                                       "array(float64, 3d, C)"}
+    assert {str(signature[0]) for signature in kernel.signatures} == {"array(float32, 3d, C)"}

@@ -296,7 +296,8 @@ def random_ramps(rng, pattern, npix, read_noise, gain):
     for k in range(nread):
         e[k] += np.where(hit & (k + 1 >= when), size, 0.0)
     e += rng.normal(0, read_noise * gain, e.shape)
-    res = np.array([e[np.array(p) - 1].mean(axis=0) for p in pattern]) / gain
+    # float32 values (what the kernels read), held in float64 for the reference
+    res = (np.array([e[np.array(p) - 1].mean(axis=0) for p in pattern]) / gain).astype(np.float32).astype(float)
     gdq = np.zeros((n, npix), np.uint8)
     gdq[rng.random((n, npix)) < 0.05] = dqflags.DO_NOT_USE
     sat = rng.random(npix) < 0.1
