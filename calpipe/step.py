@@ -52,13 +52,18 @@ class CalStep(Step):
             cls.process = _recorded(cls.process)
 
     def run(self, *args):
-        command_line = self.parent is None and _stpipe_hooks.is_command_line_run(self)
+        outermost = self.parent is None
+        command_line = outermost and _stpipe_hooks.is_command_line_run(self)
         if command_line:
             compile_notice.install()
-            # stpipe collects garbage before every step: with the libraries' objects frozen out
-            # of the collector, each collection scans only what the run itself made.
+        # A caller that keeps a frozen heap of its own (a batch worker) keeps it after the run.
+        unfreeze = outermost and gc.get_freeze_count() == 0
+        if outermost:
+            # stpipe collects garbage before every step: with the objects that exist when the
+            # run starts (the libraries', a Python caller's) frozen out of the collector, each
+            # collection scans only what the run itself made.
             gc.freeze()
-        elif _stpipe_hooks.is_command_line_run(_outermost(self)):
+        else:
             # ... and before each step of a pipeline, what the run made since the last step
             # (the file formats' schemas and extensions, loaded with the first file) is
             # collected once and frozen too.
@@ -76,7 +81,7 @@ class CalStep(Step):
                     raise SystemExit(status) from None
             raise
         finally:
-            if command_line:
+            if unfreeze:
                 gc.unfreeze()
 
     # -- models ------------------------------------------------------------------------
@@ -281,12 +286,6 @@ def _recorded(process):
         return result
 
     return wrapper
-
-
-def _outermost(step):
-    while step.parent is not None:
-        step = step.parent
-    return step
 
 
 def _models_in(result):
