@@ -29,7 +29,6 @@ Writing: ``write_image`` (a calibrated image as a Roman Level-2 ``ImageModel``),
 import contextlib
 import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -463,19 +462,16 @@ def _cal_step_keys():
 def _float16(array, rows_at_once=256):
     """Values for a reduced-precision Roman array: finite ones clipped to the float16 range
     (NaN and infinities kept), converted a block of rows at a time on every thread."""
-    from calpipe.kernels.threads import thread_count
+    from calpipe.kernels.threads import on_row_blocks
 
     array = np.asarray(array, np.float32)
     limit = np.float32(np.finfo(np.float16).max)
     out = np.empty(array.shape, np.float16)
 
-    def convert(start):
-        block = array[start:start + rows_at_once]
-        out[start:start + rows_at_once] = np.where(np.isinf(block), block, np.clip(block, -limit, limit))
+    def convert(rows):
+        out[rows] = np.where(np.isinf(array[rows]), array[rows], np.clip(array[rows], -limit, limit))
 
-    starts = range(0, array.shape[0], rows_at_once)
-    with ThreadPoolExecutor(thread_count(len(starts))) as pool:
-        list(pool.map(convert, starts))
+    on_row_blocks(convert, array.shape[0], rows_at_once)
     return out
 
 

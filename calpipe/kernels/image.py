@@ -1,12 +1,10 @@
 """Kernels on count-rate images: dark-current subtraction and flat fielding."""
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 from calpipe import dqflags
 
-from .threads import thread_count
+from .threads import on_row_blocks
 
 
 def dark_scale(reference_temperature, exposure_temperature, factor, interval):
@@ -60,14 +58,8 @@ def apply_flat(data, var_poisson, var_rnoise, err, dq, flat, flat_err=None, flat
     )
     var_flat = np.zeros(data.shape, dtype=np.float32)
     arrays = (data, var_poisson, var_rnoise, err, dq, flat, flat_err, flat_dq, var_flat)
-
-    def rows(start):
-        block = slice(start, start + FLAT_BLOCK_ROWS)
-        _flat_block(*(None if a is None else a[block] for a in arrays))
-
-    starts = range(0, data.shape[0], FLAT_BLOCK_ROWS)
-    with ThreadPoolExecutor(thread_count(len(starts))) as pool:
-        list(pool.map(rows, starts))
+    on_row_blocks(lambda rows: _flat_block(*(None if a is None else a[rows] for a in arrays)),
+                  data.shape[0], FLAT_BLOCK_ROWS)
     return var_flat
 
 

@@ -6,6 +6,7 @@ arguments and does the rows ``worker, worker + nworkers, ...``. :func:`on_thread
 the ``nworkers`` shares on as many threads. For these kernels Numba's parallel loop
 (``prange``) is no faster and costs two to three times the compile time of the serial
 kernel. (The ramp fits keep it: see :mod:`calpipe.kernels.ramp_driver`.)
+:func:`on_row_blocks` shares numpy code over the threads a block of rows at a time.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,15 @@ def thread_count(njobs):
     """Threads for ``njobs`` jobs: ``numba.get_num_threads()`` (NUMBA_NUM_THREADS, or
     ``numba.set_num_threads``), at most one per job."""
     return max(1, min(numba.get_num_threads(), int(njobs)))
+
+
+def on_row_blocks(work, nrows, rows_at_once):
+    """``work(rows)`` for every slice of ``rows_at_once`` of ``nrows`` rows, on
+    ``thread_count`` threads: for numpy code, which releases the GIL in its loops, and
+    whose temporaries then stay a block's size."""
+    blocks = [slice(start, start + rows_at_once) for start in range(0, nrows, rows_at_once)]
+    with ThreadPoolExecutor(thread_count(len(blocks))) as pool:
+        list(pool.map(work, blocks))
 
 
 def on_threads(kernel, njobs, *args):

@@ -1,12 +1,11 @@
 """linearity: map measured counts to linear counts with a per-pixel polynomial."""
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from calpipe.kernels.linearity import correct_integral_nonlinearity, correct_linearity
-from calpipe.kernels.threads import thread_count
+from calpipe.kernels.threads import on_row_blocks
 from calpipe.step import CalStep
 
 from ._common import check_shape, optional_reference
@@ -62,11 +61,8 @@ def _shift_bias(data, bias, sign, rows_at_once=256):
     columns = np.repeat(channel, data.shape[2] // channel.shape[1], axis=1)  # (n, nx)
     shift = np.add if sign > 0 else np.subtract
 
-    def rows(start):
-        block = slice(start, start + rows_at_once)
+    def shift_rows(rows):
         for i in range(data.shape[0]):
-            shift(data[i, block], columns[i][None, :] + row[i, block][:, None], out=data[i, block])
+            shift(data[i, rows], columns[i][None, :] + row[i, rows][:, None], out=data[i, rows])
 
-    starts = range(0, data.shape[1], rows_at_once)
-    with ThreadPoolExecutor(thread_count(len(starts))) as pool:
-        list(pool.map(rows, starts))
+    on_row_blocks(shift_rows, data.shape[1], rows_at_once)
