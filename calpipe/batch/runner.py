@@ -306,6 +306,12 @@ def _products_exist(row):
     return all(os.path.exists(p) for p in (row.get("products") or []))
 
 
+def _next_attempt(row, fp):
+    """The number of a task's next attempt: its earlier ones count while its inputs and
+    parameters (``fp``) are the same."""
+    return (row["attempts"] if row and row["fingerprint"] == fp else 0) + 1
+
+
 class BatchRun:
     def __init__(self, options, stream=None):
         self.options = options
@@ -390,8 +396,7 @@ class BatchRun:
             return False
         fp = fingerprint(record["sha256"], self.params_fp)
         staged = tasks.staged_path(self.staging, member.path)
-        if (not self.options.force and row and row["state"] == "done" and row["fingerprint"] == fp
-                and staged.exists() and tasks.entry_path(self.staging, member.path).exists() and _products_exist(row)):
+        if self._done_with(row, fp) and staged.exists() and tasks.entry_path(self.staging, member.path).exists():
             return False
         meta, npixels, nresultants = _exposure_size(member.path)
         self.db.upsert(member.key, kind="member", association=self._asn_of(member), name=member.root,
@@ -399,6 +404,12 @@ class BatchRun:
                        npixels=npixels, nresultants=nresultants, error=None)
         member.meta = meta
         return True
+
+    def _done_with(self, row, fp):
+        """Whether the task of ``row`` is done with the inputs and parameters ``fp`` and its
+        products are all still there (and no ``--force``)."""
+        return (not self.options.force and bool(row) and row["state"] == "done" and row["fingerprint"] == fp
+                and _products_exist(row))
 
     def _asn_of(self, member):
         return ", ".join(str(g.asn_path) for g in self.groups if member in g.members)
@@ -543,14 +554,13 @@ class BatchRun:
                            error="no member was calibrated")
             self._finished(group.key, "failed")
             return
-        if (not self.options.force and row and row["state"] == "done" and row["fingerprint"] == fp
-                and _products_exist(row)):
+        if self._done_with(row, fp):
             self._finished(group.key, "done")
             self._maybe_apply(group)
             return
         inputs = [{"path": str(tasks.entry_path(self.staging, m.path)),
                    "fit": str(tasks.fit_path(self.staging, group.key, m.path)), "member": m.key} for m, _ in done]
-        attempt = (row["attempts"] if row and row["fingerprint"] == fp else 0) + 1
+        attempt = _next_attempt(row, fp)
         self.first_attempt[group.key] = attempt
         estimate = fit_memory_mb([peak for *_, peak in self.db.history("align")])
         self.db.upsert(group.key, kind="align", association=str(group.asn_path), name=group.name,
@@ -570,10 +580,9 @@ class BatchRun:
             result_sum = sha256_of(item["fit"])
             fp = fingerprint(fit["fingerprint"], result_sum)
             row = self.db.get(key)
-            if (not self.options.force and row and row["state"] == "done" and row["fingerprint"] == fp
-                    and _products_exist(row)):
+            if self._done_with(row, fp):
                 continue
-            attempt = (row["attempts"] if row and row["fingerprint"] == fp else 0) + 1
+            attempt = _next_attempt(row, fp)
             self.first_attempt[key] = attempt
             npixels = self.db.get(member.key)["npixels"] or 0
             estimate = apply_memory_mb(npixels, history)

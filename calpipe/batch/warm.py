@@ -16,9 +16,10 @@ def _warm_up():
 
     import calpipe.batch.tasks  # noqa: F401
     import calpipe.pipelines  # noqa: F401
+    from calpipe.datamodels import load_asdf_extensions
     from calpipe.datamodels.models import MODELS
 
-    asdf.get_config().extensions  # noqa: B018 - loading them is the point
+    load_asdf_extensions()
     with contextlib.suppress(ImportError):
         import roman_datamodels.datamodels  # noqa: F401
     for model in MODELS.values():

@@ -25,9 +25,8 @@ Errors in ``r`` change the result only through the curvature terms, so one pass 
 import numpy as np
 from numba import njit
 
-from calpipe.kernels.threads import on_threads
-
 from calpipe import dqflags
+from calpipe.kernels.threads import on_threads
 
 _SATURATED = np.uint8(dqflags.SATURATED)
 _UNUSABLE = np.uint8(dqflags.SATURATED | dqflags.DO_NOT_USE)
@@ -326,5 +325,5 @@ def correct_integral_nonlinearity(resultants, groupdq, read_pattern, value, corr
     steps = np.diff(value)
     even = steps.size and steps[0] > 0 and np.allclose(steps, steps[0], rtol=1e-12, atol=0)
     inverse_spacing = 1 / steps[0] if even else 0.0
-    on_threads(_correct_inl, resultants.shape[1], resultants, groupdq, value, np.asarray(correction, np.float64), inverse_spacing, nx // nchannels,
-                 mean, offsets, nreads)
+    on_threads(_correct_inl, resultants.shape[1], resultants, groupdq, value, np.asarray(correction, np.float64),
+               inverse_spacing, nx // nchannels, mean, offsets, nreads)

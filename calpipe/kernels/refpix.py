@@ -30,7 +30,7 @@ a per-channel plus a per-row term:
 import numpy as np
 from numba import njit
 
-from calpipe.kernels.threads import on_threads
+from calpipe.kernels.threads import on_row_blocks, on_threads
 
 
 @njit(cache=True)
@@ -130,16 +130,21 @@ def _row_offsets(worker, nworkers, resultants, offsets, border, smooth, rows):
             rows[i, y] = my + slope * (y - mx)
 
 
-@njit(nogil=True, cache=True)
-def _subtract(worker, nworkers, resultants, offsets, rows):
-    nres, ny, nx = resultants.shape
-    width = nx // offsets.shape[1]
-    for job in range(worker, nres * ny, nworkers):
-        i = job // ny
-        y = job % ny
-        r = rows[i, y]
-        for x in range(nx):
-            resultants[i, y, x] -= offsets[i, x // width] + r
+def shift_bias(resultants, channel, row, add=False, rows_at_once=32):
+    """Subtract (or with ``add``, add back) the bias ``channel[i, x // width] + row[i, y]``
+    of :func:`refpix_offsets` from every resultant, in place, computed in the bias arrays'
+    precision; a block of rows per thread (numpy releases the GIL)."""
+    channel, row = np.asarray(channel), np.asarray(row)
+    nres, _, nx = resultants.shape
+    columns = np.repeat(channel, nx // channel.shape[1], axis=1)  # (nres, nx)
+    shift = np.add if add else np.subtract
+
+    def shift_rows(rows):
+        for i in range(nres):
+            level = columns[i][None, :] + row[i, rows][:, None]
+            shift(resultants[i, rows], level, out=resultants[i, rows])
+
+    on_row_blocks(shift_rows, resultants.shape[1], rows_at_once)
 
 
 def refpix_offsets(resultants, border=4, nchannels=32, smooth=11):
@@ -178,7 +183,7 @@ def correct_refpix(resultants, border=4, nchannels=32, smooth=11):
     Returns the subtracted bias as :func:`refpix_offsets` gives it: ``(channel, row)``.
     """
     channel, row = refpix_offsets(resultants, border, nchannels, smooth)
-    on_threads(_subtract, resultants.shape[0] * resultants.shape[1], resultants, channel, row)
+    shift_bias(resultants, channel, row)
     return channel, row
 
 

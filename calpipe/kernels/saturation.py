@@ -11,9 +11,8 @@ can have if its last read reached the threshold (see :func:`flag_saturation`).
 import numpy as np
 from numba import njit
 
-from calpipe.kernels.threads import on_threads
-
 from calpipe import dqflags
+from calpipe.kernels.threads import on_threads
 
 _SAT = np.uint8(dqflags.SATURATED | dqflags.DO_NOT_USE)
 _FLOOR = np.uint8(dqflags.AD_FLOOR | dqflags.DO_NOT_USE)

@@ -577,8 +577,8 @@ def simulate_exposure(
         if read_signal is not None:
             read[:] = 0.0
         on_threads(
-            _add_read, acc.shape[0], acc if read_signal is None else read, counts, detector.nl_a, detector.nl_b, detector.full_well,
-            detector.readnoise, z, channel_bias[k - 1][column_channel].astype(np.float32),
+            _add_read, acc.shape[0], acc if read_signal is None else read, counts, detector.nl_a, detector.nl_b,
+            detector.full_well, detector.readnoise, z, channel_bias[k - 1][column_channel].astype(np.float32),
             row_bias[k - 1].astype(np.float32), b, fully_saturated, respond,
         )
         if read_signal is not None:

@@ -5,7 +5,7 @@ import logging
 import numpy as np
 
 from calpipe.kernels.linearity import correct_integral_nonlinearity, correct_linearity
-from calpipe.kernels.threads import on_row_blocks
+from calpipe.kernels.refpix import shift_bias
 from calpipe.step import CalStep
 
 from ._common import check_shape, optional_reference
@@ -34,14 +34,15 @@ class LinearityStep(CalStep):
         bias = model.tree.get("refpix_bias")
         restored = bias is not None and (raw or inl is not None)
         if restored:
-            _shift_bias(model.data, bias, +1)
+            bias = (np.asarray(bias["channel"], np.float32), np.asarray(bias["row"], np.float32))
+            shift_bias(model.data, *bias, add=True)
         if inl is not None:
             correct_integral_nonlinearity(model.data, model.groupdq, model.meta.exposure.read_pattern,
                                           inl.value, inl.correction)
             log.info("Integral non-linearity corrected in %d channels", inl.correction.shape[0])
             inl.close()
         if restored and not raw:
-            _shift_bias(model.data, bias, -1)
+            shift_bias(model.data, *bias)
             restored = False
         if restored:
             log.info("Linearity applied to raw counts (bias restored for it)")
@@ -49,20 +50,6 @@ class LinearityStep(CalStep):
         correct_linearity(model.data, model.groupdq, ref.coeffs, model.pixeldq,
                           model.meta.exposure.read_pattern, coeffs_dq=ref.dq)
         if restored:
-            _shift_bias(model.data, bias, -1)
+            shift_bias(model.data, *bias)
         ref.close()
         return model
-
-
-def _shift_bias(data, bias, sign, rows_at_once=256):
-    """Add (``sign`` +1) or remove (-1) the refpix bias ``channel[i, x // width] + row[i, y]``,
-    a block of rows per thread (numpy releases the GIL)."""
-    channel, row = np.asarray(bias["channel"], np.float32), np.asarray(bias["row"], np.float32)
-    columns = np.repeat(channel, data.shape[2] // channel.shape[1], axis=1)  # (n, nx)
-    shift = np.add if sign > 0 else np.subtract
-
-    def shift_rows(rows):
-        for i in range(data.shape[0]):
-            shift(data[i, rows], columns[i][None, :] + row[i, rows][:, None], out=data[i, rows])
-
-    on_row_blocks(shift_rows, data.shape[1], rows_at_once)

@@ -3,7 +3,7 @@ import pytest
 
 from support.refpix_darks import CHANNELS, PATTERN, READ_NOISE, SIZE, dark_exposure
 
-from calpipe.kernels.refpix import correct_refpix, read_noise_with_refpix, refpix_offsets, refpix_variance
+from calpipe.kernels.refpix import correct_refpix, read_noise_with_refpix, refpix_offsets, refpix_variance, shift_bias
 
 N, NRES, B, NCH = 64, 3, 4, 8
 
@@ -153,3 +153,16 @@ def test_refpix_variance_ignores_a_fixed_bias_pattern():
     patterned = refpix_variance(cube + pattern, PATTERN, border=B, nchannels=CHANNELS)
     for a, b in zip(plain, patterned):
         np.testing.assert_allclose(b, a, rtol=1e-6)
+
+
+def test_the_bias_shift_adds_and_removes_channel_and_row_levels():
+    rng = np.random.default_rng(2)
+    n, ny, nx, nchannels = 3, 20, 16, 4
+    data = rng.normal(0, 10, (n, ny, nx)).astype(np.float32)
+    bias = {"channel": rng.normal(12000, 50, (n, nchannels)), "row": rng.normal(0, 3, (n, ny))}
+    level = (np.repeat(bias["channel"], nx // nchannels, axis=1)[:, None, :] + bias["row"][:, :, None])
+    shifted = data.copy()
+    shift_bias(shifted, bias["channel"], bias["row"], add=True)
+    np.testing.assert_allclose(shifted, data + level, rtol=0, atol=2e-3)
+    shift_bias(shifted, bias["channel"], bias["row"])
+    np.testing.assert_allclose(shifted, data, rtol=0, atol=2e-3)

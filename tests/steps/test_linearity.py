@@ -53,18 +53,3 @@ def test_calpipe_polynomials_apply_to_bias_removed_counts(tmp_path):
     m = refpixed.data.astype(np.float64)
     out = LinearityStep.call(refpixed, override_linearity=lin)
     np.testing.assert_allclose(out.data, m + A * m**2, rtol=1e-6, atol=0.05)
-
-
-def test_the_bias_shift_adds_and_removes_channel_and_row_levels():
-    from calpipe.steps.linearity import _shift_bias
-
-    rng = np.random.default_rng(2)
-    n, ny, nx, nchannels = 3, 20, 16, 4
-    data = rng.normal(0, 10, (n, ny, nx)).astype(np.float32)
-    bias = {"channel": rng.normal(12000, 50, (n, nchannels)), "row": rng.normal(0, 3, (n, ny))}
-    level = (np.repeat(bias["channel"], nx // nchannels, axis=1)[:, None, :] + bias["row"][:, :, None])
-    shifted = data.copy()
-    _shift_bias(shifted, bias, +1, rows_at_once=6)  # blocks of 6 rows: the last one short
-    np.testing.assert_allclose(shifted, data + level, rtol=0, atol=2e-3)
-    _shift_bias(shifted, bias, -1, rows_at_once=7)
-    np.testing.assert_allclose(shifted, data, rtol=0, atol=2e-3)
