@@ -12,7 +12,8 @@ import`` and ``--ref-store``, romancal through ``--steps.<step>.override_<reftyp
 for every reference it reads. romancal runs offline: CRDS_SERVER_URL points nowhere and
 CRDS_PATH at an empty folder, so any attempt to reach the reference server fails loudly.
 
-Each pipeline runs in a process of its own under ``strun``; a logging handler in that process
+Each pipeline runs from its own installation (``--calpipe-python``: the Python of
+calpipe's; by default the one running this script) in a process of its own under ``strun``; a logging handler in that process
 times every step and reads its peak resident memory (VmHWM, reset at each step's start). The
 rate image each pipeline's ramp fit makes is saved by that handler's process for the
 comparison below; the seconds that takes are not counted in the whole process's time.
@@ -20,6 +21,13 @@ Printed: per step and in total, wall time and peak memory of each pipeline and t
 (romancal / calpipe); the agreement of the rate and calibrated images over pixels both call
 good (median and 99th percentile of |calpipe - romancal| / err, err being romancal's); the
 agreement of their DQ flags; and each pipeline's accuracy against the truth.
+
+Where romancal is installed beside calpipe, stpipe imports romancal's list of steps (and with
+it roman_datamodels' schemas, with PyYAML's pure-Python parser) in calpipe's process too, to
+resolve the name ``exposure_pipeline``: 0.3-0.5 s that a user of ``calpipe[roman]`` does not
+pay. ``--calpipe-python`` runs calpipe from its own environment, as users install it; each
+pipeline's products are then read by its own environment's roman_datamodels (a newer
+roman_datamodels writes tags an older one cannot read).
 
 calpipe's refpix takes the detector's amplifier channels as Roman's: 128 columns each
 (``--steps.refpix.nchannels`` = size / 128; 32 at 4096).
@@ -190,6 +198,31 @@ def agreement(cp, rc):
             "p99": float(np.percentile(diff, 99)), "dq_agree": flags}
 
 
+# Reads a Level-2 product in the environment that wrote it: saves its data, err and dq for the
+# agreement, prints its accuracy against the truth as JSON.
+READER = r"""
+import json, sys
+import asdf
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from tests.support import roman_ramp
+from calpipe.truth import compare
+with asdf.open(sys.argv[3]) as truth, roman_ramp.open_quietly(sys.argv[2]) as cal:
+    np.savez(sys.argv[4], data=np.asarray(cal.data), err=np.asarray(cal.err), dq=np.asarray(cal.dq))
+    print(json.dumps(compare(cal, truth.tree)))
+"""
+
+
+def read_product(python, path, truth, arrays):
+    """Accuracy against the truth of the Level-2 product at ``path``, read by ``python``'s
+    roman_datamodels; its data, err and dq saved in ``arrays`` (.npz)."""
+    done = subprocess.run([python, "-c", READER, str(ROOT), str(path), str(truth), str(arrays)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"vs_romancal: error: reading {path} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def make_input(folder, size, seed):
     """The simulated exposure, its truth and its references in ``folder``: made, or reused when
     ``folder`` holds the ones of the same size and seed written by this roman_datamodels."""
@@ -227,6 +260,9 @@ def main(argv=None):
     parser.add_argument("--work", type=Path,
                         help="working folder, kept; an input made there before (same size, seed and "
                              "roman_datamodels) is reused (default: a temporary one, removed)")
+    parser.add_argument("--calpipe-python", type=Path,
+                        help="the Python of calpipe's own installation, to run calpipe from it (default: "
+                             "this one, with romancal beside it)")
     parser.add_argument("--calpipe-only", action="store_true",
                         help="run calpipe alone (romancal need not be installed): its figures per step")
     options = parser.parse_args(argv)
@@ -241,9 +277,6 @@ def main(argv=None):
                   '(pip install -e ".[roman,bench]" in a separate virtualenv), or --calpipe-only',
                   file=sys.stderr)
             sys.exit(2)
-    import asdf
-
-    from calpipe.truth import compare
 
     tmp = None
     if options.work is None:
@@ -256,7 +289,9 @@ def main(argv=None):
     print(f"input: {options.size}x{options.size}, 6 resultants, {made}"
           + ("" if romancal is None else f" (romancal {romancal.__version__})"))
     env = offline_env(work)
-    python = sys.executable
+    python = str(options.calpipe_python or sys.executable)
+    if options.calpipe_python:
+        print(f"calpipe runs from {python}")
     # calpipe's kernels compile on a process's first use and are cached on disk (the cold start
     # is benchmarks/kernel_compile.py's figure): a small exposure first, untimed, fills the cache
     warm, _ = make_input(work / "warm_up_input", 128, options.seed)
@@ -270,15 +305,14 @@ def main(argv=None):
             print(f"{label:<16}" + ("    skipped" if step is None else
                                     f"{step['wall_s']:>11.2f}{step['peak_bytes'] / mb:>12.0f}"))
         print(f"  steps add up to {sum(s['wall_s'] for name, s in cp['steps'].items() if name != PIPELINE):.2f} s")
-        with asdf.open(paths["truth"]) as truth, roman_ramp.open_quietly(
-                work / "cp" / Path(uncal).name.replace("_uncal", "_cal")) as cal:
-            stats = compare(cal, truth.tree)
+        stats = read_product(python, work / "cp" / Path(uncal).name.replace("_uncal", "_cal"), paths["truth"],
+                             work / "cp_cal.npz")
         print(f"\naccuracy against the truth, (cal - truth) / err: median {stats['median_pull']:+.3f}, robust std "
               f"{stats['robust_std_pull']:.3f} over {stats['clean_pixels']} clean science pixels")
         if tmp is not None:
             tmp.cleanup()
         return
-    rc = run_pipeline(python, "romancal.ramp_fitting.ramp_fit_step:RampFitStep",
+    rc = run_pipeline(sys.executable, "romancal.ramp_fitting.ramp_fit_step:RampFitStep",
                       ["roman_elp", uncal, "--disable-crds-steppars", f"--output_dir={work / 'rc'}",
                        *romancal_args(paths)], work, env, "romancal")
 
@@ -295,28 +329,23 @@ def main(argv=None):
               f"{a['peak_bytes'] / mb:>12.0f}{b['peak_bytes'] / mb:>13.0f}{b['peak_bytes'] / a['peak_bytes']:>8.2f}")
 
     name = Path(uncal).name.replace("_uncal.asdf", "")
+    accuracy = {label: read_product(py, work / folder / f"{name}_cal.asdf", paths["truth"], work / f"{label}_cal.npz")
+                for label, py, folder in (("calpipe", python, "cp"), ("romancal", sys.executable, "rc"))}
     products = {"rate": (work / "cp_rate.npz", work / "romancal_rate.npz"),
-                "cal": (work / "cp" / f"{name}_cal.asdf", work / "rc" / f"{name}_cal.asdf")}
+                "cal": (work / "calpipe_cal.npz", work / "romancal_cal.npz")}
     print("\nagreement over pixels both call good, |calpipe - romancal| / err (romancal's err):")
     for kind, (a, b) in products.items():
-        if kind == "rate":
-            with np.load(a) as za, np.load(b) as zb:
-                stats = agreement(SimpleNamespace(**za), SimpleNamespace(**zb))
-        else:
-            with roman_ramp.open_quietly(a) as ma, roman_ramp.open_quietly(b) as mb_:
-                stats = agreement(ma, mb_)
+        with np.load(a) as za, np.load(b) as zb:
+            stats = agreement(SimpleNamespace(**za), SimpleNamespace(**zb))
         print(f"  {kind:<5} median {stats['median']:.3f}, 99th percentile {stats['p99']:.3f} over "
               f"{stats['good_pixels']} pixels; DQ agrees on "
               + ", ".join(f"{k} {v:.4f}" for k, v in stats["dq_agree"].items()))
 
     print("\naccuracy against the truth over clean science pixels, (cal - truth) / err:")
-    with asdf.open(paths["truth"]) as truth:
-        for label, path in (("calpipe", products["cal"][0]), ("romancal", products["cal"][1])):
-            with roman_ramp.open_quietly(path) as cal:
-                stats = compare(cal, truth.tree)
-            print(f"  {label:<9} median {stats['median_pull']:+.3f}, robust std {stats['robust_std_pull']:.3f} over "
-                  f"{stats['clean_pixels']} pixels; saturated flagged {stats['saturated_flagged']:.3f}, "
-                  f"cosmic-ray hits flagged {stats['jumps_flagged']:.3f}")
+    for label, stats in accuracy.items():
+        print(f"  {label:<9} median {stats['median_pull']:+.3f}, robust std {stats['robust_std_pull']:.3f} over "
+              f"{stats['clean_pixels']} pixels; saturated flagged {stats['saturated_flagged']:.3f}, "
+              f"cosmic-ray hits flagged {stats['jumps_flagged']:.3f}")
     if tmp is not None:
         tmp.cleanup()
 
