@@ -149,9 +149,14 @@ def load_chunk(resultants, row0, col0, groupdq, read_noise, gain, row, c0, w, r,
     Branch-free so that the loops vectorise.
     """
     n = r.shape[0]
+    # The chunk's pixels as slices indexed from 0: Numba then knows that no index is negative
+    # and loads them as vectors (an index it must wrap when negative is taken one element at
+    # a time, which made these loads gathers).
+    gains = gain[row, c0:c0 + w]
+    noises = read_noise[row, c0:c0 + w]
     for j in range(w):
-        g = np.float64(gain[row, c0 + j])
-        rn = np.float64(read_noise[row, c0 + j])
+        g = np.float64(gains[j])
+        rn = np.float64(noises[j])
         rne = rn * g
         gw[j] = g
         rvar[j] = rne * rne
@@ -159,9 +164,11 @@ def load_chunk(resultants, row0, col0, groupdq, read_noise, gain, row, c0, w, r,
         slow[j] = not good
         sat[j] = 0
     for k in range(n):
+        flag_row = groupdq[k, row, c0:c0 + w]
+        value_row = resultants[k, row0 + row, col0 + c0:col0 + c0 + w]
         for j in range(w):
-            flags = groupdq[k, row, c0 + j]
-            v = np.float64(resultants[k, row0 + row, col0 + c0 + j])
+            flags = flag_row[j]
+            v = np.float64(value_row[j])
             sat[j] |= flags & _SATURATED
             slow[j] = slow[j] | ((flags & _UNUSABLE) != 0) | (not math.isfinite(v))
             r[k, j] = v * gw[j]
@@ -172,16 +179,21 @@ def store_chunk(row, c0, w, sat, gw, slope, var_r, var_p,
                 out_slope, out_vp, out_vr, out_err, out_dq):
     """Write a chunk's fast-path results in DN, for every pixel (branch-free, so it
     vectorises); the pixels fitted one by one are overwritten afterwards."""
+    slopes = out_slope[row, c0:c0 + w]
+    vrs = out_vr[row, c0:c0 + w]
+    vps = out_vp[row, c0:c0 + w]
+    errs = out_err[row, c0:c0 + w]
+    dqs = out_dq[row, c0:c0 + w]
     for j in range(w):
         g = gw[j]
         s = slope[j] / g
         vr = var_r[j] / (g * g)
         vp = var_p[j] / (g * g)
-        out_slope[row, c0 + j] = s
-        out_vr[row, c0 + j] = vr
-        out_vp[row, c0 + j] = vp
-        out_err[row, c0 + j] = math.sqrt(vr + vp)
-        out_dq[row, c0 + j] = sat[j]
+        slopes[j] = s
+        vrs[j] = vr
+        vps[j] = vp
+        errs[j] = math.sqrt(vr + vp)
+        dqs[j] = sat[j]
 
 
 @njit(error_model="numpy")
