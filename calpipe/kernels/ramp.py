@@ -62,7 +62,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from calpipe.kernels import ramp_likely, ramp_optimal
-from calpipe.kernels.threads import thread_count
+from calpipe.kernels.threads import on_threads
 
 ALGORITHMS = ("likely", "optimal")
 CHUNK = 256
@@ -199,9 +199,8 @@ def fit_ramps(resultants, groupdq, read_noise, gain, read_pattern, frame_time, *
         g = np.ascontiguousarray(gain[r0:r1], dtype=np.float32)
         jb = np.zeros((n, r1 - r0, nx), np.uint8) if return_jumps else no_jumps
         # Tasks of CHUNK pixels of a row, shared by the threads.
-        nworkers = thread_count((r1 - r0) * ((nx + CHUNK - 1) // CHUNK))
-        kernel(res, row0, col0, gdq, rn, g, consts, bool(return_jumps), CHUNK, nworkers,
-               slope[r0:r1], var_p[r0:r1], var_r[r0:r1], err[r0:r1], dq[r0:r1], jb)
+        on_threads(kernel, (r1 - r0) * ((nx + CHUNK - 1) // CHUNK), res, row0, col0, gdq, rn, g, consts,
+                   bool(return_jumps), CHUNK, slope[r0:r1], var_p[r0:r1], var_r[r0:r1], err[r0:r1], dq[r0:r1], jb)
         if return_jumps:
             jumps[:, r0:r1] = jb
         if rows_done is not None:

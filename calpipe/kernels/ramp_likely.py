@@ -582,10 +582,10 @@ def _fit_one(consts, work, r, usable, read_var, jflag):
     return fit_one
 
 
-@njit(cache=True, error_model="numpy")
-def fit_block(resultants, row0, col0, groupdq, read_noise, gain, consts, want_jumps, chunk, nworkers,
+@njit(cache=True, nogil=True, error_model="numpy")
+def fit_block(worker, nworkers, resultants, row0, col0, groupdq, read_noise, gain, consts, want_jumps, chunk,
               out_slope, out_vp, out_vr, out_err, out_dq, out_jumps):
-    """:func:`calpipe.kernels.ramp_driver.fit_block` with this fit (``consts``: a
-    :class:`Constants`); the cached entry point."""
-    ramp_driver.fit_block(resultants, row0, col0, groupdq, read_noise, gain, consts, want_jumps, chunk, nworkers,
-                          out_slope, out_vp, out_vr, out_err, out_dq, out_jumps)
+    """One thread's share of a block of rows (:func:`calpipe.kernels.ramp_driver.fit_share`)
+    with this fit (``consts``: a :class:`Constants`); the cached entry point."""
+    ramp_driver.fit_share(worker, nworkers, resultants, row0, col0, groupdq, read_noise, gain, consts, want_jumps,
+                          chunk, out_slope, out_vp, out_vr, out_err, out_dq, out_jumps)

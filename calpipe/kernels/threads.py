@@ -2,10 +2,10 @@
 
 calpipe's row-by-row kernels (saturation, refpix, linearity, the simulator's) are serial
 and release the GIL (``nogil=True``); each takes ``worker, nworkers`` as its first
-arguments and does the rows ``worker, worker + nworkers, ...``. :func:`on_threads` runs
-the ``nworkers`` shares on as many threads. For these kernels Numba's parallel loop
-(``prange``) is no faster and costs two to three times the compile time of the serial
-kernel. (The ramp fits keep it: see :mod:`calpipe.kernels.ramp_driver`.)
+arguments and does the rows ``worker, worker + nworkers, ...`` (the ramp fits: the
+chunks of a block of rows). :func:`on_threads` runs the ``nworkers`` shares on as many
+threads. For these kernels Numba's parallel loop (``prange``) is no faster, or barely
+(the ramp fits), and costs 1.5 to three times the compile time of the serial kernel.
 :func:`on_row_blocks` shares numpy code over the threads a block of rows at a time.
 """
 
