@@ -23,6 +23,7 @@ Released rows read as zeros. Arrays made otherwise are never touched by
 is released.
 """
 
+import ctypes
 import mmap
 import sys
 from contextlib import contextmanager
@@ -47,6 +48,15 @@ def without_huge_page_advice():
         yield
     finally:
         _set_madvise_hugepage(previous)
+
+
+def return_freed_memory():
+    """Hand the heap's free pages back to the system (glibc's ``malloc_trim``; elsewhere
+    nothing): memory freed by threads stays in their malloc arenas otherwise."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc
 
 
 def releasable(shape, dtype):

@@ -13,7 +13,6 @@ exposures) into the output folder. A rerun of a fit or of an alignment always st
 the staged, unaligned files.
 """
 
-import ctypes
 import gc
 import hashlib
 import importlib
@@ -25,6 +24,7 @@ from pathlib import Path
 from calpipe import datamodels
 from calpipe.atomic import atomic_path
 from calpipe.errors import CalpipeError
+from calpipe.memory import return_freed_memory
 from calpipe.resources import ResourceMonitor
 
 # Test hooks (environment variables read on the worker; never set them in production):
@@ -79,20 +79,11 @@ def frozen_heap(own_process):
     if full:
         gc.unfreeze()
     gc.collect()
-    _return_freed_memory()
+    return_freed_memory()  # a task's peak starts from what the worker holds
     gc.freeze()
     if full:
         _frozen_after_full[0] = gc.get_freeze_count()
     yield
-
-
-def _return_freed_memory():
-    """Hand the heap's free pages back to the system (glibc), so that a task's peak starts from
-    what the worker holds, not from what earlier tasks once allocated."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc
 
 
 def pipeline_class(path):

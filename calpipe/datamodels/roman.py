@@ -91,13 +91,22 @@ def _quiet():
 READ_BLOCK_BYTES = 16 * 2**20
 
 
-def _read(path):
-    import asdf
+@contextlib.contextmanager
+def _reading():
+    """asdf set up for reading Roman files: large reads, the lz4 chunks decompressed on every
+    thread (:mod:`calpipe.datamodels._parallel_lz4`). Arrays are read when first used: use
+    them inside."""
+    from ._parallel_lz4 import reading
 
+    with reading() as config:
+        config.io_block_size = READ_BLOCK_BYTES
+        yield
+
+
+def _read(path):
     rdm = _rdm(path)
     try:
-        with _quiet(), asdf.config_context() as config:
-            config.io_block_size = READ_BLOCK_BYTES
+        with _quiet():
             return rdm.open(path)
     except Exception as err:
         raise DataModelError(f"{path}: not a readable Roman file ({_one_line(err)})") from None
@@ -107,15 +116,16 @@ def _read(path):
 def open_roman(path):
     """Open a Roman Level-1 exposure or reference file as the calpipe model it corresponds to."""
     path = os.fspath(path)
-    model = _read(path)
-    kind = type(model).__name__
-    try:
-        if kind == "ScienceRawModel":
-            return _raw_from_roman(model, path)
-        if kind in REFERENCE_CLASSES:
-            return _reference_from_roman(model, REFERENCE_CLASSES[kind], path)
-    finally:
-        model.close()
+    with _reading():
+        model = _read(path)
+        kind = type(model).__name__
+        try:
+            if kind == "ScienceRawModel":
+                return _raw_from_roman(model, path)
+            if kind in REFERENCE_CLASSES:
+                return _reference_from_roman(model, REFERENCE_CLASSES[kind], path)
+        finally:
+            model.close()
     readable = ", ".join(["ScienceRawModel", *REFERENCE_CLASSES])
     raise DataModelError(f"{path}: a Roman {kind}, not one calpipe reads (expected one of {readable})")
 
@@ -126,7 +136,7 @@ def reference_meta(path):
     Reads no arrays. Every Roman reference type is indexed; those calpipe converts are in
     :data:`REFERENCE_CLASSES`.
     """
-    with _read(path) as model:
+    with _reading(), _read(path) as model:
         meta = _plain(model.meta)
         kind = type(model).__name__
     if "reftype" not in meta:
