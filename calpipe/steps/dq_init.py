@@ -6,6 +6,7 @@ from calpipe import datamodels
 from calpipe.datamodels import RampModel, RawModel
 from calpipe.detector import BORDER
 from calpipe.errors import InputError
+from calpipe.kernels.threads import on_row_blocks
 from calpipe.memory import releasable
 from calpipe.step import CalStep
 
@@ -29,10 +30,14 @@ class DQInitStep(CalStep):
         check_shape(mask.dq, "dq", shape[1:], mask.meta.filename)
 
         # The cube and its group DQ are releasable: the ramp fit in a pipeline gives back
-        # their memory as it goes.
+        # their memory as it goes. Converted a block of rows at a time on every thread (a
+        # mapped raw file is read, not copied).
         data = releasable(shape, np.float32)
-        for i in range(shape[0]):  # one resultant at a time keeps the raw file mapped, not copied
-            data[i] = raw.data[i]
+
+        def convert(rows):
+            data[:, rows] = raw.data[:, rows]
+
+        on_row_blocks(convert, shape[1], 128)
         groupdq = releasable(shape, np.uint8)
         if "groupdq" in raw:
             groupdq[...] = raw.groupdq
