@@ -13,10 +13,11 @@ for every reference it reads. romancal runs offline: CRDS_SERVER_URL points nowh
 CRDS_PATH at an empty folder, so any attempt to reach the reference server fails loudly.
 
 Each pipeline runs from its own installation (``--calpipe-python``: the Python of
-calpipe's; by default the one running this script) in a process of its own under ``strun``; a logging handler in that process
-times every step and reads its peak resident memory (VmHWM, reset at each step's start). The
-rate image each pipeline's ramp fit makes is saved by that handler's process for the
-comparison below; the seconds that takes are not counted in the whole process's time.
+calpipe's; by default the one running this script) in a process of its own under
+``strun``; a logging handler in that process times every step and reads its peak
+resident memory (VmHWM, reset at each step's start). The rate image each pipeline's ramp
+fit makes is saved by that handler's process for the comparison below; the seconds that
+takes are not counted in the whole process's time.
 Printed: per step and in total, wall time and peak memory of each pipeline and their ratios
 (romancal / calpipe); the agreement of the rate and calibrated images over pixels both call
 good (median and 99th percentile of |calpipe - romancal| / err, err being romancal's); the

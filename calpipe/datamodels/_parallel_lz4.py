@@ -80,7 +80,7 @@ class ParallelLz4(Compressor):
         self.threads = threads
 
     def compress(self, data, **kwargs):
-        # asdf's own framing, serially (never used for writing: see the module docstring)
+        # asdf's own framing, serially (calpipe writes outside reading(): module docstring)
         kwargs.setdefault("mode", "default")
         step = kwargs.pop("compression_block_size", 1 << 22) // data.itemsize
         for i in range(0, len(data), step):
@@ -97,7 +97,7 @@ class ParallelLz4(Compressor):
                 raise ValueError(f"a damaged lz4 chunk ({err})") from None
             if len(values) != size:
                 raise ValueError(f"an lz4 chunk holds {len(values)} bytes, its header says {size}")
-            out[start:start + size] = np.frombuffer(values, np.uint8)  # numpy copies without the GIL
+            out[start:start + size] = np.frombuffer(values, np.uint8)
 
         written = 0
         waiting = deque()

@@ -3,11 +3,11 @@
 Both fitters (:mod:`calpipe.kernels.ramp_optimal`, :mod:`calpipe.kernels.ramp_likely`)
 fit a block of rows the same way: tasks of ``chunk`` pixels of a row are shared by
 ``nworkers`` threads (:func:`fit_share` is one thread's share, run on every thread by
-:func:`calpipe.kernels.threads.on_threads`); each task reads its pixels (:func:`load_chunk`), fits those with
-every resultant usable a chunk at a time with the pixel index innermost (vectorised),
-writes them (:func:`store_chunk`), and refits one by one (:func:`load_pixel`,
-:func:`store_pixel`) the pixels the chunk path marks ``slow``. Only the two fits differ;
-this module holds everything else, once.
+:func:`calpipe.kernels.threads.on_threads`); each task reads its pixels
+(:func:`load_chunk`), fits those with every resultant usable a chunk at a time with the
+pixel index innermost (vectorised), writes them (:func:`store_chunk`), and refits one by
+one (:func:`load_pixel`, :func:`store_pixel`) the pixels the chunk path marks ``slow``.
+Only the two fits differ; this module holds everything else, once.
 
 Dispatch happens at compile time, on the type of the ``consts`` argument: each fitter
 passes its own ``NamedTuple`` of read-pattern constants and jump settings and registers,
