@@ -124,6 +124,8 @@ def open_roman(path):
                 return _raw_from_roman(model, path)
             if kind in REFERENCE_CLASSES:
                 return _reference_from_roman(model, REFERENCE_CLASSES[kind], path)
+        except (ValueError, OSError, EOFError) as err:  # the arrays are read here
+            raise DataModelError(f"{path}: damaged or truncated array data ({_one_line(err)})") from None
         finally:
             model.close()
     readable = ", ".join(["ScienceRawModel", *REFERENCE_CLASSES])

@@ -80,12 +80,6 @@ def test_sentinel_guide_window_and_counts_outside_the_adc_range(tmp_path):
     assert raw.groupdq[1, 3, 4] == dqflags.AD_FLOOR | dqflags.DO_NOT_USE and raw.groupdq.sum() == raw.groupdq[1, 3, 4]
 
 
-@pytest.mark.parametrize("problem, expected", [
-    ("missing amp33", "amp33"),
-    ("wrong dtype", "data"),
-    ("read pattern", "read_pattern: lists 5 resultants but data holds 6"),
-    ("frame time", "frame_time"),
-])
 def _edit_header(path, old, new):
     """Change the YAML header of a file in place (same length: the array blocks stay put),
     as a damaged file or another writer could leave it; asdf would refuse to write it."""
@@ -100,10 +94,21 @@ def _edit_header(path, old, new):
     ("wrong dtype", "data"),
     ("read pattern", "read_pattern: lists 5 resultants but data holds 6"),
     ("frame time", "frame_time"),
+    ("truncated", "damaged or truncated array data"),
+    ("damaged", "damaged or truncated array data"),
 ])
 def test_bad_level1_files_get_one_line(tmp_path, problem, expected):
     path = tmp_path / "bad_uncal.asdf"
-    if problem == "read pattern":
+    if problem in ("truncated", "damaged"):
+        make_raw(path)
+        blob = bytearray(path.read_bytes())
+        data = blob.index(b"\xd3BLK") + 60  # inside the first array's compressed bytes
+        if problem == "truncated":
+            blob = blob[:data]
+        else:
+            blob[data:data + 40] = bytes(40)
+        path.write_bytes(bytes(blob))
+    elif problem == "read pattern":
         make_raw(path, **{"meta.exposure.read_pattern": PATTERN[:5], "meta.exposure.nresultants": -999999})
     elif problem == "frame time":
         make_raw(path, **{"meta.exposure.frame_time": -999999.0})
