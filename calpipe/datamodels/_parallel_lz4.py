@@ -6,8 +6,8 @@ its decompressed length (little-endian) in front. asdf decompresses the chunks o
 another in Python. Here the chunks of a block are handed to the threads as soon as the
 file's bytes hold them whole, each written straight to its place in the array (its offset is
 the sum of the earlier chunks' stored lengths); python-lz4 releases the GIL while it
-decompresses. At most a few chunks per thread wait at a time, so the compressed bytes are
-never all held at once.
+decompresses. At most one chunk more than there are threads is in hand at a time, so the
+compressed bytes are never all held at once.
 
 The decompressor is offered to asdf as the compressor of the ``lz4`` label by an extension
 active only inside :func:`reading`, in the thread that enters it (asdf prefers an
@@ -27,8 +27,6 @@ import asdf
 import numpy as np
 from asdf.exceptions import AsdfWarning
 from asdf.extension import Compressor, Extension
-
-from calpipe.memory import return_freed_memory
 
 LABEL = b"lz4"
 
@@ -69,7 +67,8 @@ def _frames(blocks):
 
 
 class ParallelLz4(Compressor):
-    """Decompresses asdf's lz4 blocks on ``threads`` threads; compresses as asdf does."""
+    """Decompresses asdf's lz4 blocks on ``threads`` threads. It does not compress (calpipe
+    writes outside :func:`reading`): ``compress`` is the protocol's, which raises."""
 
     label = LABEL
 
@@ -78,14 +77,6 @@ class ParallelLz4(Compressor):
 
         self._lz4 = lz4.block
         self.threads = threads
-
-    def compress(self, data, **kwargs):
-        # asdf's own framing, serially (calpipe writes outside reading(): module docstring)
-        kwargs.setdefault("mode", "default")
-        step = kwargs.pop("compression_block_size", 1 << 22) // data.itemsize
-        for i in range(0, len(data), step):
-            chunk = self._lz4.compress(data[i:i + step], **kwargs)
-            yield struct.pack("!I", len(chunk)) + chunk
 
     def decompress(self, data, out, **kwargs):
         out = np.frombuffer(out, np.uint8)
@@ -118,8 +109,6 @@ class ParallelLz4(Compressor):
             finally:
                 for future in waiting:
                     future.cancel()
-        # The threads' freed chunks stay in their malloc arenas unless handed back.
-        return_freed_memory()
         return written
 
 
