@@ -269,6 +269,11 @@ def main(argv=None):
     options = parser.parse_args(argv)
     if options.size < 128 or options.size % 128 or options.size > 4096:
         parser.error(f"--size {options.size}: expected a multiple of 128 from 128 to 4096")
+    if options.calpipe_python and not (options.calpipe_python.is_file()
+                                       and os.access(options.calpipe_python, os.X_OK)):
+        parser.error(f"--calpipe-python {options.calpipe_python}: not an executable file")
+    if options.calpipe_python and not (options.calpipe_python.parent / "calpipe").is_file():
+        parser.error(f"--calpipe-python {options.calpipe_python}: no calpipe installed beside it")
     romancal = None
     if not options.calpipe_only:
         try:
@@ -290,7 +295,7 @@ def main(argv=None):
     print(f"input: {options.size}x{options.size}, 6 resultants, {made}"
           + ("" if romancal is None else f" (romancal {romancal.__version__})"))
     env = offline_env(work)
-    python = str(options.calpipe_python or sys.executable)
+    python = str(options.calpipe_python.absolute() if options.calpipe_python else sys.executable)
     if options.calpipe_python:
         print(f"calpipe runs from {python}")
     # calpipe's kernels compile on a process's first use and are cached on disk (the cold start
