@@ -5,6 +5,7 @@ contacted), and record for every step its status (``meta.cal_step``), the refere
 used (``meta.ref_file``) and what it cost (``meta.resources`` and a ``meta.cal_logs`` line).
 """
 
+import contextlib
 import functools
 import gc
 import logging
@@ -54,8 +55,12 @@ class CalStep(Step):
     def run(self, *args):
         outermost = self.parent is None
         command_line = outermost and _stpipe_hooks.is_command_line_run(self)
+        made_dir = None  # the output folder, when this run makes it (stpipe does, first thing)
         if command_line:
             compile_notice.install()
+            output_dir = self.output_dir and os.path.expandvars(os.path.expanduser(self.output_dir))
+            if output_dir and not os.path.exists(output_dir):
+                made_dir = output_dir
         # A caller that keeps a frozen heap of its own (a batch worker) keeps it after the run.
         unfreeze = outermost and gc.get_freeze_count() == 0
         if outermost:
@@ -78,6 +83,9 @@ class CalStep(Step):
             if command_line:
                 status = _stpipe_hooks.report(self.class_alias, err)
                 if status is not None:
+                    if made_dir is not None:
+                        with contextlib.suppress(OSError):
+                            os.rmdir(made_dir)  # only if still empty: a user's mistake leaves nothing
                     raise SystemExit(status) from None
             raise
         finally:

@@ -114,6 +114,16 @@ def test_bad_input_gives_one_line_and_no_output(tiny, tmp_path, problem):
     assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
 
 
+def test_a_failed_run_leaves_no_output_folder_it_made(tiny, tmp_path):
+    _, refs = tiny
+    (tmp_path / "kept").mkdir()
+    for folder in ("out", "kept"):
+        done = strun("exposure_pipeline", tmp_path / "missing_uncal.asdf", "--output-dir", folder, cwd=tmp_path,
+                     refs=refs)
+        assert done.returncode == 2 and "no such file" in done.stderr
+    assert not (tmp_path / "out").exists() and (tmp_path / "kept").is_dir()
+
+
 def test_refs_commands(tiny, capsys):
     uncal, refs = tiny
     assert cli.main(["refs", "--store", str(refs), "list"]) == 0
