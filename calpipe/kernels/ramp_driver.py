@@ -43,7 +43,14 @@ per-pixel fit): compiled without Numba's reference counting. With it, every arra
 to a name or passed to an inlined helper costs an atomic increment and decrement, which
 made the per-pixel fit of "optimal" 3.7 times slower (878 against 237 ns per pixel with
 jumps). ``_nrt`` is a private Numba option: ``tests/kernels/test_ramp_driver.py`` fails
-when it stops removing the reference counting."""
+when it stops removing the reference counting.
+
+The same options serve the fits' larger helpers, compiled on their own rather than
+inlined (``inline="always"``): Numba inlines by copying a function's IR into every caller
+and typing it again there, which made the per-pixel fits, called from the driver, the
+round tables and each other, the bulk of the compile time (both fits and their tables:
+31.3 s of CPU against 22.6 s, ``benchmarks/kernel_compile.py``). The hot loops' small
+helpers stay inlined; the fits' speed is unchanged (``benchmarks/ramp_fit.py``)."""
 
 
 # What each fitter provides for its ``consts`` type (``numba.extending.overload``). Plain

@@ -282,7 +282,7 @@ def _variances(m, x, qc, used, c):
     return vr, vp
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, **ramp_driver.NO_REFCOUNT)  # compiled once, not inlined: see NO_REFCOUNT
 def fit_pixel(r, usable, read_var, tbar, tau, nreads, c, detect, th1, th2,
               d, used, a, b, ipiv, rpiv, x, y, gd, buf, jflag):
     """Fit one pixel's ramp (electrons). Returns (slope, var_rnoise, var_poisson, njumps).

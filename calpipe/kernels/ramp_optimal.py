@@ -294,7 +294,7 @@ def _leave_out(r, s, e, a, b, read_var, f, tables, tbar, tau, nreads, kbuf, cbuf
     return excess, var
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, **ramp_driver.NO_REFCOUNT)
 def _pieces(n, usable, cut, bounds):
     """Pieces of two or more resultants: runs of usable resultants not separated by a
     cut difference (``cut[i]``: difference (i, i + 1) out). Bounds into ``bounds[q]``
@@ -316,7 +316,7 @@ def _pieces(n, usable, cut, bounds):
     return npiece
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, **ramp_driver.NO_REFCOUNT)
 def _against_reset(r, usable, s, read_var, f, tbar, tau, nreads, cbuf):
     """Squared normalised difference between the local slope of resultants (s, s + 1)
     and the first usable resultant's slope from reset, ``R_0 / tbar_0`` (exact variance:
@@ -337,7 +337,7 @@ def _against_reset(r, usable, s, read_var, f, tbar, tau, nreads, cbuf):
     return x * x / var if var > 0.0 else 0.0
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, **ramp_driver.NO_REFCOUNT)
 def _piece_fits(r, npiece, bounds, tables, tbar, tau, nreads, kbuf, segs):
     """Read-noise-weighted fits of the pieces: ``segs[q]`` = (slope, weight per unit read
     variance, Poisson coefficient); returns the sums of the weights and weighted slopes."""
@@ -353,7 +353,7 @@ def _piece_fits(r, npiece, bounds, tables, tbar, tau, nreads, kbuf, segs):
     return sw, sws
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, **ramp_driver.NO_REFCOUNT)
 def _candidates(r, npiece, bounds, segs, sw, sws, read_var, f, tables, tbar, tau, nreads,
                 kbuf, cbuf, cand, stats):
     """One round of the jump search: every candidate's excess over the fit of everything
@@ -440,7 +440,7 @@ def build_rounds(tbar, tau, nreads, tables, all_configs):
     return rounds, round_ab, round_count
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, **ramp_driver.NO_REFCOUNT)
 def _jump_search(r, usable, read_var, consts, kbuf, cbuf, segs, cut, bounds, cand, stats, jflag):
     """Cut the differences that hold jumps; returns (njumps, unreliable).
 
@@ -546,7 +546,7 @@ def _jump_search(r, usable, read_var, consts, kbuf, cbuf, segs, cut, bounds, can
         return njumps, worst > c2
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, **ramp_driver.NO_REFCOUNT)
 def _combine(segs, nseg):
     """Sums over the first ``nseg`` segments (slope, weight, Poisson coefficient): the
     weights, the weighted slopes and the squared weights times the Poisson terms."""
@@ -561,7 +561,7 @@ def _combine(segs, nseg):
     return sum_w, sum_ws, sum_wwp
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, **ramp_driver.NO_REFCOUNT)
 def fit_pixel(r, usable, read_var, consts, work, jflag):
     """Fit one pixel's ramp (electrons). Returns (slope, var_rnoise, var_poisson, njumps,
     unreliable).
