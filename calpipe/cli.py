@@ -64,6 +64,12 @@ def build_parser():
                           "(needs calpipe[roman]) (default: %(default)s)")
     sim.set_defaults(func=run_simulate)
 
+    comp = commands.add_parser("compile", help="compile the pipeline's kernels ahead of a first run, on every core")
+    comp.add_argument("kernels", nargs="*", metavar="KERNELS",
+                      help="only these: likely, optimal, saturation, linearity, refpix, catalog (default: all)")
+    comp.add_argument("--processes", type=int, help="processes compiling at once (default: one per core)")
+    comp.set_defaults(func=run_compile)
+
     refs = commands.add_parser("refs", help="manage and query a reference store")
     refs.add_argument("--store", help="store folder (default: $CALPIPE_REFS)")
     ref_commands = refs.add_subparsers(title="refs commands", metavar="ACTION")
@@ -108,6 +114,21 @@ def _registered_commands():
 
     return [asn_commands.register, db_commands.register, batch_commands.register,
             archive_commands.register, model_commands.register]
+
+
+# -- compile --------------------------------------------------------------------------------
+def run_compile(args):
+    from calpipe import precompile
+
+    if args.processes is not None and args.processes < 1:
+        raise InputError(f"--processes {args.processes}: expected at least 1")
+    names = args.kernels or list(precompile.JOBS)
+    groups = precompile.plan(names, args.processes or os.cpu_count() or 1)
+    print(f"compiling kernels on {len(groups)} process(es): {'; '.join(', '.join(g) for g in groups)}",
+          flush=True)
+    wall = precompile.precompile(names, args.processes)
+    print(f"done in {wall:.1f} s: later runs load them from Numba's on-disk cache")
+    return 0
 
 
 # -- simulate -------------------------------------------------------------------------------

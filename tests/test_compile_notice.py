@@ -113,5 +113,5 @@ def test_at_most_one_background_compile_per_process(monkeypatch):
     monkeypatch.setattr(compile_notice, "_state", dict(compile_notice._state, told=True, ahead=None,
                                                        process=None))
     for _ in range(3):  # three exposures calibrated in one process
-        compile_notice.compile_ahead("calpipe.kernels.ramp", "likely")
+        compile_notice.compile_ahead("calpipe.precompile", "likely")
     assert len(started) == 1

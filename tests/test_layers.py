@@ -12,6 +12,7 @@ LAYERS = [
     {"calpipe", "calpipe.errors", "calpipe.dqflags", "calpipe.detector", "calpipe.atomic", "calpipe.resources",
      "calpipe._lazy", "calpipe.compile_notice", "calpipe.memory"},
     {"calpipe.kernels"},
+    {"calpipe.precompile"},
     # Association files are plain JSON; the datamodels' association container reads them.
     {"calpipe.associations"},
     {"calpipe.datamodels"},

@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit
 
 from calpipe import dqflags
-from calpipe.kernels.threads import on_threads
+from calpipe.kernels.threads import on_threads, read_only
 
 _SATURATED = np.uint8(dqflags.SATURATED)
 _UNUSABLE = np.uint8(dqflags.SATURATED | dqflags.DO_NOT_USE)
@@ -233,8 +233,8 @@ def correct_linearity(resultants, groupdq, coeffs, pixeldq, read_pattern, coeffs
         coeffs_dq = np.zeros(resultants.shape[1:], dtype=np.uint32)
     if coeffs.shape[0] < 3:  # the kernel reads the quadratic term
         coeffs = np.concatenate([coeffs, np.zeros((3 - coeffs.shape[0], *coeffs.shape[1:]), coeffs.dtype)])
-    on_threads(_correct, resultants.shape[1], resultants, groupdq, coeffs, pixeldq,
-               coeffs_dq.astype(np.uint32, copy=False), *read_offsets(read_pattern),
+    on_threads(_correct, resultants.shape[1], resultants, groupdq, read_only(coeffs), pixeldq,
+               read_only(coeffs_dq.astype(np.uint32, copy=False)), *read_offsets(read_pattern),
                _stencils(resultants.shape[0]))
 
 

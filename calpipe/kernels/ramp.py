@@ -56,7 +56,6 @@ it falls by 1/3 per decade of count rate up to 1e4 e/s); for ``"likely"`` the
 sigma-equivalent of the chi-square drop (default 4.5).
 """
 
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -243,7 +242,3 @@ def compile_fit(algorithm):
     cube = (np.ones((1, 12, 12), np.float32) * tbar[:, None, None].astype(np.float32))[:, 2:-2, 2:-2]
     ones = np.ones(cube.shape[1:], np.float32)
     fit_ramps(cube, np.zeros(cube.shape, np.uint8), ones, ones, pattern, 1.0, algorithm=algorithm)
-
-
-if __name__ == "__main__":  # python -m calpipe.kernels.ramp ALGORITHM: compile ahead
-    compile_fit(sys.argv[1])

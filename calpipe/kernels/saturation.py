@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit
 
 from calpipe import dqflags
-from calpipe.kernels.threads import on_threads
+from calpipe.kernels.threads import on_threads, read_only
 
 _SAT = np.uint8(dqflags.SATURATED | dqflags.DO_NOT_USE)
 _FLOOR = np.uint8(dqflags.AD_FLOOR | dqflags.DO_NOT_USE)
@@ -119,11 +119,11 @@ def flag_saturation(resultants, threshold, read_pattern, groupdq, pixeldq, thres
         _flag,
         resultants.shape[1],
         resultants,
-        threshold,
+        read_only(threshold),
         *read_index_moments(read_pattern),
         groupdq,
         pixeldq,
-        threshold_dq.astype(np.uint32, copy=False),
+        read_only(threshold_dq.astype(np.uint32, copy=False)),
     )
 
 

@@ -7,11 +7,13 @@ chunks of a block of rows). :func:`on_threads` runs the ``nworkers`` shares on a
 threads. For these kernels Numba's parallel loop (``prange``) is no faster, or barely
 (the ramp fits), and costs 1.5 to three times the compile time of the serial kernel.
 :func:`on_row_blocks` shares numpy code over the threads a block of rows at a time.
+Reference arrays reach the kernels through :func:`read_only`.
 """
 
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
+import numpy as np
 
 
 def thread_count(njobs):
@@ -41,3 +43,12 @@ def on_threads(kernel, njobs, *args):
         kernel(0, nworkers, *args)
         for share in shares:
             share.result()
+
+
+def read_only(array):
+    """A read-only view of ``array`` (no copy). Kernels take reference data this way, so
+    that one compiled kernel serves references mapped from a file, which are read-only,
+    and references converted in memory (Numba compiles a kernel for each)."""
+    view = np.asarray(array).view()
+    view.flags.writeable = False
+    return view

@@ -64,7 +64,7 @@ class ExposurePipeline(CalPipeline):
         if not self.ramp_fit.skip:
             # On a cold kernel cache (a first run), the ramp fit compiles in the background
             # while the steps before it run.
-            compile_notice.compile_ahead("calpipe.kernels.ramp", self.ramp_fit.algorithm)
+            compile_notice.compile_ahead("calpipe.precompile", self.ramp_fit.algorithm)
         data = datamodels.open(input)
         if hasattr(data, "borrow"):  # an association: calibrate each member in turn
             return self._process_library(data)
