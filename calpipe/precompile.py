@@ -106,11 +106,17 @@ def precompile(names=None, processes=None):
     children = [subprocess.Popen([sys.executable, "-m", __name__, *group], stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE, text=True) for group in groups]
     failures = []
-    for group, child in zip(groups, children):
-        _, err = child.communicate()
-        if child.returncode:
-            last = (err.strip().splitlines() or [f"exit status {child.returncode}"])[-1]
-            failures.append(f"{', '.join(group)}: {last}")
+    try:
+        for group, child in zip(groups, children):
+            _, err = child.communicate()
+            if child.returncode:
+                last = (err.strip().splitlines() or [f"exit status {child.returncode}"])[-1]
+                failures.append(f"{', '.join(group)}: {last}")
+    finally:  # interrupted: no compiler left running (what it had cached stays valid)
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
     if failures:
         raise CalpipeError(f"compiling kernels failed ({'; '.join(failures)})")
     return time.perf_counter() - start
