@@ -61,8 +61,10 @@ class CalStep(Step):
             output_dir = self.output_dir and os.path.expandvars(os.path.expanduser(self.output_dir))
             if output_dir and not os.path.exists(output_dir):
                 made_dir = output_dir
-        # A caller that keeps a frozen heap of its own (a batch worker) keeps it after the run.
-        unfreeze = outermost and gc.get_freeze_count() == 0
+        # A caller that keeps a frozen heap of its own (a batch worker) keeps it after the run,
+        # and so does a strun process, which ends with the run: the collections of Python's
+        # shutdown then skip the heap (0.65 s after a full-detector run, against 0.08 s).
+        unfreeze = outermost and not command_line and gc.get_freeze_count() == 0
         if outermost:
             # stpipe collects garbage before every step: with the objects that exist when the
             # run starts (the libraries', a Python caller's) frozen out of the collector, each
