@@ -13,6 +13,7 @@ from pathlib import Path
 
 import asdf
 import numpy as np
+from asdf import generic_io
 from asdf.exceptions import ValidationError
 
 from calpipe.atomic import atomic_path, write_together
@@ -327,28 +328,58 @@ def write_asdf(af, path):
     """Write ``af`` to ``path`` with every block's checksum, the blocks hashed in parallel.
 
     asdf hashes the blocks one after the other as it writes them; here it writes them with
-    zero checksums, and the MD5s are then read back from the written bytes (still in the page
-    cache) on several threads and put into the headers. The file is byte for byte the one
+    zero checksums while other threads hash each array from memory as it is handed to the
+    file, and the MD5s are then put into the headers. A block written some other way (a
+    compressed one) is hashed from the written bytes. The file is byte for byte the one
     ``af.write_to(path)`` writes.
     """
     load_asdf_extensions()
-    af.write_to(path, write_checksums=False)
-    fill_block_checksums(path)
+    with ThreadPoolExecutor(_hash_threads()) as pool, open(path, "wb") as f:
+        hashing = _HashingFile(f, pool)
+        af.write_to(hashing, write_checksums=False)
+        f.flush()
+        fill_block_checksums(path, known=hashing.digests)
 
 
-def fill_block_checksums(path, threads=None):
-    """Put the MD5 of each block's used data into its header, ``threads`` blocks at a time."""
+class _HashingFile(generic_io.RealFile):
+    """asdf's file for writing, which hands each array it writes to ``pool`` to be hashed:
+    ``digests`` maps the array's offset in the file to (its size, the future MD5)."""
+
+    def __init__(self, fd, pool):
+        super().__init__(fd, "w")
+        self._pool = pool
+        self.digests = {}
+
+    def write_array(self, arr):
+        self.digests[self.tell()] = (arr.nbytes, self._pool.submit(_md5_of_array, arr))
+        super().write_array(arr)
+
+
+def _md5_of_array(arr):
+    return hashlib.md5(arr.data, usedforsecurity=False).digest()  # releases the GIL
+
+
+def _hash_threads():
+    return min(os.cpu_count() or 1, 4)
+
+
+def fill_block_checksums(path, threads=None, known=None):
+    """Put the MD5 of each block's used data into its header, ``threads`` blocks at a time.
+    ``known``: {data offset: (size, future MD5)} of blocks already being hashed."""
+    known = known or {}
     with open(path, "r+b") as f:
         fd = f.fileno()
         blocks = _blocks(fd, os.fstat(fd).st_size)
         if not blocks:
             return
-        threads = threads or min(len(blocks), os.cpu_count() or 1, 4)
-        largest_first = sorted(blocks, key=lambda block: -block[2])
-        with ThreadPoolExecutor(threads) as pool:
-            digests = pool.map(lambda block: _md5_of_range(fd, block[1], block[2]), largest_first)
-            for (start, _, _), digest in zip(largest_first, digests):
-                os.pwrite(fd, digest, start + CHECKSUM_OFFSET)
+        digests = {start: known[data][1] for start, data, used in blocks
+                   if data in known and known[data][0] == used}
+        rest = sorted((block for block in blocks if block[0] not in digests), key=lambda block: -block[2])
+        with ThreadPoolExecutor(threads or min(max(len(rest), 1), _hash_threads())) as pool:
+            for start, data, used in rest:  # largest first
+                digests[start] = pool.submit(_md5_of_range, fd, data, used)
+            for start, digest in digests.items():
+                os.pwrite(fd, digest.result(), start + CHECKSUM_OFFSET)
 
 
 def _blocks(fd, size):

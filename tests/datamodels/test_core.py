@@ -53,3 +53,13 @@ def test_a_file_without_blocks_is_left_as_written(tmp_path):
     before = (tmp_path / "a.asdf").read_bytes()
     fill_block_checksums(tmp_path / "a.asdf")
     assert (tmp_path / "a.asdf").read_bytes() == before
+
+
+def test_write_asdf_hashes_compressed_blocks_from_the_file(tmp_path):
+    tree = tree_with_blocks()
+    expected, ours = asdf.AsdfFile(tree), asdf.AsdfFile(tree)
+    for af in (expected, ours):
+        af.set_array_compression(tree["big"], "zlib")
+    expected.write_to(tmp_path / "asdf.asdf")
+    write_asdf(ours, tmp_path / "ours.asdf")
+    assert (tmp_path / "ours.asdf").read_bytes() == (tmp_path / "asdf.asdf").read_bytes()
