@@ -23,6 +23,9 @@ import numpy as np
 
 from calpipe.errors import CalpipeError
 
+PATTERN = [[1], [2, 3], [4]]
+"""The read pattern of the row kernels' jobs (the ramp fits compile with their own)."""
+
 
 def _likely():
     from calpipe.kernels.ramp import compile_fit
@@ -34,9 +37,6 @@ def _optimal():
     from calpipe.kernels.ramp import compile_fit
 
     compile_fit("optimal")
-
-
-PATTERN = [[1], [2, 3], [4]]
 
 
 def _saturation():
