@@ -122,11 +122,10 @@ def run_compile(args):
 
     if args.processes is not None and args.processes < 1:
         raise InputError(f"--processes {args.processes}: expected at least 1")
-    names = args.kernels or list(precompile.JOBS)
-    groups = precompile.plan(names, args.processes or os.cpu_count() or 1)
+    groups = precompile.plan(args.kernels or list(precompile.JOBS), args.processes or os.cpu_count() or 1)
     print(f"compiling kernels on {len(groups)} process(es): {'; '.join(', '.join(g) for g in groups)}",
           flush=True)
-    wall = precompile.precompile(names, args.processes)
+    wall = precompile.precompile(groups)
     print(f"done in {wall:.1f} s: later runs load them from Numba's on-disk cache")
     return 0
 

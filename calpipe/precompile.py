@@ -14,7 +14,7 @@ Read patterns of more than 32 or 64 resultants compile variants of the ``optimal
 their own when first fitted (``docs/ramp_fitting.md``).
 """
 
-import os
+import functools
 import subprocess
 import sys
 import time
@@ -24,19 +24,19 @@ import numpy as np
 from calpipe.errors import CalpipeError
 
 PATTERN = [[1], [2, 3], [4]]
-"""The read pattern of the row kernels' jobs (the ramp fits compile with their own)."""
+"""The read pattern of the row kernels' jobs (the ramp fits need at least 4 resultants)."""
 
 
-def _likely():
-    from calpipe.kernels.ramp import compile_fit
+def _ramp_fit(algorithm):
+    """A tiny ramp fitted as the ramp_fit step passes it: a view of a float32 cube's inner
+    pixels (six uneven resultants, so that ``"likely"`` is not replaced by ``"optimal"``)."""
+    from calpipe.kernels.ramp import fit_ramps, resultant_times
 
-    compile_fit("likely")
-
-
-def _optimal():
-    from calpipe.kernels.ramp import compile_fit
-
-    compile_fit("optimal")
+    pattern = [[1], [2, 3], [4, 5, 6, 7], [8], [9, 10, 11, 12, 13, 14], [15, 16]]
+    tbar = resultant_times(pattern, 1.0)[0]
+    cube = (np.ones((1, 12, 12), np.float32) * tbar[:, None, None].astype(np.float32))[:, 2:-2, 2:-2]
+    ones = np.ones(cube.shape[1:], np.float32)
+    fit_ramps(cube, np.zeros(cube.shape, np.uint8), ones, ones, pattern, 1.0, algorithm=algorithm)
 
 
 def _saturation():
@@ -71,8 +71,8 @@ def _catalog():
 
 JOBS = {
     # name: (compile CPU seconds on the 2-core development machine, for scheduling; job)
-    "likely": (11.0, _likely),
-    "optimal": (11.5, _optimal),
+    "likely": (11.0, functools.partial(_ramp_fit, "likely")),
+    "optimal": (11.5, functools.partial(_ramp_fit, "optimal")),
     "linearity": (2.5, _linearity),
     "refpix": (2.3, _refpix),
     "catalog": (1.0, _catalog),
@@ -96,12 +96,10 @@ def plan(names, processes):
     return [group for group in groups if group]
 
 
-def precompile(names=None, processes=None):
-    """Compile the kernels of the jobs ``names`` (default: all) on ``processes`` processes
-    (default: one per core) into the on-disk cache; returns the wall seconds. Raises
-    CalpipeError, with the failing process's last line, if one fails."""
-    names = list(JOBS) if names is None else list(names)
-    groups = plan(names, processes or os.cpu_count() or 1)
+def precompile(groups):
+    """Compile the kernels of each group of jobs (:func:`plan`'s) in a process of its own, all
+    at once, into the on-disk cache; returns the wall seconds. Raises CalpipeError, with the
+    failing process's last line, if one fails."""
     start = time.perf_counter()
     children = [subprocess.Popen([sys.executable, "-m", __name__, *group], stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE, text=True) for group in groups]

@@ -29,7 +29,7 @@ def test_no_more_processes_than_jobs_and_names_checked():
 def test_a_job_that_fails_is_one_error_naming_it(monkeypatch):
     monkeypatch.setattr(precompile, "__name__", "calpipe.no_such_module")
     with pytest.raises(CalpipeError, match=r"compiling kernels failed \(saturation: .*No module named"):
-        precompile.precompile(["saturation"], 1)
+        precompile.precompile([["saturation"]])
 
 
 def test_command_line_errors_are_one_line():

@@ -232,13 +232,3 @@ def _whole_cube(resultants):
     if row0 < 0 or rest % size or row0 + ny > height or col0 + nx > width or n * plane > base.nbytes:
         return None
     return np.ndarray((n, height, width), dtype, buffer=base), row0, col0
-
-
-def compile_fit(algorithm):
-    """Compile (or load from the on-disk cache) ``algorithm``'s kernel for the arrays the
-    ramp_fit step passes, by fitting a tiny ramp: a view of a float32 cube's inner pixels."""
-    pattern = [[1], [2, 3], [4, 5, 6, 7], [8], [9, 10, 11, 12, 13, 14], [15, 16]]
-    tbar = resultant_times(pattern, 1.0)[0]
-    cube = (np.ones((1, 12, 12), np.float32) * tbar[:, None, None].astype(np.float32))[:, 2:-2, 2:-2]
-    ones = np.ones(cube.shape[1:], np.float32)
-    fit_ramps(cube, np.zeros(cube.shape, np.uint8), ones, ones, pattern, 1.0, algorithm=algorithm)
