@@ -14,8 +14,8 @@ CRDS_PATH at an empty folder, so any attempt to reach the reference server fails
 
 Each pipeline runs from its own installation (``--calpipe-python``: the Python of
 calpipe's; by default the one running this script) in a process of its own under
-``strun``; a logging handler in that process times every step and reads its peak
-resident memory (VmHWM, reset at each step's start). The rate image each pipeline's ramp
+``strun``, writing its products into a new folder; a logging handler in that process times
+every step and reads its peak resident memory (VmHWM, reset at each step's start). The rate image each pipeline's ramp
 fit makes is saved by that handler's process for the comparison below; the seconds that
 takes are not counted in the whole process's time.
 Printed: per step and in total, wall time and peak memory of each pipeline and their ratios
@@ -45,6 +45,7 @@ detector.
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -148,7 +149,10 @@ json.dump({"status": status or 0, "wall_s": total, "peak_bytes": max(peak[0], hw
 """
 
 
-def run_pipeline(python, ramp_fit_class, args, work, env, log):
+def run_pipeline(python, ramp_fit_class, args, work, env, log, products):
+    """Run ``args`` under strun from ``python`` with the timing handler; ``products``: the
+    output folder, made anew (a first calibration, for both pipelines alike)."""
+    shutil.rmtree(products, ignore_errors=True)
     result = work / f"{log}.json"
     with open(work / f"{log}.log", "w") as out:
         done = subprocess.run([python, "-c", RUNNER, str(result), str(work / f"{log}_rate.npz"), ramp_fit_class,
@@ -250,7 +254,8 @@ def run_calpipe(python, work, env, paths, size, log):
     return run_pipeline(python, "calpipe.steps.ramp_fit:RampFitStep",
                         ["exposure_pipeline", paths["uncal"], "--ref-store", store, "--output-dir", work / log,
                          f"--steps.refpix.nchannels={size // 128}",
-                         "--steps.source_catalog.skip=true", "--steps.tweakreg.skip=true"], work, env, log)
+                         "--steps.source_catalog.skip=true", "--steps.tweakreg.skip=true"], work, env, log,
+                        work / log)
 
 
 def main(argv=None):
@@ -320,7 +325,7 @@ def main(argv=None):
         return
     rc = run_pipeline(sys.executable, "romancal.ramp_fitting.ramp_fit_step:RampFitStep",
                       ["roman_elp", uncal, "--disable-crds-steppars", f"--output_dir={work / 'rc'}",
-                       *romancal_args(paths)], work, env, "romancal")
+                       *romancal_args(paths)], work, env, "romancal", work / "rc")
 
     print(f"\n{'step':<14}{'calpipe s':>11}{'romancal s':>12}{'ratio':>8}{'calpipe MB':>12}{'romancal MB':>13}{'ratio':>8}")
     rows = [(label, cp["steps"].get(c), rc["steps"].get(r)) for label, c, r in STEPS]

@@ -12,6 +12,16 @@ runs (:meth:`calpipe.step.CalStep.run`). numpy offers no public switch at run ti
 ``NUMPY_MADVISE_HUGEPAGE`` variable is read when numpy is imported): the private one is used
 here only, and ``tests/test_memory.py`` fails when numpy drops it.
 
+Reusing freed arrays. glibc's malloc serves every allocation of 32 MB or more (a
+full-detector array) with a memory map of its own and unmaps it when the array is freed: the
+next array's pages are taken from the system again, each faulted in and zeroed by the kernel
+on its first touch. A calibration makes and frees dozens of such arrays.
+:func:`arrays_from_the_heap` has malloc serve them from the heap and keep what is freed for
+the next one while a run lasts (:meth:`calpipe.step.CalStep.run`); on a 2-core virtual machine
+a full Roman detector's pipeline took 2.0 s instead of 2.6 s, its peak memory 7 % higher. The
+heap's free memory is handed back when the run ends. glibc's ``mallopt`` sets this at run
+time; elsewhere nothing changes.
+
 Releasing rows. The ramp cube is the largest array of a calibration (400 MB
 for a full detector with 6 resultants, with 100 MB of group DQ beside it), and the ramp fit
 is its last reader: once a block of rows is fitted, those rows are never read again. A cube
@@ -50,13 +60,51 @@ def without_huge_page_advice():
         _set_madvise_hugepage(previous)
 
 
+def _glibc():
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt, libc.malloc_trim  # noqa: B018
+    except (OSError, AttributeError):
+        return None  # not glibc
+    return libc
+
+
+# glibc's mallopt parameters and their defaults
+M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD = -1, 128 * 1024
+M_MMAP_MAX, DEFAULT_MMAP_MAX = -4, 65536
+_heap_users = [0]
+
+
+@contextmanager
+def arrays_from_the_heap(give_back=True):
+    """Inside the block (and blocks nested in it) malloc serves large arrays from the heap and
+    keeps the memory they free for the next ones; after the outermost block, what the heap
+    holds free is handed back (``give_back``: a process that ends there need not)."""
+    libc = _glibc()
+    if libc is None:
+        yield
+        return
+    if _heap_users[0] == 0:
+        libc.mallopt(M_MMAP_MAX, 0)
+        libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
+    _heap_users[0] += 1
+    try:
+        yield
+    finally:
+        _heap_users[0] -= 1
+        if _heap_users[0] == 0:
+            libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
+            libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
+            if give_back:
+                libc.malloc_trim(0)
+
+
 def return_freed_memory():
     """Hand the heap's free pages back to the system (glibc's ``malloc_trim``; elsewhere
     nothing): memory freed by threads stays in their malloc arenas otherwise."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def releasable(shape, dtype):

@@ -77,7 +77,8 @@ class CalStep(Step):
             gc.collect()
             gc.freeze()
         try:
-            with memory.without_huge_page_advice():
+            # a strun process ends with the run: the system takes the heap back then
+            with memory.without_huge_page_advice(), memory.arrays_from_the_heap(give_back=not command_line):
                 return super().run(*args)
         except Exception as err:
             # A user's mistake in a strun run: one line and exit status 2, no traceback.

@@ -101,3 +101,53 @@ def test_steps_run_without_huge_page_advice_and_restore_it():
         assert _huge_page_advice() is True
     finally:
         _set_madvise_hugepage(before)
+
+
+def _faults_to_fill(nbytes):
+    """Page faults taken to make and fill a new array of ``nbytes``."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    array = np.empty(nbytes // 4, np.float32)
+    array.fill(1)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    del array
+    return faults
+
+
+def test_arrays_from_the_heap_reuse_freed_memory_and_give_it_back():
+    from calpipe.memory import _glibc, arrays_from_the_heap, without_huge_page_advice
+
+    if _glibc() is None:
+        pytest.skip("the heap is glibc's")
+    size = 64 * 2**20
+    pages = size // PAGE
+    with without_huge_page_advice():  # one fault per page, as steps run
+        # outside: every new array is a fresh map, faulted in page by page
+        assert _faults_to_fill(size) > pages // 2
+        assert _faults_to_fill(size) > pages // 2
+        with arrays_from_the_heap():
+            _faults_to_fill(size)
+            with arrays_from_the_heap():  # nested: the outer block decides
+                assert _faults_to_fill(size) < pages // 20  # the freed pages, reused
+            assert _faults_to_fill(size) < pages // 20
+            held = _rss_bytes()
+        assert held - _rss_bytes() > size // 2  # handed back after the outermost block
+        assert _faults_to_fill(size) > pages // 2
+
+
+def test_steps_run_with_arrays_from_the_heap():
+    from calpipe.memory import _heap_users
+    from calpipe.step import CalStep
+
+    seen = []
+
+    class Probe(CalStep):
+        class_alias = "probe"
+
+        def process(self, input):
+            seen.append(_heap_users[0])
+            return input
+
+    Probe().run(None)
+    assert seen == [1] and _heap_users[0] == 0

@@ -22,6 +22,7 @@ import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import lru_cache
 
 import asdf
 import numpy as np
@@ -129,9 +130,18 @@ def reading():
     configuration only)."""
     from calpipe.kernels.threads import thread_count
 
+    # A context copies the extensions asdf has loaded; loaded for it alone, they would be
+    # loaded again from the entry points on every file (about 60 ms)
+    asdf.get_config().extensions  # noqa: B018
     with asdf.config_context() as config, warnings.catch_warnings():
         # asdf warns of every extension that takes over one of its own compressors
         warnings.filterwarnings("ignore", message=f'Found more than one compressor for "{LABEL.decode()}"',
                                 category=AsdfWarning)
-        config.add_extension(_ParallelLz4Extension(thread_count(64)))
+        config.add_extension(_extension(thread_count(64)))
         yield config
+
+
+@lru_cache(maxsize=4)
+def _extension(threads):
+    # one object per thread count: asdf caches what it builds from an equal list of extensions
+    return _ParallelLz4Extension(threads)

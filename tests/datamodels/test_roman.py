@@ -320,3 +320,57 @@ def test_a_product_that_does_not_validate_is_one_error_and_no_file(tmp_path):
     with pytest.raises(dm.DataModelError, match="x_cal.asdf: the Roman Level-2 image does not validate"):
         roman._validated_write(product, target, "Level-2 image")
     assert not target.exists()
+
+
+def test_products_compress_the_arrays_lz4_makes_smaller_and_read_back_whole(tmp_path):
+    rng = np.random.default_rng(3)
+    size = 512
+    product = rdm.ImageModel.create_fake_data(shape=(size, size))
+    product.data = rng.normal(100, 5, (size, size)).astype(np.float32)  # noise: lz4 cannot shrink it
+    product.dq = np.zeros((size, size), np.uint32)
+    product.dq[::7, ::5] = dqflags.JUMP_DET
+    product.err = np.abs(rng.normal(1, 0.1, (size, size))).astype(np.float16)
+    calpipe_path = roman._validated_write(product, tmp_path / "a_cal.asdf", "Level-2 image")
+    product.to_asdf(tmp_path / "b_cal.asdf")  # roman_datamodels' own: every array lz4
+    with asdf.open(calpipe_path, validate_checksums=True) as af:
+        stored = {name: af.get_array_compression(af["roman"][name]) for name in ("data", "dq", "err", "dumo")}
+    assert stored == {"data": None, "dq": "lz4", "err": None, "dumo": "lz4"}
+    assert os.path.getsize(calpipe_path) <= os.path.getsize(tmp_path / "b_cal.asdf")
+    with rdm.open(calpipe_path) as ours, rdm.open(tmp_path / "b_cal.asdf") as theirs:
+        ours.validate()
+        assert type(ours) is type(theirs)
+        for name in ("data", "dq", "err", "var_poisson", "amp33", "border_ref_pix_left"):
+            np.testing.assert_array_equal(ours[name], theirs[name])
+        # the same metadata but what to_asdf stamps on its file (its name and date)
+        meta = [{key: value for key, value in model.meta.to_flat_dict().items()
+                 if key.split(".")[-1] not in ("filename", "file_date", "wcs")} for model in (ours, theirs)]
+        assert meta[0] == meta[1]
+        assert ours.meta.wcs(10, 20) == theirs.meta.wcs(10, 20)
+
+
+def test_lz4_is_judged_on_samples_spread_over_the_array():
+    assert roman._lz4_pays(np.zeros(2**22, np.float32))
+    assert not roman._lz4_pays(np.random.default_rng(1).random(2**22).astype(np.float32))
+    half = np.zeros(2**22, np.float32)
+    half[: 2**21] = np.random.default_rng(1).random(2**21)  # two of four samples compress
+    assert roman._lz4_pays(half)
+    assert not roman._lz4_pays(np.random.default_rng(1).random(1000))  # small: judged whole
+
+
+def test_roman_datamodels_still_keeps_its_tree_where_calpipe_takes_it():
+    # calpipe's one use of a private roman_datamodels attribute: this fails first when it moves
+    product = rdm.ImageModel.create_fake_data(shape=(8, 8))
+    node = roman._node(product)
+    assert node is not product and node["data"] is product.data and node.tag == product._instance.tag
+
+
+def test_reduced_precision_arrays_clip_finite_values_and_keep_the_rest():
+    values = np.random.default_rng(2).normal(0, 3e4, (300, 40)).astype(np.float32)
+    values[0, :7] = [np.inf, -np.inf, np.nan, 7e4, -1e30, 65519, 65521]  # 65521 would round to inf
+    converted = roman._float16(values, rows_at_once=7)
+    limit = np.finfo(np.float16).max
+    expected = np.where(np.isinf(values), values, np.clip(values, -limit, limit)).astype(np.float16)
+    np.testing.assert_array_equal(converted, expected)
+    edges = converted[0, :7]
+    assert np.isnan(edges[2])
+    np.testing.assert_array_equal(edges[[0, 1, 3, 4, 5, 6]], [np.inf, -np.inf, limit, -limit, limit, limit])
