@@ -521,10 +521,21 @@ def _product_meta(target, meta, path):
         }
 
 
-def _validated_write(product, path, what):
+def _blank(model_class):
+    """A product of roman_datamodels' ``model_class`` with every required metadata key, made by
+    its maker, and the maker's arrays: tiny ones, each to be replaced by the writer (full-size
+    ones would be made and thrown away); :func:`_validated_write` refuses a product that
+    still holds one."""
+    with _quiet():
+        product = model_class.create_fake_data(shape=(2, 2))
+    return product, [value for _, value in product.items() if isinstance(value, np.ndarray)]
+
+
+def _validated_write(product, path, what, blanks=()):
     """Write ``product`` to ``path`` (a temporary name: the writers of calpipe's models rename
     it into place); asdf validates it against its schema before it writes a block, and nothing
-    is left at ``path`` when it does not validate.
+    is left at ``path`` when it does not validate. ``blanks``: the arrays of :func:`_blank`,
+    none of which may be left in it.
 
     As roman_datamodels writes it (the same tree, small arrays inline), except that an array
     is lz4-compressed only where lz4 makes it smaller (:func:`_lz4_pays`): the science arrays
@@ -537,6 +548,10 @@ def _validated_write(product, path, what):
 
     from .core import write_asdf
 
+    left = [name for name, value in product.items() if any(value is blank for blank in blanks)]
+    if left:
+        raise DataModelError(f"{path}: calpipe does not fill the arrays {', '.join(left)} of the Roman "
+                             f"{what} of roman_datamodels {_rdm_version()}")
     af = asdf.AsdfFile()
     af["roman"] = _node(product)
     for _, value in product.items():
@@ -573,6 +588,12 @@ def _lz4_pays(array, samples=4):
     return stored < 0.9 * sum(len(piece) for piece in slices)
 
 
+def _rdm_version():
+    from importlib.metadata import version
+
+    return version("roman_datamodels")
+
+
 def _node(product):
     """The tree of a roman_datamodels model, which its ``to_asdf`` writes under ``roman``: a
     private attribute, the one the Roman pipeline reads too;
@@ -588,8 +609,7 @@ def write_image(model, path):
     meta = tree["meta"]
     ny, nx = tree["data"].shape
     nres = int(meta["exposure"]["nresultants"])
-    with _quiet():
-        image = rdm.ImageModel.create_fake_data(shape=(ny, nx))
+    image, blanks = _blank(rdm.ImageModel)
     _product_meta(image.meta, meta, path)
     done = meta.get("cal_step", {})
     image.meta.cal_step = {
@@ -623,7 +643,7 @@ def write_image(model, path):
         dq = border.get(f"dq_{side}")
         image[f"dq_border_ref_pix_{side}"] = (np.asarray(dq, np.uint32) if dq is not None
                                               else np.zeros(shape[1:], np.uint32))
-    return _validated_write(image, path, "Level-2 image")
+    return _validated_write(image, path, "Level-2 image", blanks)
 
 
 def write_segmentation(data, meta, path):
@@ -632,11 +652,10 @@ def write_segmentation(data, meta, path):
     rdm = _rdm()
     path = os.fspath(path)
     data = np.asarray(data)
-    with _quiet():
-        segm = rdm.SegmentationMapModel.create_fake_data(shape=data.shape)
+    segm, blanks = _blank(rdm.SegmentationMapModel)
     _product_meta(segm.meta, meta, path)
     segm.data = data.astype(np.uint32)
-    return _validated_write(segm, path, "segmentation map")
+    return _validated_write(segm, path, "segmentation map", blanks)
 
 
 

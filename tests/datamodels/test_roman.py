@@ -322,6 +322,21 @@ def test_a_product_that_does_not_validate_is_one_error_and_no_file(tmp_path):
     assert not target.exists()
 
 
+def test_a_product_must_replace_every_array_of_the_maker(tmp_path):
+    product, blanks = roman._blank(rdm.ImageModel)
+    assert {name for name, value in product.items() if isinstance(value, np.ndarray)} >= {"data", "dq", "err"}
+    for name, value in list(product.items()):
+        if isinstance(value, np.ndarray) and name != "dumo":
+            product[name] = np.zeros((4, 4) if value.ndim == 2 else (1, 4, 4), value.dtype)
+    target = tmp_path / "x_cal.asdf"
+    with pytest.raises(dm.DataModelError, match="calpipe does not fill the arrays dumo of the Roman Level-2 image"):
+        roman._validated_write(product, target, "Level-2 image", blanks)
+    assert not target.exists()
+    product.dumo = np.zeros((4, 4), np.float16)
+    roman._validated_write(product, target, "Level-2 image", blanks)
+    assert target.exists()
+
+
 def test_products_compress_the_arrays_lz4_makes_smaller_and_read_back_whole(tmp_path):
     rng = np.random.default_rng(3)
     size = 512
