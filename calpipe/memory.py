@@ -36,6 +36,7 @@ is released.
 import ctypes
 import mmap
 import sys
+import threading
 from contextlib import contextmanager
 
 import numpy as np
@@ -72,7 +73,8 @@ def _glibc():
 # glibc's mallopt parameters and their defaults
 M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD = -1, 128 * 1024
 M_MMAP_MAX, DEFAULT_MMAP_MAX = -4, 65536
-_heap_users = [0]
+_heap_users = [0]  # runs inside arrays_from_the_heap (a batch worker runs tasks on threads)
+_heap_lock = threading.Lock()
 
 
 @contextmanager
@@ -84,19 +86,21 @@ def arrays_from_the_heap(give_back=True):
     if libc is None:
         yield
         return
-    if _heap_users[0] == 0:
-        libc.mallopt(M_MMAP_MAX, 0)
-        libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
-    _heap_users[0] += 1
+    with _heap_lock:
+        if _heap_users[0] == 0:
+            libc.mallopt(M_MMAP_MAX, 0)
+            libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
+        _heap_users[0] += 1
     try:
         yield
     finally:
-        _heap_users[0] -= 1
-        if _heap_users[0] == 0:
-            libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
-            libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
-            if give_back:
-                libc.malloc_trim(0)
+        with _heap_lock:
+            _heap_users[0] -= 1
+            if _heap_users[0] == 0:  # glibc's defaults again
+                libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
+                libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
+                if give_back:
+                    libc.malloc_trim(0)
 
 
 def return_freed_memory():
