@@ -521,6 +521,11 @@ def _product_meta(target, meta, path):
         }
 
 
+# roman_datamodels' limit: arrays of at most this many elements are written in the tree
+INLINE_ELEMENTS = 512
+LZ4_SAMPLE_BYTES = 2**20
+
+
 def _blank(model_class):
     """A product of roman_datamodels' ``model_class`` with every required metadata key, made by
     its maker, and the maker's arrays: tiny ones, each to be replaced by the writer (full-size
@@ -568,11 +573,6 @@ def _validated_write(product, path, what, blanks=()):
     return path
 
 
-# roman_datamodels' limit: arrays of at most this many elements are written in the tree
-INLINE_ELEMENTS = 512
-LZ4_SAMPLE_BYTES = 2**20
-
-
 def _lz4_pays(array, samples=4):
     """Whether lz4 stores ``array`` at least a tenth smaller, judged on ``samples`` slices of
     1 MiB spread over it (the whole array when it is smaller than they are)."""
@@ -596,8 +596,8 @@ def _rdm_version():
 
 def _node(product):
     """The tree of a roman_datamodels model, which its ``to_asdf`` writes under ``roman``: a
-    private attribute, the one the Roman pipeline reads too;
-    ``tests/datamodels/test_roman.py`` fails when a new roman_datamodels moves it."""
+    private attribute (no public one gives it); ``tests/datamodels/test_roman.py`` fails when
+    a new roman_datamodels moves it."""
     return product._instance
 
 
