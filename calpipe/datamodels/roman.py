@@ -533,7 +533,12 @@ def _blank(model_class):
     still holds one."""
     with _quiet():
         product = model_class.create_fake_data(shape=(2, 2))
-    return product, [value for _, value in product.items() if isinstance(value, np.ndarray)]
+    return product, [value for _, value in _arrays(product)]
+
+
+def _arrays(product):
+    """(name, array) of every array in a roman_datamodels product."""
+    return [(name, value) for name, value in product.items() if isinstance(value, np.ndarray)]
 
 
 def _validated_write(product, path, what, blanks=()):
@@ -553,14 +558,15 @@ def _validated_write(product, path, what, blanks=()):
 
     from .core import write_asdf
 
-    left = [name for name, value in product.items() if any(value is blank for blank in blanks)]
+    arrays = _arrays(product)
+    left = [name for name, value in arrays if any(value is blank for blank in blanks)]
     if left:
         raise DataModelError(f"{path}: calpipe does not fill the arrays {', '.join(left)} of the Roman "
                              f"{what} of roman_datamodels {_rdm_version()}")
     af = asdf.AsdfFile()
     af["roman"] = _node(product)
-    for _, value in product.items():
-        if isinstance(value, np.ndarray) and value.size > INLINE_ELEMENTS and _lz4_pays(value):
+    for _, value in arrays:
+        if value.size > INLINE_ELEMENTS and _lz4_pays(value):
             af.set_array_compression(value, "lz4")
     try:
         with _quiet(), asdf.config_context() as config:
